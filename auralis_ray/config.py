@@ -1,0 +1,246 @@
+"""The one configuration tree (seed §6.1): every tunable of Auralis lives here.
+
+Values come from, in order of precedence: keyword arguments, environment variables
+(`AURALIS__BUFFER__INITIAL_TIER=stable`, `__` between levels), a `.env` file, defaults.
+A bad value fails at start with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TierName = Literal["minimal", "normal", "stable", "defensive"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BufferConfig(_Section):
+    """Buffer management configuration."""
+
+    enable_adaptive_tiers: bool = True
+    enable_jitter_tracking: bool = True
+    enable_token_bucket: bool = True
+    enable_object_pooling: bool = True
+
+    # Adaptive buffer settings
+    initial_tier: TierName = "normal"
+    tier_adjustment_interval_chunks: int = Field(default=50, ge=1)
+    promote_underrun_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    demote_underrun_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    demote_jitter_ms: float = Field(default=10.0, ge=0.0)
+    demote_jitter_ms_minimal: float = Field(default=5.0, ge=0.0)
+
+    # Jitter tracking settings
+    jitter_window_size: int = Field(default=50, ge=2)
+    jitter_ema_alpha: float = Field(default=0.1, gt=0.0, le=1.0)
+
+    # Token bucket settings (tokens are chunks)
+    token_bucket_capacity: int = Field(default=10, ge=1)
+    token_bucket_refill_rate: float = Field(default=10.0, gt=0.0)
+
+    # Object pool settings
+    chunk_pool_size: int = Field(default=20, ge=1)
+
+    # Broadcast ring: how much recent audio the station and each replica hold (resume window)
+    ring_capacity_chunks: int = Field(default=300, ge=40)
+    catchup_behind_chunks: int = Field(default=5, ge=1)
+    # Look-ahead the synthesis keeps rendered beyond the live edge
+    lookahead_chunks: int = Field(default=40, ge=10)
+
+
+class ConcurrencyConfig(_Section):
+    """WebSocket concurrency configuration."""
+
+    enable_per_client_cursors: bool = True
+    enable_broadcast: bool = True
+    enable_thread_pool: bool = True
+
+    # Thread pool settings
+    thread_pool_workers: int = Field(default=2, ge=1, le=8)
+
+    # Broadcast settings
+    broadcast_interval_ms: int = Field(default=100, ge=10, le=1000)
+    max_concurrent_clients: int = Field(default=2000, ge=1)
+
+    # Per-listener send queue bound (frames): past it the listener skips to the live edge
+    client_queue_max_chunks: int = Field(default=40, ge=2)
+    # A listener that cannot take a frame for this long is disconnected
+    stalled_client_timeout_sec: float = Field(default=10.0, gt=0.0)
+    # Invalid client messages tolerated in the window before close 1008
+    invalid_message_limit: int = Field(default=10, ge=1)
+    invalid_message_window_sec: float = Field(default=10.0, gt=0.0)
+    max_client_message_bytes: int = Field(default=4096, ge=64)
+    buffer_status_interval_sec: float = Field(default=5.0, gt=0.0)
+
+    # Graceful shutdown
+    drain_timeout_sec: float = Field(default=5.0, ge=0.0)
+
+
+class GPUConfig(_Section):
+    """GPU optimization configuration."""
+
+    enable_memory_prealloc: bool = True
+    enable_batch_processing: bool = True
+    enable_torch_compile: bool = False
+    enable_cuda_streams: bool = True
+
+    # Device: "auto" picks CUDA > MPS > CPU
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    # Fraction of a GPU each synthesis actor asks for when the cluster has GPUs
+    gpu_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
+    torch_threads: int = Field(default=1, ge=1, le=64)
+
+    # Batch processing
+    max_batch_size: int = Field(default=16, ge=1)
+
+    # torch.compile settings
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "reduce-overhead"
+    warmup_iterations: int = Field(default=3, ge=0)
+
+    # Memory settings
+    max_phrase_duration_sec: float = Field(default=30.0, gt=0.0)
+    max_voice_duration_sec: float = Field(default=10.0, gt=0.0)
+
+    # Periodic cleanup
+    cleanup_interval_renders: int = Field(default=100, ge=1)
+
+
+class MemoryConfig(_Section):
+    """Memory leak prevention configuration."""
+
+    enable_tracemalloc: bool = False
+    enable_gc_tuning: bool = True
+    enable_periodic_cleanup: bool = True
+
+    # GC settings
+    gc_gen0_threshold: int = Field(default=5000, ge=1)
+    gc_gen1_threshold: int = Field(default=50, ge=1)
+    gc_gen2_threshold: int = Field(default=50, ge=1)
+    auto_gc_enabled: bool = True
+    manual_collect_interval: int = Field(default=100, ge=1)
+
+    # Memory monitoring
+    snapshot_interval_sec: int = Field(default=300, ge=1)
+    leak_detection_threshold_mb_per_hour: float = Field(default=20.0, gt=0.0)
+
+
+class MonitoringConfig(_Section):
+    """Performance monitoring configuration."""
+
+    enable_prometheus: bool = True
+    enable_grafana: bool = True
+
+    # Metrics collection
+    metrics_collection_interval_sec: int = Field(default=5, ge=1)
+    prometheus_port: int = Field(default=8080, ge=1, le=65535)
+
+    # Alerting
+    enable_alerts: bool = True
+    alert_severity_levels: list[str] = Field(default_factory=lambda: ["critical", "high", "medium"])
+
+
+class StationSpec(_Section):
+    """One station served at start: a name, a preset and a seed; musical fields override the preset."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    preset: str = "focus"
+    seed: int = Field(default=1, ge=0)
+    key: str | None = None
+    mode: str | None = None
+    bpm: float | None = None
+    intensity: float | None = None
+
+
+class ServerConfig(_Section):
+    """Where and how the system is served."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    route_prefix: str = "/"
+    ingress_replicas: int = Field(default=1, ge=1)
+    # Each open WebSocket holds one of these slots on its replica
+    max_ongoing_requests: int = Field(default=5000, ge=1)
+    # Bearer token for station control; empty means one is generated at start and printed once
+    control_token: str = ""
+    # Stations: JSON list in the environment, e.g. AURALIS__SERVER__STATIONS='[{"name":"default"}]'
+    stations: list[StationSpec] = Field(default_factory=lambda: [StationSpec(name="default")])
+    namespace: str = "auralis"
+    synthesis_actors: int = Field(default=1, ge=1)
+
+    @field_validator("stations")
+    @classmethod
+    def _unique_station_names(cls, stations: list[StationSpec]) -> list[StationSpec]:
+        names = [s.name for s in stations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"station names must be unique, got {names}")
+        if not stations:
+            raise ValueError("at least one station is required")
+        return stations
+
+
+class PerformanceConfig(BaseSettings):
+    """Master performance optimization configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AURALIS__",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        validate_assignment=True,
+    )
+
+    buffer: BufferConfig = Field(default_factory=BufferConfig)
+    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
+    gpu: GPUConfig = Field(default_factory=GPUConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    # Global settings
+    enable_performance_mode: bool = True
+    target_latency_ms: float = Field(default=100.0, gt=0.0)
+    target_concurrent_users: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PerformanceConfig":
+        if self.buffer.demote_underrun_rate > self.buffer.promote_underrun_rate:
+            raise ValueError("buffer.demote_underrun_rate must not exceed buffer.promote_underrun_rate")
+        return self
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names each bad setting."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "(root)"
+        env = "AURALIS__" + "__".join(str(p).upper() for p in item["loc"] if not isinstance(p, int))
+        lines.append(f"  {path} ({env}): {item['msg']} (got {item.get('input')!r})")
+    return "invalid Auralis configuration:\n" + "\n".join(lines)
+
+
+def load_config(**overrides) -> PerformanceConfig:
+    """Build the configuration, raising ConfigError with readable messages."""
+    try:
+        return PerformanceConfig(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+
+
+def config_from_json(payload: str) -> PerformanceConfig:
+    """Rebuild a configuration passed between processes (actors, replicas) as JSON."""
+    return PerformanceConfig.model_validate(json.loads(payload))
+
+
+@lru_cache(maxsize=1)
+def get_config() -> PerformanceConfig:
+    return load_config()
