@@ -41,9 +41,10 @@ class BufferConfig(_Section):
     jitter_window_size: int = Field(default=50, ge=2)
     jitter_ema_alpha: float = Field(default=0.1, gt=0.0, le=1.0)
 
-    # Token bucket settings (tokens are chunks)
+    # Token bucket settings (tokens are chunks). The seed refilled at exactly the generation rate
+    # (10/s), so a listener that fell behind (a resume) could never catch up; 20/s catches up at 2x.
     token_bucket_capacity: int = Field(default=10, ge=1)
-    token_bucket_refill_rate: float = Field(default=10.0, gt=0.0)
+    token_bucket_refill_rate: float = Field(default=20.0, gt=0.0)
 
     # Object pool settings
     chunk_pool_size: int = Field(default=20, ge=1)
@@ -77,6 +78,9 @@ class ConcurrencyConfig(_Section):
     invalid_message_limit: int = Field(default=10, ge=1)
     invalid_message_window_sec: float = Field(default=10.0, gt=0.0)
     max_client_message_bytes: int = Field(default=4096, ge=64)
+    # Inbound message rate per listener (token bucket); past it: RATE_LIMIT_EXCEEDED, message dropped
+    client_message_burst: int = Field(default=20, ge=1)
+    client_message_rate: float = Field(default=10.0, gt=0.0)
     buffer_status_interval_sec: float = Field(default=5.0, gt=0.0)
 
     # Graceful shutdown
@@ -126,9 +130,18 @@ class MemoryConfig(_Section):
     auto_gc_enabled: bool = True
     manual_collect_interval: int = Field(default=100, ge=1)
 
+    # Every Nth manual collection is a full (gen 2) one; the others collect gens 0-1 only
+    manual_full_collect_every: int = Field(default=10, ge=1)
+
     # Memory monitoring
     snapshot_interval_sec: int = Field(default=300, ge=1)
     leak_detection_threshold_mb_per_hour: float = Field(default=20.0, gt=0.0)
+    tracemalloc_frames: int = Field(default=25, ge=1, le=100)
+    max_snapshots: int = Field(default=288, ge=2)
+    # Growth slope: fit after this fraction of the observed span (warm-up), alert only past min span
+    growth_warmup_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    growth_min_span_sec: float = Field(default=600.0, gt=0.0)
+    growth_max_measurements: int = Field(default=2048, ge=8)
 
 
 class MonitoringConfig(_Section):
@@ -141,9 +154,22 @@ class MonitoringConfig(_Section):
     metrics_collection_interval_sec: int = Field(default=5, ge=1)
     prometheus_port: int = Field(default=8080, ge=1, le=65535)
 
+    # In-process summaries for /api/metrics: recent observations kept per histogram series
+    metrics_window_size: int = Field(default=1024, ge=16)
+    # Distinct tag sets per metric before new ones fold into "other" (bounded cardinality)
+    max_label_sets_per_metric: int = Field(default=64, ge=1)
+
     # Alerting
     enable_alerts: bool = True
     alert_severity_levels: list[str] = Field(default_factory=lambda: ["critical", "high", "medium"])
+    alert_rate_window: str = Field(default="5m", pattern=r"^[0-9]+[smhd]$")
+    alert_jitter_p99_ms: float = Field(default=50.0, gt=0.0)
+    alert_jitter_p95_ms: float = Field(default=20.0, gt=0.0)
+    alert_underruns_per_listener_per_min: float = Field(default=1.0, gt=0.0)
+    alert_encoding_p99_ms: float = Field(default=5.0, gt=0.0)
+    alert_send_errors_per_sec: float = Field(default=1.0, gt=0.0)
+    alert_connections_fraction: float = Field(default=0.9, gt=0.0, le=1.0)
+    alert_full_gc_per_sec: float = Field(default=0.5, gt=0.0)
 
 
 class StationSpec(_Section):

@@ -1,0 +1,1 @@
+"""Ray actors: synthesis (GPU when the cluster has one) and stations (the broadcast rings)."""

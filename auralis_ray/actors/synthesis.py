@@ -1,0 +1,153 @@
+"""SynthesisActor: renders every station it serves in one batched call, ahead of real time.
+
+A render thread keeps each station `lookahead_chunks` ahead of its live edge and pushes the PCM
+to the station actors. It asks for a GPU (a configurable fraction) when the cluster has one.
+After a restart it asks each station where its timeline continues, so the restart is covered by
+the look-ahead the stations already hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import ray
+
+from ..config import config_from_json
+from ..monitor.gc_config import configure_gc
+from ..monitor.metrics import get_metrics
+from ..monitor.process import ProcessSampler
+from ..music.params import StationParams
+from ..stream.protocol import FRAMES_PER_CHUNK
+from ..stream.schedule import live_chunk_id
+from .names import NAMESPACE, station_actor_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StationTimeline:
+    name: str
+    epoch: float
+    next_chunk: int
+    handle: object
+
+
+class SynthesisCore:
+    """Decides what to render and renders it; Ray-free so it can be tested directly."""
+
+    def __init__(self, config_json: str, block_chunks: int = 10):
+        import torch
+
+        from ..synth.engine import OptimizedSynthesisEngine
+
+        self.config = config_from_json(config_json)
+        torch.set_num_threads(self.config.gpu.torch_threads)
+        self.block_chunks = block_chunks
+        self.engine = OptimizedSynthesisEngine(self.config.gpu, block_frames=block_chunks * FRAMES_PER_CHUNK)
+        self.timelines: dict[str, StationTimeline] = {}
+        self.metrics = get_metrics("synthesis")
+        self.lock = threading.Lock()
+        self.blocks_rendered = 0
+
+    def attach(self, name: str, epoch: float, next_chunk: int, params: StationParams, seed: int, handle) -> None:
+        with self.lock:
+            if name in self.engine.stations():
+                self.engine.remove_station(name)
+            self.engine.add_station(name, params, seed, start_frame=next_chunk * FRAMES_PER_CHUNK)
+            self.timelines[name] = StationTimeline(name, epoch, next_chunk, handle)
+
+    def set_params(self, name: str, params: StationParams) -> None:
+        with self.lock:
+            self.engine.set_params(name, params)
+
+    def lead_chunks(self, now: float) -> dict[str, int]:
+        """How far each station's rendered audio runs ahead of its live edge."""
+        return {t.name: t.next_chunk - 1 - live_chunk_id(t.epoch, now) for t in self.timelines.values()}
+
+    def needs_render(self, now: float) -> bool:
+        lead = self.lead_chunks(now)
+        return bool(lead) and min(lead.values()) < self.config.buffer.lookahead_chunks
+
+    def render(self) -> dict[str, tuple[int, bytes]]:
+        """One batched render of every station: {station: (first_chunk_id, pcm)}."""
+        with self.lock:
+            start = time.perf_counter()
+            blocks = self.engine.render_block()
+            elapsed = time.perf_counter() - start
+            out = {}
+            for name, block in blocks.items():
+                timeline = self.timelines[name]
+                out[name] = (timeline.next_chunk, block.tobytes())
+                timeline.next_chunk += self.block_chunks
+        self.blocks_rendered += 1
+        self.metrics.observe_synthesis_latency(elapsed, len(blocks))
+        return out
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=1)
+class SynthesisActor:
+    def __init__(self, config_json: str, station_names: list[str]):
+        self.core = SynthesisCore(config_json)
+        self.gc = configure_gc(self.core.config.memory)
+        self.sampler = ProcessSampler(self.core.metrics, self.core.config.monitoring.metrics_collection_interval_sec)
+        self._stop = threading.Event()
+        for name in station_names:
+            self._attach_existing(name)
+        self._thread = threading.Thread(target=self._run, name="auralis-render", daemon=True)
+        self._thread.start()
+
+    def _attach_existing(self, name: str) -> None:
+        try:
+            handle = ray.get_actor(station_actor_name(name), namespace=NAMESPACE)
+            info = ray.get(handle.attach_info.remote(), timeout=30)
+        except Exception as error:  # the station is not up yet: it attaches itself when it starts
+            log.info("station %s not attached yet: %s", name, error)
+            return
+        self.core.attach(name, info["epoch"], info["next_chunk"],
+                         StationParams.model_validate_json(info["params_json"]), info["seed"], handle)
+
+    def attach_station(self, name: str, epoch: float, next_chunk: int, params_json: str, seed: int) -> None:
+        handle = ray.get_actor(station_actor_name(name), namespace=NAMESPACE)
+        self.core.attach(name, epoch, next_chunk, StationParams.model_validate_json(params_json), seed, handle)
+
+    def set_params(self, name: str, params_json: str) -> None:
+        self.core.set_params(name, StationParams.model_validate_json(params_json))
+
+    def status(self) -> dict:
+        now = time.time()
+        return {
+            "stations": sorted(self.core.timelines),
+            "lead_chunks": self.core.lead_chunks(now),
+            "blocks_rendered": self.core.blocks_rendered,
+            "device": self.core.engine.device_info.__dict__,
+        }
+
+    def _run(self) -> None:
+        rate_window_start, rate_window_blocks = time.monotonic(), 0
+        while not self._stop.is_set():
+            now = time.time()
+            self.sampler.sample(now)
+            if not self.core.needs_render(now):
+                time.sleep(0.02)
+                continue
+            try:
+                rendered = self.core.render()
+                refs = [self.core.timelines[name].handle.ingest.remote(first, pcm)
+                        for name, (first, pcm) in rendered.items()]
+                ray.get(refs, timeout=10)
+            except Exception:
+                log.exception("render or push failed; retrying")
+                time.sleep(0.2)
+                continue
+            self.gc.on_render()
+            rate_window_blocks += 1
+            elapsed = time.monotonic() - rate_window_start
+            if elapsed >= 5:
+                self.core.metrics.set_generation_rate(rate_window_blocks / elapsed)
+                rate_window_start, rate_window_blocks = time.monotonic(), 0
+
+    def ping(self) -> str:
+        return "ok"

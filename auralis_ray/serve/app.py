@@ -1,0 +1,261 @@
+"""The Serve ingress: a Starlette ASGI app behind `@serve.ingress`, one ListenerHub per replica.
+
+`serve run configs/serve.yaml` imports `auralis_ray.serve.app:build_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+import time
+from pathlib import Path
+
+import ray
+from pydantic import ValidationError
+from ray import serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from .. import __version__
+from ..actors.system import ensure_system, synthesis_handle
+from ..config import PerformanceConfig, config_from_json, load_config
+from ..monitor.metrics import get_metrics
+from ..music.params import StationParams
+from .hub import ListenerHub
+from .websocket import AudioEndpoint
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+_state: dict = {}
+
+
+def current_hub() -> ListenerHub:
+    hub = _state.get("hub")
+    if hub is None:
+        raise RuntimeError("the ingress replica is not initialized")
+    return hub
+
+
+def _json_error(status: int, message: str, detail: list | None = None) -> JSONResponse:
+    body = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status)
+
+
+def _authorized(request: Request) -> bool:
+    token = _state["control_token"]
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and bool(given) and hmac.compare_digest(given.strip(), token)
+
+
+async def index(request: Request) -> Response:
+    page = WEB_DIR / "index.html"
+    if not page.exists():
+        return _json_error(404, "the web player is not installed")
+    return FileResponse(page, headers={"cache-control": "no-cache"})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _feed_ready(feed, now: float) -> bool:
+    latest = feed.ring.latest_id
+    return latest is not None and feed.live_id(now) is not None and feed.live_id(now) - latest <= 5
+
+
+async def readyz(request: Request) -> Response:
+    hub = current_hub()
+    now = time.time()
+    stations = {name: _feed_ready(feed, now) for name, feed in hub.feeds.items()}
+    ready = all(stations.values())
+    return JSONResponse({"ready": ready, "stations": stations}, status_code=200 if ready else 503)
+
+
+async def _station_infos(hub: ListenerHub) -> dict[str, dict]:
+    names = list(hub.feeds)
+    infos = await asyncio.gather(*(hub.feeds[n].handle.info.remote() for n in names), return_exceptions=True)
+    return {n: (i if isinstance(i, dict) else {"name": n, "error": repr(i)}) for n, i in zip(names, infos)}
+
+
+async def _device() -> dict:
+    cached = _state.get("device")
+    if cached is None:
+        try:
+            status = await asyncio.wait_for(synthesis_handle().status.remote(), 5)
+            cached = _state["device"] = status["device"]
+        except Exception as error:
+            return {"error": repr(error)}
+    return cached
+
+
+async def api_status(request: Request) -> Response:
+    hub = current_hub()
+    now = time.time()
+    infos = await _station_infos(hub)
+    stations = []
+    for name, feed in hub.feeds.items():
+        info = infos[name]
+        stations.append({
+            "name": name,
+            "listeners": len(feed.listeners),
+            "live_chunk_id": feed.live_id(now),
+            "latest_published": feed.ring.latest_id,
+            "ready": _feed_ready(feed, now),
+            "lookahead_chunks": info.get("lookahead_chunks"),
+            "params": info.get("params"),
+        })
+    return JSONResponse({
+        "status": "ok",
+        "version": __version__,
+        "server_time": now,
+        "uptime_sec": round(now - hub.started_at, 3),
+        "listeners": hub.listener_count,
+        "max_concurrent_clients": hub.config.concurrency.max_concurrent_clients,
+        "stations": stations,
+        "device": await _device(),
+        "replica": _state.get("replica_id"),
+    })
+
+
+async def api_stations(request: Request) -> Response:
+    hub = current_hub()
+    infos = await _station_infos(hub)
+    return JSONResponse({"stations": [{"name": n, "params": i.get("params"), "seed": i.get("seed")}
+                                      for n, i in infos.items()]})
+
+
+async def api_control(request: Request) -> Response:
+    hub = current_hub()
+    if not _authorized(request):
+        return _json_error(401, "missing or wrong bearer token")
+    name = request.path_params["name"]
+    feed = hub.feeds.get(name)
+    if feed is None:
+        return _json_error(404, f"unknown station {name!r}")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _json_error(422, "body must be a JSON object", [{"field": "(body)", "message": "not valid JSON"}])
+    if not isinstance(body, dict) or not body:
+        return _json_error(422, "body must be a non-empty JSON object",
+                           [{"field": "(body)", "message": "expected an object of parameters"}])
+    info = await feed.handle.info.remote()
+    current = StationParams.model_validate(info["params"])
+    try:
+        updated = current.updated(**body)
+    except ValidationError as error:
+        detail = [{"field": ".".join(str(x) for x in e["loc"]) or "(body)", "message": e["msg"]}
+                  for e in error.errors()]
+        return _json_error(422, "invalid station parameters", detail)
+    except (TypeError, ValueError) as error:
+        return _json_error(422, "invalid station parameters", [{"field": "(body)", "message": str(error)}])
+    params = await feed.handle.set_params.remote(updated.model_dump_json())
+    return JSONResponse({"station": name, "params": params})
+
+
+async def api_metrics(request: Request) -> Response:
+    hub = current_hub()
+    feeds = {}
+    for name, feed in hub.feeds.items():
+        lateness = sorted(feed.publish_lateness_ms)
+        feeds[name] = {
+            "listeners": len(feed.listeners),
+            "published_chunks": feed.published,
+            "fetch_failures": feed.fetch_failures,
+            "publish_lateness_ms_p50": lateness[len(lateness) // 2] if lateness else None,
+            "publish_lateness_ms_p99": lateness[int(len(lateness) * 0.99)] if lateness else None,
+        }
+    return JSONResponse({
+        "timestamp": time.time(),
+        "listeners": hub.listener_count,
+        "feeds": feeds,
+        "metrics": hub.metrics.snapshot(),
+        "listener_details": hub.listener_details(),
+    })
+
+
+async def api_drop(request: Request) -> Response:
+    if not _authorized(request):
+        return _json_error(401, "missing or wrong bearer token")
+    dropped = current_hub().drop(request.path_params["client_id"])
+    return JSONResponse({"dropped": dropped}, status_code=200 if dropped else 404)
+
+
+async def api_drain(request: Request) -> Response:
+    hub = current_hub()
+    if not _authorized(request):
+        return _json_error(401, "missing or wrong bearer token")
+    period = hub.config.concurrency.drain_timeout_sec
+    asyncio.create_task(hub.drain("planned shutdown", period))
+    return JSONResponse({"draining": True, "drain_period_sec": period, "listeners": hub.listener_count})
+
+
+app = Starlette(routes=[
+    Route("/", index),
+    Route("/healthz", healthz),
+    Route("/readyz", readyz),
+    Route("/api/status", api_status),
+    Route("/api/stations", api_stations),
+    Route("/api/stations/{name}/control", api_control, methods=["POST"]),
+    Route("/api/metrics", api_metrics),
+    Route("/api/debug/drop/{client_id}", api_drop, methods=["POST"]),
+    Route("/api/admin/drain", api_drain, methods=["POST"]),
+    WebSocketRoute("/ws/audio/{client_id}", AudioEndpoint(current_hub, __version__)),
+    Mount("/static", StaticFiles(directory=str(WEB_DIR), check_dir=False), name="static"),
+])
+
+
+@serve.deployment(name="AuralisIngress", max_ongoing_requests=5000, graceful_shutdown_timeout_s=10,
+                  ray_actor_options={"num_cpus": 0.5})
+@serve.ingress(app)
+class AuralisIngress:
+    async def __init__(self, config_json: str):
+        config = config_from_json(config_json)
+        stations = ensure_system(config)
+        hub = ListenerHub(config, stations, get_metrics("ingress"))
+        _state.update(hub=hub, control_token=config.server.control_token, config=config)
+        try:
+            _state["replica_id"] = serve.get_replica_context().replica_id.unique_id
+        except Exception:
+            _state["replica_id"] = None
+        hub.start()
+
+    async def check_health(self) -> None:
+        hub = _state.get("hub")
+        if hub is None:
+            raise RuntimeError("hub not initialized")
+
+    async def __del__(self) -> None:
+        hub = _state.get("hub")
+        if hub is not None and hub.listener_count:
+            await hub.drain("replica shutting down", min(hub.config.concurrency.drain_timeout_sec, 2.0))
+
+
+def make_config(args: dict | None = None) -> PerformanceConfig:
+    """Configuration from the environment, with `serve run` args as overrides; fills the token."""
+    config = load_config(**(args or {}))
+    if not config.server.control_token:
+        token = secrets.token_urlsafe(24)
+        config.server.control_token = token
+        print(f"Auralis station control token (generated; set AURALIS__SERVER__CONTROL_TOKEN to fix it): {token}",
+              flush=True)
+    return config
+
+
+def build_app(args: dict | None = None):
+    """Application builder for `serve run` / `serve deploy`."""
+    config = make_config(args)
+    return AuralisIngress.options(
+        num_replicas=config.server.ingress_replicas,
+        max_ongoing_requests=config.server.max_ongoing_requests,
+    ).bind(config.model_dump_json())

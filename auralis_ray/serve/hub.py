@@ -1,0 +1,257 @@
+"""Per-replica fan-out: one actor call per station per tick, every listener fed from one ring.
+
+Each StationFeed prefetches encoded chunks from its station actor (one call per tick for all of
+this replica's listeners) and publishes chunk k at exactly epoch + k * 100 ms from its own
+replica-local BroadcastRingBuffer. Listeners never call an actor and nothing is encoded per
+listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..config import PerformanceConfig
+from ..monitor.metrics import PerformanceMetrics
+from ..stream import protocol as p
+from ..stream.broadcast import BroadcastRingBuffer
+from ..stream.client import ClientSession, ConnectionState
+from ..stream.pool import EncodedChunk
+from ..stream.schedule import live_chunk_id
+
+log = logging.getLogger(__name__)
+
+FETCH_HORIZON_CHUNKS = 10  # prefetch up to 1 s past the live edge
+FETCH_TIMEOUT_SEC = 2.0
+
+
+@dataclass
+class Listener:
+    session: ClientSession
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class StationFeed:
+    def __init__(self, name: str, handle, config: PerformanceConfig, metrics: PerformanceMetrics):
+        self.name = name
+        self.handle = handle
+        self.config = config
+        self.metrics = metrics
+        b = config.buffer
+        self.ring = BroadcastRingBuffer(b.ring_capacity_chunks, b.catchup_behind_chunks)
+        self.pending: deque[EncodedChunk] = deque()
+        self.listeners: dict[str, Listener] = {}
+        self.epoch: float | None = None
+        self.fetch_failures = 0
+        self.last_fetch_ok: float | None = None
+        self.published = 0
+        self.publish_lateness_ms: deque[float] = deque(maxlen=600)
+        self.ready = asyncio.Event()
+        self._new_pending = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._fetch_loop()), asyncio.create_task(self._publish_loop())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    @property
+    def newest_known(self) -> int:
+        if self.pending:
+            return self.pending[-1].chunk_id
+        return -1 if self.ring.latest_id is None else self.ring.latest_id
+
+    async def _fetch_loop(self) -> None:
+        """One actor call per tick: everything new up to the prefetch horizon."""
+        first = True
+        while True:
+            try:
+                after = -1 if first else self.newest_known
+                horizon = FETCH_HORIZON_CHUNKS
+                reply = await asyncio.wait_for(self.handle.fetch.remote(after, horizon), FETCH_TIMEOUT_SEC)
+                self.epoch = reply["epoch"]
+                chunks = [EncodedChunk.from_wire(w) for w in reply["chunks"]]
+                now = time.time()
+                for chunk in chunks:
+                    if chunk.chunk_id <= self.newest_known:
+                        continue
+                    if chunk.timestamp <= now and first:
+                        self.ring.write_chunk(chunk)  # history for bursts and resume
+                    else:
+                        self.pending.append(chunk)
+                if chunks:
+                    self._new_pending.set()
+                if first and self.ring.latest_id is not None:
+                    self.ready.set()
+                first = False
+                self.fetch_failures = 0
+                self.last_fetch_ok = now
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the station actor is restarting: keep serving what we hold
+                self.fetch_failures += 1
+                self.metrics.inc_websocket_errors("station_fetch")
+                if self.fetch_failures in (1, 10) or self.fetch_failures % 100 == 0:
+                    log.warning("fetch from station %s failed (%d): %r", self.name, self.fetch_failures, error)
+            await asyncio.sleep(p.CHUNK_SECONDS)
+
+    async def _publish_loop(self) -> None:
+        while True:
+            if not self.pending:
+                self._new_pending.clear()
+                await self._new_pending.wait()
+                continue
+            due = self.pending[0].timestamp
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.time()
+            wrote = False
+            while self.pending and self.pending[0].timestamp <= now:
+                chunk = self.pending.popleft()
+                if self.ring.latest_id is not None and chunk.chunk_id <= self.ring.latest_id:
+                    continue
+                self.ring.write_chunk(chunk)
+                self.published += 1
+                self.publish_lateness_ms.append((now - chunk.timestamp) * 1000)
+                self.metrics.observe_chunk_jitter(self.name, (now - chunk.timestamp) * 1000)
+                wrote = True
+            if wrote:
+                self.ready.set()
+                self.tick(now)
+
+    # ---- fan-out --------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Move the new chunk into every listener's outbox and wake its sender."""
+        for listener in list(self.listeners.values()):
+            session = listener.session
+            if session.is_stalled(now):
+                session.close(p.CloseCode.POLICY_VIOLATION, "listener stalled")
+                listener.wake.set()
+                continue
+            if session.status_due(now):
+                session.queue_status(now)
+            if session.pump(now):
+                listener.wake.set()
+
+    def live_id(self, now: float) -> int | None:
+        return None if self.epoch is None else live_chunk_id(self.epoch, now)
+
+    def add(self, session: ClientSession) -> Listener:
+        listener = Listener(session)
+        self.listeners[session.client_id] = listener
+        return listener
+
+    def remove(self, client_id: str, listener: Listener) -> None:
+        if self.listeners.get(client_id) is listener:
+            del self.listeners[client_id]
+
+
+class ListenerHub:
+    """All feeds and listeners of one ingress replica."""
+
+    def __init__(self, config: PerformanceConfig, stations: dict, metrics: PerformanceMetrics):
+        self.config = config
+        self.metrics = metrics
+        self.feeds = {name: StationFeed(name, handle, config, metrics) for name, handle in stations.items()}
+        self.by_client: dict[str, tuple[StationFeed, Listener]] = {}
+        self.started_at = time.time()
+        self.draining = False
+        self._stats_task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        for feed in self.feeds.values():
+            feed.start()
+        if self._stats_task is None:
+            self._stats_task = asyncio.create_task(self._stats_loop())
+
+    @property
+    def listener_count(self) -> int:
+        return len(self.by_client)
+
+    def at_capacity(self) -> bool:
+        return self.listener_count >= self.config.concurrency.max_concurrent_clients
+
+    def register(self, feed: StationFeed, session: ClientSession) -> Listener:
+        previous = self.by_client.get(session.client_id)
+        if previous is not None:
+            old_feed, old = previous
+            old.session.close(p.CloseCode.REPLACED, "replaced by a newer connection with the same client_id")
+            old.wake.set()
+            old_feed.remove(session.client_id, old)
+        listener = feed.add(session)
+        self.by_client[session.client_id] = (feed, listener)
+        return listener
+
+    def unregister(self, feed: StationFeed, listener: Listener) -> None:
+        cid = listener.session.client_id
+        feed.remove(cid, listener)
+        if self.by_client.get(cid, (None, None))[1] is listener:
+            del self.by_client[cid]
+
+    def drop(self, client_id: str, code: int = p.CloseCode.SERVICE_RESTART) -> bool:
+        entry = self.by_client.get(client_id)
+        if entry is None:
+            return False
+        entry[1].session.close(code, "closed by the server")
+        entry[1].wake.set()
+        return True
+
+    async def drain(self, reason: str, period: float) -> int:
+        """shutdown_warning to everyone, keep streaming for `period`, then close (1012)."""
+        self.draining = True
+        now = time.time()
+        listeners = [listener for _, listener in self.by_client.values()]
+        for listener in listeners:
+            listener.session.begin_drain(reason, period, now)
+            listener.wake.set()
+        await asyncio.sleep(period)
+        for listener in listeners:
+            listener.session.close(p.CloseCode.SERVICE_RESTART, reason)
+            listener.wake.set()
+        return len(listeners)
+
+    async def _stats_loop(self) -> None:
+        interval = self.config.monitoring.metrics_collection_interval_sec
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.record_stats()
+            except Exception:
+                log.exception("recording listener stats failed")
+
+    def record_stats(self) -> None:
+        for feed in self.feeds.values():
+            self.metrics.set_active_connections(feed.name, len(feed.listeners))
+            by_tier: dict[str, list[float]] = {}
+            for listener in feed.listeners.values():
+                health = listener.session.outbox.get_buffer_health()
+                by_tier.setdefault(health["current_tier"], []).append(health["current_depth_chunks"])
+            for tier in ("minimal", "normal", "stable", "defensive"):
+                depths = by_tier.get(tier, [])
+                self.metrics.set_buffer_depth(feed.name, tier, sum(depths) / len(depths) if depths else 0.0)
+
+    def listener_details(self, limit: int = 200) -> list[dict]:
+        now = time.time()
+        out = []
+        for feed, listener in list(self.by_client.values())[:limit]:
+            s = listener.session
+            out.append({"station": feed.name, "format": s.fmt, "state": s.state.connection_state.value,
+                        **s.buffer_status(now)})
+        return out
+
+
+def is_active(session: ClientSession) -> bool:
+    return session.state.connection_state in (ConnectionState.ACTIVE, ConnectionState.DRAINING)

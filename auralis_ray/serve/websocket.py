@@ -1,0 +1,162 @@
+"""The `/ws/audio/{client_id}` endpoint: a raw ASGI adapter around ClientSession.
+
+It only moves frames: the session decides what to send; this module sends it, feeds client
+messages back in, and closes the socket when the session says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from urllib.parse import parse_qs
+
+from ..stream import protocol as p
+from ..stream.adaptive import TIERS
+from ..stream.client import ClientSession
+from .hub import ListenerHub
+
+log = logging.getLogger(__name__)
+
+
+class HandshakeRefused(Exception):
+    def __init__(self, code: p.ErrorCode, message: str, close_code: int):
+        super().__init__(message)
+        self.code, self.message, self.close_code = code, message, close_code
+
+
+def parse_query(query_string: bytes, default_tier: str) -> dict:
+    """Query parameters of the audio endpoint, validated; raises HandshakeRefused."""
+    raw = {k: v[-1] for k, v in parse_qs(query_string.decode("latin-1"), keep_blank_values=True).items()}
+    tier = raw.get("buffer_tier", default_tier)
+    fmt = raw.get("format", "json")
+    if tier not in TIERS:
+        raise HandshakeRefused(p.ErrorCode.INVALID_MESSAGE, f"buffer_tier must be one of {', '.join(TIERS)}",
+                               p.CloseCode.POLICY_VIOLATION)
+    if fmt not in p.FORMATS:
+        raise HandshakeRefused(p.ErrorCode.INVALID_MESSAGE, "format must be json or binary",
+                               p.CloseCode.POLICY_VIOLATION)
+    resume = raw.get("resume_from")
+    if resume is not None:
+        try:
+            resume = int(resume)
+            if resume < -1:
+                raise ValueError
+        except ValueError:
+            raise HandshakeRefused(p.ErrorCode.INVALID_MESSAGE, "resume_from must be a chunk_id (integer >= -1)",
+                                   p.CloseCode.POLICY_VIOLATION) from None
+    return {"station": raw.get("station", "default"), "tier": tier, "fmt": fmt, "resume_from": resume}
+
+
+class AudioEndpoint:
+    """ASGI app for one route; the hub is looked up per replica at call time."""
+
+    def __init__(self, get_hub, server_version: str):
+        self.get_hub = get_hub
+        self.server_version = server_version
+
+    async def __call__(self, scope, receive, send) -> None:
+        hub: ListenerHub = self.get_hub()
+        client_id = scope.get("path_params", {}).get("client_id", "")
+        if not p.is_valid_client_id(client_id):
+            await send({"type": "websocket.close", "code": p.CloseCode.POLICY_VIOLATION})  # 403 at handshake
+            return
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        accept = {"type": "websocket.accept"}
+        if p.SUBPROTOCOL in scope.get("subprotocols", []):
+            accept["subprotocol"] = p.SUBPROTOCOL
+        await send(accept)
+        now = time.time()
+        try:
+            query = parse_query(scope.get("query_string", b""), hub.config.buffer.initial_tier)
+            feed = hub.feeds.get(query["station"])
+            if feed is None:
+                raise HandshakeRefused(p.ErrorCode.UNKNOWN_STATION, f"unknown station {query['station'][:64]!r}",
+                                       p.CloseCode.POLICY_VIOLATION)
+            if hub.at_capacity() and client_id not in hub.by_client:
+                raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server at capacity; try again later",
+                                       p.CloseCode.TRY_AGAIN_LATER)
+            if hub.draining:
+                raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server is draining; reconnect",
+                                       p.CloseCode.SERVICE_RESTART)
+        except HandshakeRefused as refused:
+            hub.metrics.inc_websocket_errors(refused.code.value)
+            await send({"type": "websocket.send", "text": p.dumps(p.error(refused.code, refused.message,
+                                                                             p.Severity.ERROR, now))})
+            await send({"type": "websocket.close", "code": refused.close_code})
+            return
+        if feed.ring.latest_id is None:
+            try:
+                await asyncio.wait_for(feed.ready.wait(), 2.0)
+            except asyncio.TimeoutError:
+                pass
+        session = ClientSession(
+            client_id=client_id, station=feed.name, fmt=query["fmt"], ring=feed.ring,
+            buffer_cfg=hub.config.buffer, conc_cfg=hub.config.concurrency, now=time.time(),
+            server_version=self.server_version, tier=query["tier"], resume_from=query["resume_from"],
+            websocket=send,
+        )
+        session.open(time.time())
+        listener = hub.register(feed, session)
+        session.pump(time.time())
+        listener.wake.set()
+        sender = asyncio.create_task(self._send_loop(hub, listener, send))
+        receiver = asyncio.create_task(self._receive_loop(hub, listener, receive))
+        try:
+            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, receiver):
+                task.cancel()
+            await asyncio.gather(sender, receiver, return_exceptions=True)
+            hub.unregister(feed, listener)
+            session.disconnect()
+
+    async def _send_loop(self, hub: ListenerHub, listener, send) -> None:
+        session = listener.session
+        text, binary = "websocket.send", "websocket.send"
+        while True:
+            await listener.wake.wait()
+            listener.wake.clear()
+            frames = session.drain(time.time())
+            if frames:
+                session.sending_since = time.time()
+                try:
+                    for frame in frames:
+                        if isinstance(frame, str):
+                            await send({"type": text, "text": frame})
+                        else:
+                            await send({"type": binary, "bytes": frame})
+                except Exception as error:  # the socket went away mid-send
+                    hub.metrics.inc_websocket_errors(type(error).__name__)
+                    return
+                finally:
+                    session.sending_since = None
+                session.note_sent(frames)
+            if session.closing is not None:
+                try:
+                    await send({"type": "websocket.close", "code": session.closing.code,
+                                "reason": session.closing.reason[:120]})
+                except Exception:
+                    pass
+                return
+
+    async def _receive_loop(self, hub: ListenerHub, listener, receive) -> None:
+        session = listener.session
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return
+            if kind != "websocket.receive":
+                continue
+            before = session.underruns_reported
+            errors_before = session.state.errors
+            session.on_message(message.get("text") if message.get("text") is not None else message.get("bytes"),
+                               time.time())
+            if session.underruns_reported > before:
+                hub.metrics.inc_buffer_underruns(session.station, session.underruns_reported - before)
+            if session.state.errors > errors_before:
+                hub.metrics.inc_websocket_errors("invalid_message")
+            listener.wake.set()

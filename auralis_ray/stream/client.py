@@ -1,0 +1,325 @@
+"""WebSocketClientState (seed §2.3) and ClientSession: one listener's protocol state machine.
+
+The session takes inputs (a published chunk in the shared ring, a client message, `now`) and
+returns frames to send; the Serve edge only moves those frames to and from the socket.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ..config import BufferConfig, ConcurrencyConfig
+from . import protocol as p
+from .adaptive import TIER_ORDER, TIERS, AdaptiveRingBuffer
+from .broadcast import BroadcastRingBuffer, Overrun
+from .jitter import JitterTracker
+from .pool import EncodedChunk
+from .token_bucket import TokenBucket
+
+Frame = str | bytes
+
+
+class ConnectionState(Enum):
+    CONNECTING = "connecting"
+    ACTIVE = "active"
+    DRAINING = "draining"
+    DISCONNECTED = "disconnected"
+
+
+_ALLOWED = {
+    ConnectionState.CONNECTING: {ConnectionState.ACTIVE, ConnectionState.DISCONNECTED},
+    ConnectionState.ACTIVE: {ConnectionState.DRAINING, ConnectionState.DISCONNECTED},
+    ConnectionState.DRAINING: {ConnectionState.DISCONNECTED},
+    ConnectionState.DISCONNECTED: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+@dataclass
+class WebSocketClientState:
+    """State for one WebSocket listener. `websocket` is the edge's opaque transport handle."""
+
+    client_id: str
+    websocket: Any
+    connection_state: ConnectionState
+    connected_at: float
+    last_message_at: float
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    errors: int = 0
+    current_buffer_tier: str = "normal"
+    jitter_tracker: JitterTracker | None = None
+
+    def transition(self, new: ConnectionState) -> None:
+        if new is self.connection_state:
+            return
+        if new not in _ALLOWED[self.connection_state]:
+            raise IllegalTransition(f"{self.connection_state.value} -> {new.value}")
+        self.connection_state = new
+
+
+@dataclass
+class Closing:
+    code: int
+    reason: str
+
+
+@dataclass
+class ClientSession:
+    """A listener of one station: cursor in the replica's ring, outbox, tier, limits."""
+
+    client_id: str
+    station: str
+    fmt: str
+    ring: BroadcastRingBuffer
+    buffer_cfg: BufferConfig
+    conc_cfg: ConcurrencyConfig
+    now: float
+    server_version: str
+    tier: str = "normal"
+    resume_from: int | None = None
+    websocket: Any = None
+
+    state: WebSocketClientState = field(init=False)
+    outbox: AdaptiveRingBuffer = field(init=False)
+    control: deque = field(init=False)
+    closing: Closing | None = field(init=False, default=None)
+    underruns_reported: int = field(init=False, default=0)
+    played_reported: int = field(init=False, default=0)
+    chunks_sent: int = field(init=False, default=0)
+    overruns: int = field(init=False, default=0)
+    sending_since: float | None = field(init=False, default=None)
+    burst_end: int = field(init=False, default=-1)
+
+    def __post_init__(self) -> None:
+        b, c = self.buffer_cfg, self.conc_cfg
+        tracker = JitterTracker(b.jitter_window_size, b.jitter_ema_alpha)
+        self.state = WebSocketClientState(
+            client_id=self.client_id,
+            websocket=self.websocket,
+            connection_state=ConnectionState.CONNECTING,
+            connected_at=self.now,
+            last_message_at=self.now,
+            current_buffer_tier=self.tier,
+            jitter_tracker=tracker,
+        )
+        self.outbox = AdaptiveRingBuffer(
+            capacity_chunks=max(c.client_queue_max_chunks, TIERS["defensive"].target_ms // p.CHUNK_DURATION_MS + 2),
+            chunk_duration_ms=p.CHUNK_DURATION_MS,
+            initial_tier=self.tier,
+            jitter_tracker=tracker,
+            adaptive=b.enable_adaptive_tiers,
+            promote_underrun_rate=b.promote_underrun_rate,
+            demote_underrun_rate=b.demote_underrun_rate,
+            demote_jitter_ms=b.demote_jitter_ms,
+            demote_jitter_ms_minimal=b.demote_jitter_ms_minimal,
+            adjustment_interval_chunks=b.tier_adjustment_interval_chunks,
+        )
+        self.flow = TokenBucket(max(b.token_bucket_capacity, self.outbox.target_chunks), b.token_bucket_refill_rate)
+        self.inbound = TokenBucket(c.client_message_burst, c.client_message_rate)
+        self.control = deque()
+        self.invalid_times: deque[float] = deque()
+        self._last_status = self.now
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def current_tier(self) -> str:
+        return self.outbox.current_tier
+
+    def open(self, now: float) -> None:
+        """Queue `connection_established`, place the cursor (burst or resume point), go ACTIVE."""
+        self._queue(p.connection_established(
+            self.client_id, self.station, now, self.server_version, self.current_tier,
+            self.outbox.target_buffer_ms, self.fmt,
+        ))
+        live = self.ring.latest_id
+        burst = self.outbox.target_chunks
+        start = 0 if live is None else max(live - burst + 1, self.ring.oldest_id or 0)
+        if self.resume_from is not None and live is not None:
+            first = self.resume_from + 1
+            if first > live or self.ring.holds_range(first, live):
+                start = first
+            else:
+                self._queue_error(
+                    p.ErrorCode.BUFFER_OVERRUN, f"resume point {self.resume_from} is no longer held; "
+                    f"continuing from the live edge at {start}", p.Severity.WARNING, now,
+                )
+        self.burst_end = -1 if live is None else live
+        self.ring.register_client(self.client_id, start, now)
+        self.state.transition(ConnectionState.ACTIVE)
+
+    def begin_drain(self, reason: str, drain_period_sec: float, now: float) -> None:
+        if self.state.connection_state is ConnectionState.ACTIVE:
+            self._queue(p.shutdown_warning(reason, drain_period_sec, now))
+            self.state.transition(ConnectionState.DRAINING)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closing is None:
+            self.closing = Closing(code, reason)
+
+    def disconnect(self) -> None:
+        self.ring.unregister_client(self.client_id)
+        self.outbox.clear()
+        self.control.clear()
+        self.state.transition(ConnectionState.DISCONNECTED)
+
+    # ---- audio path -----------------------------------------------------------------------
+
+    def pump(self, now: float) -> bool:
+        """Move newly published chunks from the shared ring into the outbox (token-bucket paced).
+
+        Returns True when there is something to send.
+        """
+        ring, cid = self.ring, self.client_id
+        while ring.write_position is not None and ring.client_cursors[cid].read_position < ring.write_position:
+            if self.buffer_cfg.enable_token_bucket and not self.flow.consume(now):
+                break
+            item = ring.read_chunk(cid, now)
+            if item is None:
+                break
+            if isinstance(item, Overrun):
+                self._announce_overrun(item, now, "fell behind the held audio")
+                continue
+            if not self.outbox.write_chunk(item):
+                self._overflow(item, now)
+        return bool(self.control) or self.outbox.get_depth() > 0
+
+    def _overflow(self, item: EncodedChunk, now: float) -> None:
+        """The socket is not draining: drop the queue and jump to just behind the live edge."""
+        dropped_from = item.chunk_id - self.outbox.clear()
+        target = self.ring.write_position - self.ring.catchup_behind
+        self.ring.move_to(self.client_id, target)
+        self._announce_overrun(Overrun(dropped_from, target), now, "not keeping up with the stream")
+
+    def _announce_overrun(self, overrun: Overrun, now: float, why: str) -> None:
+        self.overruns += 1
+        frame = p.dumps(p.error(
+            p.ErrorCode.BUFFER_OVERRUN,
+            f"listener {why}; skipped chunks {overrun.skipped_from}..{overrun.skipped_to - 1}",
+            p.Severity.WARNING, now,
+        ))
+        self.outbox.write_chunk(frame)  # in stream order, right before the jump
+
+    def drain(self, now: float) -> list[Frame]:
+        """Frames to send now: control first, then the outbox in order."""
+        frames: list[Frame] = []
+        while self.control:
+            frames.append(self.control.popleft())
+        if self.state.connection_state is ConnectionState.DISCONNECTED:
+            return frames
+        tracker = self.state.jitter_tracker
+        live = self.ring.latest_id or 0
+        tier = self.outbox.current_tier
+        fmt = self.fmt
+        while True:
+            item = self.outbox.read_chunk()
+            if item is None:
+                break
+            if isinstance(item, EncodedChunk):
+                frames.append(item.frame(fmt, live - item.chunk_id, tier))
+                self.chunks_sent += 1
+                if item.chunk_id > self.burst_end:
+                    tracker.record_chunk(item.timestamp, now, item.chunk_id)
+                else:
+                    tracker.total_chunks += 1
+            else:
+                frames.append(item)
+        return frames
+
+    def note_sent(self, frames: list[Frame]) -> None:
+        self.state.messages_sent += len(frames)
+        self.state.bytes_sent += sum(len(f) for f in frames)
+
+    def is_stalled(self, now: float) -> bool:
+        return self.sending_since is not None and now - self.sending_since > self.conc_cfg.stalled_client_timeout_sec
+
+    # ---- client messages ------------------------------------------------------------------
+
+    def on_message(self, raw: str | bytes | None, now: float) -> None:
+        self.state.last_message_at = now
+        if not self.inbound.consume(now):
+            self._queue_error(p.ErrorCode.RATE_LIMIT_EXCEEDED, "too many messages; this one was ignored",
+                              p.Severity.WARNING, now)
+            return
+        try:
+            message = p.parse_client_message(raw, self.conc_cfg.max_client_message_bytes, TIER_ORDER)
+        except p.ProtocolError as problem:
+            self._invalid(problem, now)
+            return
+        if isinstance(message, p.Ping):
+            self._queue(p.pong(now, message.timestamp))
+        elif isinstance(message, p.BufferControl):
+            previous = self.outbox.set_tier(message.requested_tier)
+            self._tier_changed(previous, now)
+        elif isinstance(message, p.ClientReport):
+            self._on_report(message, now)
+
+    def _invalid(self, problem: p.ProtocolError, now: float) -> None:
+        self.state.errors += 1
+        self._queue_error(problem.code, problem.message, problem.severity, now)
+        window = self.conc_cfg.invalid_message_window_sec
+        self.invalid_times.append(now)
+        while self.invalid_times and self.invalid_times[0] < now - window:
+            self.invalid_times.popleft()
+        if len(self.invalid_times) > self.conc_cfg.invalid_message_limit:
+            self.close(p.CloseCode.POLICY_VIOLATION, "too many invalid messages")
+
+    def _on_report(self, report: p.ClientReport, now: float) -> None:
+        tracker = self.state.jitter_tracker
+        new_underruns = max(0, report.underruns - self.underruns_reported)
+        self.underruns_reported = max(self.underruns_reported, report.underruns)
+        self.played_reported = max(self.played_reported, report.played_chunks)
+        if new_underruns:
+            tracker.record_underrun(new_underruns)
+            cursor = self.ring.client_cursors.get(self.client_id)
+            if cursor is not None:
+                cursor.buffer_underruns += new_underruns
+        self.outbox.reported_buffered_ms = report.buffered_ms
+        rate = self.outbox.window_underrun_rate()
+        change = self.outbox.adjust_tier()
+        if change is not None:
+            self._tier_changed(change[0], now)
+        elif self.current_tier == TIER_ORDER[-1] and rate > self.buffer_cfg.promote_underrun_rate:
+            self._queue_error(p.ErrorCode.PERSISTENT_UNDERRUNS,
+                              f"underrun rate {rate:.1%} even at the largest buffer tier", p.Severity.WARNING, now)
+
+    def _tier_changed(self, previous: str, now: float) -> None:
+        self.state.current_buffer_tier = self.current_tier
+        self.flow.capacity = max(self.buffer_cfg.token_bucket_capacity, self.outbox.target_chunks)
+        self._queue(p.buffer_control_ack(previous, self.current_tier, now))
+
+    # ---- status ---------------------------------------------------------------------------
+
+    def status_due(self, now: float) -> bool:
+        return now - self._last_status >= self.conc_cfg.buffer_status_interval_sec
+
+    def queue_status(self, now: float) -> None:
+        self._last_status = now
+        self._queue(self.buffer_status(now))
+
+    def buffer_status(self, now: float) -> dict:
+        return {
+            "type": "buffer_status",
+            "client_id": self.client_id,
+            "timestamp": now,
+            "buffer_health": self.outbox.get_buffer_health(),
+            "performance": {
+                "chunks_sent": self.chunks_sent,
+                "bytes_sent": self.state.bytes_sent,
+                "underruns": self.underruns_reported,
+                "connection_uptime_sec": round(now - self.state.connected_at, 3),
+            },
+        }
+
+    def _queue(self, message: dict) -> None:
+        self.control.append(p.dumps(message))
+
+    def _queue_error(self, code: p.ErrorCode, message: str, severity: p.Severity, now: float) -> None:
+        self._queue(p.error(code, message, severity, now))
