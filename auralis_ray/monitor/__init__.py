@@ -1,0 +1,13 @@
+"""Observability for Auralis: metrics exported through Ray, process/GC sampling, memory leak
+detection, alert rules, benchmark records. Each module holds one concept:
+
+* `metrics`     PerformanceMetrics (seed §5.1), get_metrics, the metric definitions
+* `process`     ProcessSampler: RSS, GPU memory, GC collection deltas, per actor
+* `gc_config`   GCConfig (seed §4.4), apply_gc_config, GCCollector, configure_gc
+* `memory`      MemorySnapshot, MemoryMonitor, MemoryMeasurement, MemoryGrowthTracker (seed §4)
+* `alerts`      AlertSeverity, AlertRule, AlertConfig (seed §6.2) -> configs/prometheus/alerts.yml
+* `grafana`     the dashboard -> configs/grafana/auralis.json
+* `benchmark`   PerformanceBenchmark (seed §5.2), BenchmarkRun
+* `rate`        RateMeter (events per second over a window)
+* `stats`       nearest-rank percentiles, least-squares line
+"""

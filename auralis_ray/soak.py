@@ -1,0 +1,134 @@
+"""`auralis soak`: push hours of audio through the real station pipeline as fast as it runs.
+
+Synthesis (the same engine the live stream uses) -> StationCore (encode once into the ring) ->
+a replica-side BroadcastRingBuffer -> ClientSessions (pump and drain, as the fan-out does), with
+the process's RSS fed to a MemoryGrowthTracker against *simulated* stream time. The report is
+the memory slope in MB per hour of audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from dataclasses import asdict, dataclass
+
+import psutil
+
+from .actors.station import StationCore
+from .config import PerformanceConfig, StationSpec, load_config
+from .monitor.memory import MemoryGrowthTracker
+from .stream.broadcast import BroadcastRingBuffer
+from .stream.client import ClientSession
+from .stream.pool import EncodedChunk
+from .stream.protocol import CHUNK_SECONDS, FRAMES_PER_CHUNK
+
+
+@dataclass
+class SoakReport:
+    hours_equivalent: float
+    audio_seconds: float
+    wall_seconds: float
+    speed_x_realtime: float
+    chunks: int
+    listeners: int
+    rss_start_mb: float
+    rss_end_mb: float
+    slope_mb_per_hour: float
+    growth_percent: float
+    alert: str | None
+    passed: bool
+
+
+def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceConfig | None = None,
+             sample_every_audio_sec: float = 60.0, progress: bool = False) -> SoakReport:
+    import torch
+
+    from .music.params import StationParams
+    from .synth.engine import OptimizedSynthesisEngine
+
+    config = config or load_config()
+    torch.set_num_threads(config.gpu.torch_threads)
+    spec = StationSpec(name="soak", preset="focus", seed=5)
+    epoch = 0.0
+    station = StationCore(spec, config.model_dump_json(), epoch)
+    block_chunks = 10
+    engine = OptimizedSynthesisEngine(config.gpu, block_frames=block_chunks * FRAMES_PER_CHUNK)
+    engine.add_station("soak", StationParams.from_preset("focus"), seed=5)
+    replica_ring = BroadcastRingBuffer(config.buffer.ring_capacity_chunks, config.buffer.catchup_behind_chunks)
+    sessions = []
+
+    process = psutil.Process()
+    tracker = MemoryGrowthTracker.from_config(config.memory)
+    total_blocks = max(1, int(hours_equivalent * 3600 / (block_chunks * CHUNK_SECONDS)))
+    next_chunk, next_sample = 0, 0.0
+    started = time.perf_counter()
+    rss_start = process.memory_info().rss / 2**20
+    for block in range(total_blocks):
+        pcm = engine.render_block()["soak"].tobytes()
+        station.ingest(next_chunk, pcm)
+        for wire in station.fetch(next_chunk - 1, 0, now=epoch + (next_chunk + block_chunks) * CHUNK_SECONDS):
+            chunk = EncodedChunk.from_wire(wire)
+            replica_ring.write_chunk(chunk)
+            now = chunk.timestamp
+            if not sessions:  # listeners join once there is audio, and cycle through reconnects
+                sessions = [_session(i, replica_ring, config, now) for i in range(listeners)]
+            for s in sessions:
+                s.pump(now)
+                s.note_sent(s.drain(now))
+                if s.status_due(now):
+                    s.queue_status(now)
+        next_chunk += block_chunks
+        audio_now = next_chunk * CHUNK_SECONDS
+        if block % 600 == 599:  # every simulated 10 minutes one listener reconnects
+            old = sessions.pop(0)
+            old.disconnect()
+            sessions.append(_session(block, replica_ring, config, audio_now))
+        if audio_now >= next_sample:
+            gc.collect()
+            tracker.record("soak", now=audio_now, rss_mb=process.memory_info().rss / 2**20)
+            next_sample += sample_every_audio_sec
+            if progress:
+                print(f"\r{audio_now / 3600:6.2f} h of audio, RSS {tracker.measurements[-1].rss_mb:7.1f} MB",
+                      end="", flush=True)
+    if progress:
+        print()
+    wall = time.perf_counter() - started
+    rss_end = process.memory_info().rss / 2**20
+    slope = tracker.get_growth_rate()
+    audio_seconds = next_chunk * CHUNK_SECONDS
+    fitted = tracker.fitted()
+    growth = 100.0 * (fitted[-1].rss_mb - fitted[0].rss_mb) / fitted[0].rss_mb if len(fitted) > 1 else 0.0
+    return SoakReport(
+        hours_equivalent=audio_seconds / 3600, audio_seconds=audio_seconds, wall_seconds=round(wall, 2),
+        speed_x_realtime=round(audio_seconds / wall, 1), chunks=next_chunk, listeners=listeners,
+        rss_start_mb=round(rss_start, 1), rss_end_mb=round(rss_end, 1), slope_mb_per_hour=round(slope, 3),
+        growth_percent=round(growth, 2), alert=tracker.check_alert(),
+        passed=slope < 1.0 and growth < 10.0,
+    )
+
+
+def _session(i: int, ring: BroadcastRingBuffer, config: PerformanceConfig, now: float) -> ClientSession:
+    s = ClientSession(client_id=f"soak-{i}", station="soak", fmt="json" if i % 2 else "binary", ring=ring,
+                      buffer_cfg=config.buffer, conc_cfg=config.concurrency, now=now, server_version="soak")
+    s.open(now)
+    return s
+
+
+def add_soak_subcommand(subparsers) -> None:
+    parser = subparsers.add_parser("soak", help="push hours of audio through the station pipeline; report memory slope")
+    parser.add_argument("--hours-equivalent", type=float, default=8.0)
+    parser.add_argument("--listeners", type=int, default=4)
+    parser.add_argument("--json-out", default=None)
+    parser.set_defaults(func=_cmd_soak)
+
+
+def _cmd_soak(args: argparse.Namespace) -> int:
+    report = run_soak(args.hours_equivalent, args.listeners, progress=True)
+    text = json.dumps(asdict(report), indent=2)
+    print(text)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            f.write(text)
+    return 0 if report.passed else 1

@@ -1,0 +1,116 @@
+"""A small protocol client for the integration tests (written against PROTOCOL.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import websockets
+
+CHUNK_BYTES = 17_640
+
+
+@dataclass
+class Recording:
+    client_id: str
+    opened_at: float = 0.0
+    established: dict | None = None
+    first_audio_at: float | None = None
+    chunks: dict[int, bytes] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)  # every non-audio message, in order
+    events: list = field(default_factory=list)  # ("audio", id) / ("error", code) in arrival order
+    close_code: int | None = None
+
+    def errors(self, code: str | None = None) -> list[dict]:
+        return [m for m in self.messages if m["type"] == "error" and (code is None or m["error_code"] == code)]
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    def unannounced_gaps(self) -> int:
+        gaps, previous, announced = 0, None, False
+        for kind, value in self.events:
+            if kind == "error" and value == "BUFFER_OVERRUN":
+                announced = True
+            elif kind == "audio":
+                if previous is not None and value != previous + 1 and not announced:
+                    gaps += 1
+                previous, announced = value, False
+        return gaps
+
+    def underruns(self, prebuffer_ms: int = 500) -> int:
+        """A player that starts after `prebuffer_ms` of audio and then plays in real time."""
+        need = prebuffer_ms // 100
+        if len(self.arrivals) <= need:
+            return 0
+        start = self.arrivals[need - 1]
+        underruns = 0
+        for i, arrived in enumerate(self.arrivals):
+            due = start + (i - need + 1) * 0.1 if i >= need else start
+            if arrived > due + 1e-3:
+                underruns += 1
+                start += arrived - due  # the player re-buffers
+        return underruns
+
+
+def decode(frame) -> tuple[str, dict | None, int | None, bytes | None, float | None]:
+    if isinstance(frame, bytes):
+        cid, ts = struct.unpack("<Qd", frame[:16])
+        return "audio", None, cid, frame[16:], ts
+    message = json.loads(frame)
+    if message["type"] == "audio":
+        return "audio", message, message["chunk_id"], base64.b64decode(message["data"]), message["timestamp"]
+    return message["type"], message, None, None, None
+
+
+async def listen(url: str, seconds: float, client_id: str = "", send: list | None = None,
+                 subprotocols=None, stop_on_close: bool = True) -> Recording:
+    rec = Recording(client_id)
+    rec.opened_at = time.time()
+    try:
+        async with websockets.connect(url, max_size=2**22, subprotocols=subprotocols, open_timeout=10) as ws:
+            for item in send or []:
+                await ws.send(item)
+            deadline = time.time() + seconds
+            while True:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    break
+                try:
+                    frame = await asyncio.wait_for(ws.recv(), remaining)
+                except asyncio.TimeoutError:
+                    break
+                now = time.time()
+                kind, message, cid, pcm, ts = decode(frame)
+                if kind == "audio":
+                    if rec.first_audio_at is None:
+                        rec.first_audio_at = now
+                    rec.chunks[cid] = pcm
+                    rec.order.append(cid)
+                    rec.arrivals.append(now)
+                    rec.timestamps.append(ts)
+                    rec.events.append(("audio", cid))
+                else:
+                    if kind == "connection_established":
+                        rec.established = message
+                    if kind == "error":
+                        rec.events.append(("error", message["error_code"]))
+                    rec.messages.append(message)
+    except websockets.ConnectionClosed as closed:
+        rec.close_code = closed.rcvd.code if closed.rcvd else None
+    if rec.close_code is None:
+        pass
+    return rec
+
+
+def rms(pcm: bytes) -> float:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768
+    return float(np.sqrt(np.mean(samples**2)))

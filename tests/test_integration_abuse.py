@@ -1,0 +1,89 @@
+"""No client input can stop, slow or corrupt another listener's stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import websockets
+
+from listeners import listen
+
+pytestmark = pytest.mark.integration
+
+
+async def _never_read(url: str, hold: float) -> None:
+    async with websockets.connect(url, max_queue=1, max_size=2**22) as ws:
+        await ws.send(json.dumps({"type": "ping", "timestamp": 0}))
+        await asyncio.sleep(hold)
+
+
+async def _flap(url: str, times: int) -> None:
+    for _ in range(times):
+        try:
+            async with websockets.connect(url, open_timeout=5):
+                pass
+        except (OSError, websockets.WebSocketException):
+            pass
+
+
+async def _garbage(url: str) -> None:
+    try:
+        async with websockets.connect(url, max_size=2**22) as ws:
+            for payload in [b"\x00" * 3000, "{", '{"type": 1}', "[" * 3000, "é" * 3000]:
+                await ws.send(payload)
+            await asyncio.sleep(1)
+    except websockets.WebSocketException:
+        pass
+
+
+async def _control_without_token(http_url: str) -> list[int]:
+    async with httpx.AsyncClient(base_url=http_url) as http:
+        return [(await http.post("/api/stations/default/control", json={"bpm": 200})).status_code for _ in range(5)]
+
+
+async def test_good_listeners_unaffected_by_abusive_clients(auralis_server):
+    good = [listen(auralis_server.audio_url(f"good{i}", format="binary" if i % 2 else "json"), 14.0)
+            for i in range(3)]
+    abuse = [
+        *(_never_read(auralis_server.audio_url(f"stall{i}"), 10.0) for i in range(20)),
+        _flap(auralis_server.audio_url("flap"), 100),
+        *(_garbage(auralis_server.audio_url(f"junk{i}")) for i in range(3)),
+        _control_without_token(auralis_server.http_url),
+    ]
+    for bad_id in ("a b", "x" * 65, "semi;colon"):
+        abuse.append(_flap(f"{auralis_server.ws_url}/ws/audio/{bad_id}", 1))
+    results = await asyncio.gather(*good, *abuse)
+    for rec in results[:3]:
+        assert rec.unannounced_gaps() == 0 and not rec.errors("BUFFER_OVERRUN")
+        assert rec.underruns(prebuffer_ms=500) == 0
+        assert len(rec.order) >= 135
+    assert results[-4] == [401] * 5
+
+
+async def test_stalled_listener_is_skipped_then_disconnected_and_released(auralis_server):
+    url = auralis_server.audio_url("stuck")
+    async with websockets.connect(url, max_queue=1, max_size=2**22) as ws:
+        await asyncio.sleep(8.0)  # never read; the server's stall timeout in tests is 4 s
+        async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:
+            details = (await http.get("/api/metrics")).json()["listener_details"]
+        assert "stuck" not in {d["client_id"] for d in details}
+
+
+async def test_overload_refuses_new_clients_and_keeps_existing(auralis_server):
+    async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:
+        limit = (await http.get("/api/status")).json()["max_concurrent_clients"]
+        current = (await http.get("/api/status")).json()["listeners"]
+    holders = []
+    try:
+        for i in range(limit - current):
+            holders.append(await websockets.connect(auralis_server.audio_url(f"hold{i}", format="binary"),
+                                                    max_size=2**22))
+        refused = await listen(auralis_server.audio_url("one-too-many"), 2.0)
+        assert refused.errors("SERVER_OVERLOAD") and refused.close_code == 1013
+        frames = [await asyncio.wait_for(holders[0].recv(), 2) for _ in range(15)]
+        assert len(frames) == 15
+    finally:
+        await asyncio.gather(*(h.close() for h in holders), return_exceptions=True)

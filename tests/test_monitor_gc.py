@@ -1,0 +1,59 @@
+import gc
+
+import pytest
+
+from auralis_ray.config import MemoryConfig
+from auralis_ray.monitor.gc_config import GCCollector, GCConfig, apply_gc_config, configure_gc
+
+
+@pytest.fixture
+def restore_gc():
+    threshold, enabled = gc.get_threshold(), gc.isenabled()
+    yield
+    gc.set_threshold(*threshold)
+    (gc.enable if enabled else gc.disable)()
+
+
+def test_seed_defaults_and_from_memory_config():
+    assert GCConfig() == GCConfig(5000, 50, 50, False, 100, 10)
+    cfg = MemoryConfig(gc_gen0_threshold=1234, gc_gen1_threshold=7, gc_gen2_threshold=9,
+                       auto_gc_enabled=False, manual_collect_interval=3, manual_full_collect_every=2)
+    assert GCConfig.from_memory_config(cfg) == GCConfig(1234, 7, 9, False, 3, 2)
+
+
+def test_apply_and_restore(restore_gc):
+    gc.set_threshold(700, 10, 10)
+    gc.enable()
+    previous = apply_gc_config(GCConfig(4000, 20, 30, auto_gc_enabled=False))
+    assert gc.get_threshold() == (4000, 20, 30) and not gc.isenabled()
+    previous.restore()
+    assert gc.get_threshold() == (700, 10, 10) and gc.isenabled()
+
+
+def test_collector_collects_young_often_and_full_rarely():
+    calls = []
+    clock = iter([0.0, 0.002] * 100)
+    collector = GCCollector(GCConfig(manual_collect_interval=3, manual_full_collect_every=4),
+                            collect=calls.append, clock=lambda: next(clock))
+    results = [collector.on_render() for _ in range(24)]
+    assert results == [None, None, 1, None, None, 1, None, None, 1, None, None, 2] * 2
+    assert calls == [1, 1, 1, 2, 1, 1, 1, 2]
+    assert collector.full_collections == 2 and collector.last_pause_sec == pytest.approx(0.002)
+
+
+def test_collector_idle_when_auto_gc_on():
+    calls = []
+    collector = GCCollector(GCConfig(auto_gc_enabled=True, manual_collect_interval=1), collect=calls.append)
+    assert [collector.on_render() for _ in range(5)] == [None] * 5 and calls == []
+
+
+def test_configure_gc(restore_gc):
+    gc.set_threshold(700, 10, 10)
+    gc.enable()
+    untouched = configure_gc(MemoryConfig(enable_gc_tuning=False, auto_gc_enabled=False))
+    assert not untouched.active and gc.get_threshold() == (700, 10, 10) and gc.isenabled()
+    collector = configure_gc(MemoryConfig(auto_gc_enabled=False, manual_collect_interval=1))
+    assert collector.active and not gc.isenabled() and gc.get_threshold() == (5000, 50, 50)
+    before = gc.get_stats()[1]["collections"]
+    assert collector.on_render() == 1
+    assert gc.get_stats()[1]["collections"] == before + 1  # a real collection, seen by ProcessSampler

@@ -1,0 +1,353 @@
+"""The sans-I/O streaming core, driven with a fake clock."""
+
+import base64
+import json
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from auralis_ray.config import BufferConfig, ConcurrencyConfig
+from auralis_ray.stream import protocol as p
+from auralis_ray.stream.adaptive import TIER_ORDER, TIERS, AdaptiveRingBuffer
+from auralis_ray.stream.broadcast import BroadcastRingBuffer, Overrun
+from auralis_ray.stream.client import ClientSession, ConnectionState, IllegalTransition, WebSocketClientState
+from auralis_ray.stream.jitter import JitterTracker
+from auralis_ray.stream.pool import AudioChunkPool
+from auralis_ray.stream.schedule import live_chunk_id, publish_time
+from auralis_ray.stream.token_bucket import TokenBucket
+
+EPOCH = 1_000_000.0
+
+
+def pcm(value: int) -> bytes:
+    return np.full(p.SAMPLES_PER_CHUNK, value, dtype="<i2").tobytes()
+
+
+def filled_ring(n: int, capacity: int = 300) -> BroadcastRingBuffer:
+    pool = AudioChunkPool(4)
+    ring = BroadcastRingBuffer(capacity, 5)
+    for cid in range(n):
+        ring.write_chunk(pool.encode_chunk(cid, publish_time(EPOCH, cid), pcm(cid % 1000)))
+    return ring
+
+
+# ---- pool / encoding ------------------------------------------------------------------------
+
+def test_chunk_is_encoded_once_into_both_wire_forms():
+    chunk = AudioChunkPool().encode_chunk(7, 12.5, pcm(3))
+    cid, ts = struct.unpack("<Qd", chunk.binary[:16])
+    assert (cid, ts) == (7, 12.5) and len(chunk.binary) == 16 + p.CHUNK_BYTES
+    message = json.loads(chunk.json_frame(2, "stable"))
+    assert message["type"] == "audio" and message["chunk_id"] == 7 and message["timestamp"] == 12.5
+    assert message["buffer_depth"] == 2 and message["current_tier"] == "stable"
+    assert base64.b64decode(message["data"]) == pcm(3)
+    assert chunk.json_frame(2, "stable") is chunk.json_frame(2, "stable")  # shared by listeners
+
+
+def test_pool_converts_float_audio_and_rejects_wrong_sizes():
+    pool = AudioChunkPool(2)
+    audio = np.zeros((p.FRAMES_PER_CHUNK, 2), dtype=np.float32)
+    audio[:, 0] = 1.5  # clipped
+    audio[:, 1] = -0.5
+    samples = np.frombuffer(pool.to_pcm(audio), dtype="<i2")
+    assert samples[0] == 32767 and samples[1] == -16384
+    with pytest.raises(ValueError):
+        pool.encode_chunk(0, 0.0, b"\x00" * 10)
+
+
+# ---- schedule -------------------------------------------------------------------------------
+
+def test_schedule_is_absolute():
+    assert publish_time(EPOCH, 36_000) == pytest.approx(EPOCH + 3600.0)
+    assert live_chunk_id(EPOCH, EPOCH - 0.01) == -1
+    assert live_chunk_id(EPOCH, EPOCH + 0.1) == 1
+    assert live_chunk_id(EPOCH, publish_time(EPOCH, 123_456)) == 123_456
+
+
+# ---- broadcast ring -------------------------------------------------------------------------
+
+def test_cursor_reads_consecutive_chunks_and_catches_up_when_far_behind():
+    ring = filled_ring(20, capacity=30)
+    ring.register_client("a", 0, 0.0)
+    assert [ring.read_chunk("a", 0.0).chunk_id for _ in range(3)] == [0, 1, 2]
+    pool = AudioChunkPool(2)
+    for cid in range(20, 40):
+        ring.write_chunk(pool.encode_chunk(cid, 0.0, pcm(1)))
+    jump = ring.read_chunk("a", 1.0)
+    assert isinstance(jump, Overrun) and jump.skipped_to == 40 - 5
+    assert ring.read_chunk("a", 1.0).chunk_id == 35
+
+
+def test_hole_in_ring_is_skipped_as_an_overrun():
+    ring = filled_ring(5)
+    pool = AudioChunkPool(2)
+    ring.write_chunk(pool.encode_chunk(9, 0.0, pcm(1)))
+    ring.register_client("a", 5, 0.0)
+    assert ring.read_chunk("a", 0.0) == Overrun(5, 9)
+    assert ring.read_chunk("a", 0.0).chunk_id == 9
+
+
+def test_ring_refuses_going_backwards_but_tolerates_duplicates():
+    ring = filled_ring(10)
+    pool = AudioChunkPool(2)
+    ring.write_chunk(pool.encode_chunk(9, 0.0, pcm(1)))  # duplicate: ignored
+    assert ring.get(9).pcm == pcm(9)
+    small = filled_ring(10, capacity=8)
+    with pytest.raises(ValueError):
+        small.write_chunk(pool.encode_chunk(1, 0, pcm(0)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(10, 60), ops=st.lists(st.tuples(st.booleans(), st.integers(1, 8)), max_size=80))
+def test_ring_invariants(capacity, ops):
+    """Readers only ever see increasing ids; a jump is always reported; positions stay in range."""
+    pool = AudioChunkPool(2)
+    ring = BroadcastRingBuffer(capacity, 5)
+    ring.register_client("r", 0, 0.0)
+    written, last_seen = 0, -1
+    for is_write, n in ops:
+        for _ in range(n):
+            if is_write:
+                ring.write_chunk(pool.encode_chunk(written, 0.0, pcm(0)))
+                written += 1
+            else:
+                item = ring.read_chunk("r", 0.0)
+                if item is None:
+                    continue
+                if isinstance(item, Overrun):
+                    assert item.skipped_to > item.skipped_from
+                    last_seen = item.skipped_to - 1
+                    continue
+                assert item.chunk_id == last_seen + 1
+                last_seen = item.chunk_id
+        if ring.write_position is not None:
+            assert 0 <= ring.write_position - ring.oldest_id <= capacity
+            assert 0 <= ring.client_cursors["r"].read_position % capacity < capacity
+
+
+# ---- jitter / token bucket / tiers ----------------------------------------------------------
+
+def test_jitter_tracker_ema_and_recommendation():
+    tracker = JitterTracker(window_size=5, alpha=0.5)
+    tracker.record_chunk(0.0, 0.010)
+    tracker.record_chunk(0.1, 0.130)
+    assert tracker.get_current_jitter() == pytest.approx(20.0)
+    assert tracker.get_jitter_std() > 0
+    assert tracker.get_recommended_buffer_ms(0.99) > tracker.get_recommended_buffer_ms(0.95) > 20
+    tracker.record_underrun()
+    assert tracker.get_underrun_rate() == pytest.approx(0.5)
+    for i in range(10):
+        tracker.record_chunk(i, i)
+    assert len(tracker.timestamps) == 5
+    with pytest.raises(ValueError):
+        tracker.get_recommended_buffer_ms(0.5)
+
+
+@settings(max_examples=80, deadline=None)
+@given(steps=st.lists(st.tuples(st.floats(0, 2), st.integers(1, 5)), max_size=50))
+def test_token_bucket_never_leaves_bounds(steps):
+    bucket = TokenBucket(capacity=10, refill_rate=10.0)
+    now = 0.0
+    for dt, n in steps:
+        now += dt
+        bucket.consume(now, n)
+        assert 0 <= bucket.tokens <= bucket.capacity
+
+
+def test_token_bucket_refills_with_time():
+    bucket = TokenBucket(capacity=3, refill_rate=10.0)
+    assert [bucket.consume(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.get_wait_time(0.0) == pytest.approx(0.1)
+    assert bucket.consume(0.1)
+
+
+def test_tiers_are_ordered():
+    targets = [TIERS[t].target_ms for t in TIER_ORDER]
+    assert targets == sorted(targets) == [500, 1000, 2000, 3000]
+
+
+def test_adaptive_buffer_promotes_on_underruns_and_demotes_when_calm():
+    buf = AdaptiveRingBuffer(capacity_chunks=4, adjustment_interval_chunks=10)
+    tracker = buf.jitter_tracker
+    for i in range(10):
+        tracker.record_chunk(i, i + 0.002)
+    tracker.record_underrun(1)  # 10 % > 5 %
+    assert buf.adjust_tier() == ("normal", "stable")
+    for i in range(10):
+        tracker.record_chunk(i, i + 0.001)
+    assert buf.adjust_tier() == ("stable", "normal")
+    for i in range(10):
+        tracker.record_chunk(i, i + 0.001)
+    assert buf.adjust_tier() == ("normal", "minimal")
+    assert buf.adjust_tier() is None  # not enough chunks in the new window
+
+
+def test_adaptive_buffer_is_bounded_fifo():
+    buf = AdaptiveRingBuffer(capacity_chunks=3)
+    assert all(buf.write_chunk(i) for i in range(3)) and not buf.write_chunk(99)
+    assert [buf.read_chunk() for _ in range(4)] == [0, 1, 2, None]
+    assert buf.get_buffer_health()["health_status"] == "healthy"
+
+
+# ---- protocol parsing -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [
+    "not json", "[]", '{"type":"dance"}', '{"type":"ping"}', '{"type":"ping","timestamp":"x"}',
+    '{"type":"buffer_control","requested_tier":"huge","timestamp":1}',
+    '{"type":"client_report","buffered_ms":-1,"underruns":0,"played_chunks":0,"timestamp":1}',
+    b"\x00\x01", "x" * 5000, None,
+])
+def test_invalid_client_messages_are_rejected(raw):
+    with pytest.raises(p.ProtocolError) as info:
+        p.parse_client_message(raw, 4096, TIER_ORDER)
+    assert info.value.code is p.ErrorCode.INVALID_MESSAGE
+
+
+def test_client_ids():
+    assert p.is_valid_client_id("3f2c1a8e-9b7d-4c1e-8f00-123456789abc")
+    for bad in ("", "a" * 65, "a b", "é", "a/b", "a.b"):
+        assert not p.is_valid_client_id(bad)
+
+
+# ---- client session -------------------------------------------------------------------------
+
+def session(ring, **kw) -> ClientSession:
+    defaults = dict(client_id="c1", station="default", fmt="json", ring=ring, buffer_cfg=BufferConfig(),
+                    conc_cfg=ConcurrencyConfig(), now=0.0, server_version="t")
+    defaults.update(kw)
+    return ClientSession(**defaults)
+
+
+def audio_ids(frames):
+    ids = []
+    for f in frames:
+        if isinstance(f, bytes):
+            ids.append(struct.unpack("<Q", f[:8])[0])
+        else:
+            m = json.loads(f)
+            ids.append(m["chunk_id"] if m["type"] == "audio" else m["type"])
+    return ids
+
+
+def test_session_starts_with_established_then_burst_of_tier_target():
+    ring = filled_ring(50)
+    s = session(ring, tier="normal")
+    s.open(0.0)
+    s.pump(0.0)
+    frames = s.drain(0.0)
+    first = json.loads(frames[0])
+    assert first["type"] == "connection_established" and first["buffer_config"]["target_buffer_ms"] == 1000
+    assert audio_ids(frames[1:]) == list(range(40, 50))
+    assert s.state.connection_state is ConnectionState.ACTIVE
+
+
+def test_binary_session_gets_binary_frames():
+    ring = filled_ring(20)
+    s = session(ring, fmt="binary", tier="minimal")
+    s.open(0.0)
+    s.pump(0.0)
+    frames = s.drain(0.0)
+    assert all(isinstance(f, bytes) for f in frames[1:]) and audio_ids(frames[1:]) == list(range(15, 20))
+
+
+def test_resume_continues_without_gap_when_held_and_announces_otherwise():
+    ring = filled_ring(100)
+    s = session(ring, resume_from=60)
+    s.open(0.0)
+    for t in range(10):
+        s.pump(t * 1.0)
+    assert audio_ids(s.drain(10.0)[1:]) == list(range(61, 100))
+    gone = session(filled_ring(400), client_id="c2", resume_from=10)
+    gone.open(0.0)
+    gone.pump(0.0)
+    frames = gone.drain(0.0)
+    error = json.loads(frames[1])
+    assert error["error_code"] == "BUFFER_OVERRUN" and error["severity"] == "warning"
+    assert audio_ids(frames[2:]) == list(range(390, 400))
+
+
+def test_slow_listener_is_skipped_forward_with_an_announced_overrun():
+    ring = filled_ring(10)
+    s = session(ring)
+    s.open(0.0)
+    s.pump(0.0)
+    s.drain(0.0)  # burst out
+    pool = AudioChunkPool(2)
+    for cid in range(10, 100):  # the socket never drains: outbox overflows
+        ring.write_chunk(pool.encode_chunk(cid, 0.0, pcm(1)))
+        s.pump(cid * 0.1)
+    frames = s.drain(10.0)
+    kinds = audio_ids(frames)
+    assert "error" in kinds
+    at = len(kinds) - 1 - kinds[::-1].index("error")
+    assert json.loads(frames[at])["error_code"] == "BUFFER_OVERRUN"
+    after = [k for k in kinds[at + 1:] if isinstance(k, int)]
+    assert after == list(range(95 - 4, 100))  # just behind the live edge, consecutive from there
+    assert s.overruns >= 1
+
+
+def test_messages_ping_control_report():
+    ring = filled_ring(10)
+    s = session(ring)
+    s.open(0.0)
+    s.drain(0.0)
+    s.on_message('{"type":"ping","timestamp":5}', 1.0)
+    s.on_message('{"type":"buffer_control","requested_tier":"defensive","timestamp":1}', 1.0)
+    msgs = [json.loads(f) for f in s.drain(1.0)]
+    assert msgs[0] == {"type": "pong", "timestamp": 1.0, "client_timestamp": 5}
+    assert msgs[1]["type"] == "buffer_control_ack" and msgs[1]["new_tier"] == "defensive"
+    assert s.current_tier == "defensive" and s.state.current_buffer_tier == "defensive"
+
+
+def test_invalid_messages_answered_then_closed_past_the_limit():
+    s = session(filled_ring(10))
+    s.open(0.0)
+    s.drain(0.0)
+    for i in range(10):
+        s.on_message("garbage", i * 0.1)
+    assert s.closing is None
+    assert all(json.loads(f)["error_code"] == "INVALID_MESSAGE" for f in s.drain(1.0))
+    s.on_message("garbage", 1.05)
+    assert s.closing.code == p.CloseCode.POLICY_VIOLATION
+
+
+def test_inbound_rate_limit():
+    s = session(filled_ring(10))
+    s.open(0.0)
+    s.drain(0.0)
+    for _ in range(25):
+        s.on_message('{"type":"ping","timestamp":1}', 0.0)
+    codes = [json.loads(f).get("error_code") for f in s.drain(0.0)]
+    assert codes.count("RATE_LIMIT_EXCEEDED") == 5 and s.closing is None
+
+
+def test_client_reports_promote_tier_and_feed_status():
+    ring = filled_ring(10)
+    s = session(ring, buffer_cfg=BufferConfig(tier_adjustment_interval_chunks=10))
+    s.open(0.0)
+    pool = AudioChunkPool(2)
+    for cid in range(10, 30):
+        ring.write_chunk(pool.encode_chunk(cid, cid * 0.1, pcm(1)))
+        s.pump(cid * 0.1)
+        s.drain(cid * 0.1)
+    s.on_message('{"type":"client_report","buffered_ms":300,"underruns":3,"played_chunks":25,"timestamp":3}', 3.0)
+    msgs = [json.loads(f) for f in s.drain(3.0)]
+    assert {"type": "buffer_control_ack", "previous_tier": "normal", "new_tier": "stable"}.items() <= msgs[0].items()
+    status = s.buffer_status(3.0)
+    assert status["buffer_health"]["current_depth_chunks"] == 3.0
+    assert status["performance"]["underruns"] == 3 and status["performance"]["chunks_sent"] == 30
+
+
+def test_drain_and_lifecycle():
+    s = session(filled_ring(10))
+    s.open(0.0)
+    s.begin_drain("maintenance", 5.0, 1.0)
+    assert s.state.connection_state is ConnectionState.DRAINING
+    assert json.loads(s.drain(1.0)[-1])["type"] == "shutdown_warning"
+    s.disconnect()
+    state = WebSocketClientState("x", None, ConnectionState.DISCONNECTED, 0, 0)
+    with pytest.raises(IllegalTransition):
+        state.transition(ConnectionState.ACTIVE)
