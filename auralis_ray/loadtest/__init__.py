@@ -1,0 +1,13 @@
+"""Auralis load generator: many listeners written against PROTOCOL.md, and a bare baseline.
+
+`client.run_loadtest(config)` opens the listeners and returns a `report.LoadReport`;
+`baseline` is a minimal `websockets` broadcast server to compare Auralis against.
+The per-listener logic (`session`, `player`, `gaps`, `stats`) is pure and clock-free.
+"""
+
+from auralis_ray.loadtest.config import Goals, LoadTestConfig
+from auralis_ray.loadtest.gaps import GapDetector
+from auralis_ray.loadtest.player import SimulatedPlayer
+from auralis_ray.loadtest.report import LoadReport
+
+__all__ = ["GapDetector", "Goals", "LoadReport", "LoadTestConfig", "SimulatedPlayer"]

@@ -1,0 +1,81 @@
+"""The load test's own settings: what to open, how fast, for how long, and the goals.
+
+The load generator is an outside client of Auralis, so it keeps its tunables here
+rather than in the server's `PerformanceConfig`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+from auralis_ray.loadtest.frames import FORMATS, TIER_TARGET_MS
+
+# What a server process looks like when no --server-pid is given (see procmon).
+DEFAULT_SERVER_PATTERNS = (r"ray::", r"raylet", r"gcs_server", r"\bserve\b")
+
+
+@dataclass(frozen=True)
+class Goals:
+    """Pass/fail thresholds of a run."""
+
+    max_underruns: int = 0
+    max_unannounced_gaps: int = 0
+    lateness_limit_ms: float = 50.0
+    min_fraction_within_limit: float = 0.999
+    first_audio_p99_ms: float = 150.0
+    max_failed_listeners: int = 0
+
+
+@dataclass(frozen=True)
+class LoadTestConfig:
+    url: str = "ws://127.0.0.1:8000"
+    listeners: int = 100
+    seconds: float = 10.0  # steady-state measurement window, after the ramp
+    format: str = "binary"
+    station: str = "default"
+    tier: str = "normal"
+    procs: int = 1  # worker processes the listeners are split across
+    ramp_rate: float = 200.0  # connections opened per second
+    settle_s: float = 1.0  # after the last connection opens, before the window starts
+    idle_s: float = 1.0  # server CPU/RSS sampled with no listener, before the ramp
+    prebuffer_chunks: int = 5
+    connect_timeout_s: float = 10.0
+    deflate: bool = False  # offer permessage-deflate, as browsers do
+    server_pids: tuple[int, ...] = ()  # empty: match DEFAULT_SERVER_PATTERNS
+    server_patterns: tuple[str, ...] = DEFAULT_SERVER_PATTERNS
+    label: str = "target"
+    goals: Goals = field(default_factory=Goals)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"url must be ws://HOST:PORT or wss://HOST:PORT, got {self.url!r}")
+        if self.listeners < 1:
+            raise ValueError("listeners must be at least 1")
+        if self.seconds <= 0:
+            raise ValueError("seconds must be positive")
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {self.format!r}")
+        if self.tier not in TIER_TARGET_MS:
+            raise ValueError(f"tier must be one of {tuple(TIER_TARGET_MS)}, got {self.tier!r}")
+        if not 1 <= self.procs <= self.listeners:
+            raise ValueError("procs must be between 1 and the number of listeners")
+        if self.ramp_rate <= 0:
+            raise ValueError("ramp_rate must be positive")
+        if self.settle_s < 0 or self.idle_s < 0:
+            raise ValueError("settle_s and idle_s must not be negative")
+        for pattern in self.server_patterns:
+            re.compile(pattern)
+
+    @property
+    def ramp_s(self) -> float:
+        return self.listeners / self.ramp_rate
+
+    def listener_uri(self, client_id: str) -> str:
+        base = self.url.rstrip("/")
+        return (
+            f"{base}/ws/audio/{client_id}"
+            f"?station={quote(self.station, safe='')}&format={self.format}&buffer_tier={self.tier}"
+        )

@@ -1,0 +1,95 @@
+"""The wire format of PROTOCOL.md v1, both directions the load test needs.
+
+Decoding (client side) turns one WebSocket message into an event; encoding (baseline
+server side) builds the frames once so they can be broadcast as-is.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+SAMPLE_RATE = 44_100
+CHANNELS = 2
+CHUNK_MS = 100
+CHUNK_S = CHUNK_MS / 1000.0
+FRAMES_PER_CHUNK = SAMPLE_RATE * CHUNK_MS // 1000  # 4,410
+SAMPLES_PER_CHUNK = FRAMES_PER_CHUNK * CHANNELS  # 8,820
+CHUNK_BYTES = SAMPLES_PER_CHUNK * 2  # 17,640
+
+BINARY_HEADER = struct.Struct("<Qd")  # chunk_id uint64 LE, timestamp float64 LE
+BINARY_FRAME_BYTES = BINARY_HEADER.size + CHUNK_BYTES  # 17,656
+
+TIER_TARGET_MS = {"minimal": 500, "normal": 1000, "stable": 2000, "defensive": 3000}
+FORMATS = ("json", "binary")
+
+
+class FrameError(ValueError):
+    """A message that does not follow PROTOCOL.md (bad JSON, bad length, missing field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    chunk_id: int
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class ControlMessage:
+    type: str
+    body: dict[str, Any]
+
+
+def decode_binary(data: bytes) -> AudioFrame:
+    """A binary audio frame: 16-byte header, then exactly one chunk of PCM."""
+    if len(data) != BINARY_FRAME_BYTES:
+        raise FrameError(f"binary frame of {len(data)} bytes, expected {BINARY_FRAME_BYTES}")
+    chunk_id, timestamp = BINARY_HEADER.unpack_from(data)
+    return AudioFrame(chunk_id, timestamp)
+
+
+def decode_text(text: str | bytes) -> AudioFrame | ControlMessage:
+    """A JSON text frame: an `audio` message (base64 PCM checked) or a control message."""
+    try:
+        msg = json.loads(text)
+    except ValueError as exc:
+        raise FrameError(f"not JSON: {exc}") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise FrameError("JSON message without a string 'type'")
+    if msg["type"] != "audio":
+        return ControlMessage(msg["type"], msg)
+    try:
+        chunk_id = msg["chunk_id"]
+        timestamp = float(msg["timestamp"])
+        pcm = binascii.a2b_base64(msg["data"], strict_mode=True)
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise FrameError(f"bad audio message: {exc!r}") from None
+    if not isinstance(chunk_id, int) or isinstance(chunk_id, bool):
+        raise FrameError(f"chunk_id {chunk_id!r} is not an integer")
+    if len(pcm) != CHUNK_BYTES:
+        raise FrameError(f"audio data of {len(pcm)} bytes, expected {CHUNK_BYTES}")
+    return AudioFrame(chunk_id, timestamp)
+
+
+def encode_binary(chunk_id: int, timestamp: float, pcm: bytes) -> bytes:
+    return BINARY_HEADER.pack(chunk_id, timestamp) + pcm
+
+
+def encode_audio_json(
+    chunk_id: int, timestamp: float, pcm_b64: str, *, buffer_depth: int, tier: str
+) -> bytes:
+    """UTF-8 JSON of an `audio` message (bytes, ready for a text frame)."""
+    return json.dumps(
+        {
+            "type": "audio",
+            "chunk_id": chunk_id,
+            "data": pcm_b64,
+            "timestamp": timestamp,
+            "buffer_depth": buffer_depth,
+            "current_tier": tier,
+        },
+        separators=(",", ":"),
+    ).encode()

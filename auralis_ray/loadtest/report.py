@@ -1,0 +1,269 @@
+"""The load report: one JSON-serializable dataclass, built by merging listener summaries.
+
+`build_report` is pure: it takes the listeners' summaries, the window lateness values
+and the measured process usage, and computes every figure and the pass/fail verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from auralis_ray.loadtest.config import Goals, LoadTestConfig
+from auralis_ray.loadtest.session import ListenerSummary
+from auralis_ray.loadtest.stats import Percentiles, fraction_within, summarize
+
+MB = 1024.0 * 1024.0
+
+
+@dataclass
+class ProcessUsage:
+    """psutil figures of a process set; CPU% with 100 = one core."""
+
+    pids: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    cpu_percent: float | None = None  # steady-state window
+    cpu_idle_percent: float | None = None  # before the ramp, no listener connected
+    rss_mb: float | None = None  # mean total over the steady-state window
+    rss_max_mb: float | None = None
+    rss_idle_mb: float | None = None
+
+
+@dataclass
+class GoalResult:
+    name: str
+    target: str
+    value: float | int | None
+    ok: bool
+
+
+@dataclass
+class LoadReport:
+    label: str
+    url: str
+    format: str
+    station: str
+    tier: str
+    procs: int
+    ramp_s: float
+    window_s: float
+    listeners_requested: int
+    listeners_connected: int
+    listeners_failed: int
+    listeners_closed_early: int
+    failure_reasons: dict[str, int]
+    close_codes: dict[str, int]
+    error_codes: dict[str, int]
+    chunks_received: int
+    live_chunks_in_window: int
+    bad_frames: int
+    lateness_ms: Percentiles
+    lateness_within_50ms: float | None
+    lateness_within_20ms: float | None
+    established_ms: Percentiles
+    first_audio_ms: Percentiles
+    unannounced_gaps: int
+    missing_chunks: int
+    announced_skips: int
+    skipped_chunks: int
+    out_of_order: int
+    underruns: int
+    listeners_with_underruns: int
+    server: ProcessUsage
+    server_cpu_percent_per_listener: float | None  # total CPU% / connected listeners
+    server_cpu_marginal_percent_per_listener: float | None  # (total − idle) / listeners
+    server_rss_kb_per_listener: float | None  # total RSS / connected listeners
+    server_rss_marginal_kb_per_listener: float | None  # (RSS − idle RSS) / listeners
+    generator_cpu_percent: float | None
+    goals: list[GoalResult]
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+def _per_listener(value: float | None, listeners: int, scale: float = 1.0) -> float | None:
+    if value is None or listeners == 0:
+        return None
+    return value * scale / listeners
+
+
+def evaluate_goals(report: LoadReport, goals: Goals, lateness_ms: np.ndarray) -> list[GoalResult]:
+    within = fraction_within(lateness_ms, goals.lateness_limit_ms)
+    first_p99 = report.first_audio_ms.p99
+    lost = report.listeners_failed + report.listeners_closed_early
+    gaps = report.unannounced_gaps + report.out_of_order
+    return [
+        GoalResult("listeners_failed_or_dropped", f"<= {goals.max_failed_listeners}", lost,
+                   lost <= goals.max_failed_listeners),
+        GoalResult("underruns", f"<= {goals.max_underruns}", report.underruns,
+                   report.underruns <= goals.max_underruns),
+        GoalResult("unannounced_gaps", f"<= {goals.max_unannounced_gaps}", gaps,
+                   gaps <= goals.max_unannounced_gaps),
+        GoalResult(f"lateness_within_{goals.lateness_limit_ms:g}ms",
+                   f">= {goals.min_fraction_within_limit:.1%}", within,
+                   within is not None and within >= goals.min_fraction_within_limit),
+        GoalResult("first_audio_p99_ms", f"<= {goals.first_audio_p99_ms:g}", first_p99,
+                   first_p99 is not None and first_p99 <= goals.first_audio_p99_ms),
+    ]
+
+
+def build_report(
+    config: LoadTestConfig,
+    summaries: Sequence[ListenerSummary],
+    window_lateness_ms: Iterable[float] | np.ndarray,
+    *,
+    window_s: float,
+    server: ProcessUsage | None = None,
+    generator_cpu_percent: float | None = None,
+) -> LoadReport:
+    lateness = np.asarray(
+        window_lateness_ms if isinstance(window_lateness_ms, np.ndarray) else list(window_lateness_ms),
+        dtype=np.float64,
+    )
+    server = server or ProcessUsage()
+    connected = [s for s in summaries if s.connected]
+    n = len(connected)
+    failures = Counter(s.failure for s in summaries if not s.connected)
+    close_codes = Counter(str(s.close_code) for s in summaries if s.closed_early)
+    errors: Counter[str] = Counter()
+    for s in summaries:
+        errors.update(s.error_codes)
+
+    cpu, idle = server.cpu_percent, server.cpu_idle_percent
+    rss, rss_idle = server.rss_mb, server.rss_idle_mb
+    report = LoadReport(
+        label=config.label,
+        url=config.url,
+        format=config.format,
+        station=config.station,
+        tier=config.tier,
+        procs=config.procs,
+        ramp_s=config.ramp_s,
+        window_s=window_s,
+        listeners_requested=config.listeners,
+        listeners_connected=n,
+        listeners_failed=len(summaries) - n + max(0, config.listeners - len(summaries)),
+        listeners_closed_early=sum(1 for s in connected if s.closed_early),
+        failure_reasons=dict(failures),
+        close_codes=dict(close_codes),
+        error_codes=dict(errors),
+        chunks_received=sum(s.chunks for s in summaries),
+        live_chunks_in_window=int(lateness.size),
+        bad_frames=sum(s.bad_frames for s in summaries),
+        lateness_ms=summarize(lateness),
+        lateness_within_50ms=fraction_within(lateness, 50.0),
+        lateness_within_20ms=fraction_within(lateness, 20.0),
+        established_ms=summarize([s.established_ms for s in connected if s.established_ms is not None]),
+        first_audio_ms=summarize([s.first_audio_ms for s in connected if s.first_audio_ms is not None]),
+        unannounced_gaps=sum(s.unannounced_gaps for s in summaries),
+        missing_chunks=sum(s.missing_chunks for s in summaries),
+        announced_skips=sum(s.announced_skips for s in summaries),
+        skipped_chunks=sum(s.skipped_chunks for s in summaries),
+        out_of_order=sum(s.out_of_order for s in summaries),
+        underruns=sum(s.underruns for s in summaries),
+        listeners_with_underruns=sum(1 for s in summaries if s.underruns),
+        server=server,
+        server_cpu_percent_per_listener=_per_listener(cpu, n),
+        server_cpu_marginal_percent_per_listener=(
+            _per_listener(cpu - idle, n) if cpu is not None and idle is not None else None
+        ),
+        server_rss_kb_per_listener=_per_listener(rss, n, 1024.0),
+        server_rss_marginal_kb_per_listener=(
+            _per_listener(rss - rss_idle, n, 1024.0) if rss is not None and rss_idle is not None else None
+        ),
+        generator_cpu_percent=generator_cpu_percent,
+        goals=[],
+        passed=False,
+    )
+    report.goals = evaluate_goals(report, config.goals, lateness)
+    report.passed = all(g.ok for g in report.goals)
+    return report
+
+
+# -- text -------------------------------------------------------------------------------
+
+def _fmt(value: object, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _rows(r: LoadReport) -> list[tuple[str, str]]:
+    lat, fa = r.lateness_ms, r.first_audio_ms
+    pct = lambda v: "-" if v is None else f"{v:.3%}"  # noqa: E731
+    return [
+        ("listeners requested/connected/failed",
+         f"{r.listeners_requested}/{r.listeners_connected}/{r.listeners_failed}"),
+        ("failure reasons", ", ".join(f"{k}: {v}" for k, v in r.failure_reasons.items()) or "-"),
+        ("closed early (close codes)", f"{r.listeners_closed_early} ({', '.join(r.close_codes) or '-'})"),
+        ("chunks received", _fmt(r.chunks_received)),
+        ("live chunks in window", _fmt(r.live_chunks_in_window)),
+        ("lateness p50/p95/p99 ms", f"{_fmt(lat.p50)}/{_fmt(lat.p95)}/{_fmt(lat.p99)}"),
+        ("lateness p99.9/max ms", f"{_fmt(lat.p999)}/{_fmt(lat.max)}"),
+        ("within 50 ms / 20 ms", f"{pct(r.lateness_within_50ms)} / {pct(r.lateness_within_20ms)}"),
+        ("established p50/p99 ms", f"{_fmt(r.established_ms.p50)}/{_fmt(r.established_ms.p99)}"),
+        ("first audio p50/p99/max ms", f"{_fmt(fa.p50)}/{_fmt(fa.p99)}/{_fmt(fa.max)}"),
+        ("unannounced gaps (missing chunks)", f"{r.unannounced_gaps} ({r.missing_chunks})"),
+        ("announced skips / out of order", f"{r.announced_skips} / {r.out_of_order}"),
+        ("underruns (listeners)", f"{r.underruns} ({r.listeners_with_underruns})"),
+        ("bad frames", _fmt(r.bad_frames)),
+        ("server processes", _fmt(len(r.server.pids))),
+        ("server CPU % (idle)", f"{_fmt(r.server.cpu_percent)} ({_fmt(r.server.cpu_idle_percent)})"),
+        ("server CPU % per listener", _fmt(r.server_cpu_percent_per_listener, 4)),
+        ("  CPU marginal (minus idle)", _fmt(r.server_cpu_marginal_percent_per_listener, 4)),
+        ("server RSS MB (idle)", f"{_fmt(r.server.rss_mb)} ({_fmt(r.server.rss_idle_mb)})"),
+        ("server RSS KB per listener", _fmt(r.server_rss_kb_per_listener)),
+        ("  RSS marginal (minus idle)", _fmt(r.server_rss_marginal_kb_per_listener)),
+        ("generator CPU %", _fmt(r.generator_cpu_percent)),
+        *[(f"goal {g.name} {g.target}", f"{_fmt(g.value, 4)} {'PASS' if g.ok else 'FAIL'}") for g in r.goals],
+        ("verdict", "PASS" if r.passed else "FAIL"),
+    ]
+
+
+def format_report(r: LoadReport) -> str:
+    head = (f"{r.label}: {r.url} format={r.format} station={r.station} tier={r.tier} "
+            f"procs={r.procs} ramp={r.ramp_s:.1f}s window={r.window_s:.1f}s")
+    rows = _rows(r)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join([head, *(f"  {k:<{width}}  {v}" for k, v in rows)])
+
+
+def cpu_ratio(target: LoadReport, baseline: LoadReport, *, marginal: bool = False) -> float | None:
+    """How many times more server CPU per listener the target spends than the baseline."""
+    if marginal:
+        t, b = target.server_cpu_marginal_percent_per_listener, baseline.server_cpu_marginal_percent_per_listener
+    else:
+        t, b = target.server_cpu_percent_per_listener, baseline.server_cpu_percent_per_listener
+    if t is None or b is None or b <= 0:
+        return None
+    return t / b
+
+
+def format_side_by_side(target: LoadReport, baseline: LoadReport) -> str:
+    left, right = _rows(target), _rows(baseline)
+    width = max(len(k) for k, _ in left + right)
+    col = max(len(v) for _, v in left + [("", target.label)]) + 2
+    lines = [f"  {'':<{width}}  {target.label:<{col}}{baseline.label}"]
+    right_map = dict(right)
+    for key, value in left:
+        other = right_map.get(key, "-")
+        lines.append(f"  {key:<{width}}  {value:<{col}}{other}")
+    ratio, marginal = cpu_ratio(target, baseline), cpu_ratio(target, baseline, marginal=True)
+    lines.append(f"  {'CPU per listener ratio':<{width}}  {_fmt(ratio, 2)}x "
+                 f"(marginal: {_fmt(marginal, 2)}x) {target.label} / {baseline.label}")
+    return "\n".join(lines)

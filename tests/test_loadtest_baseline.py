@@ -1,0 +1,47 @@
+"""The load generator against the bare baseline: 20 JSON + 20 binary listeners, ~3 s."""
+
+import asyncio
+import time
+
+import pytest
+
+from auralis_ray.loadtest.baseline import baseline_subprocess
+from auralis_ray.loadtest.client import run_loadtest_async
+from auralis_ray.loadtest.config import LoadTestConfig
+
+LISTENERS = 20
+SETTLE_S = 0.5
+SECONDS = 2.5
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    with baseline_subprocess() as (url, pid):
+        time.sleep(1.2)  # let the ring fill, so every burst is a full tier target (10 chunks)
+        yield url, pid
+
+
+@pytest.mark.timeout(60)
+async def test_generator_against_baseline_has_no_gaps_and_expected_chunk_counts(baseline):
+    url, pid = baseline
+    configs = [
+        LoadTestConfig(url=url, listeners=LISTENERS, seconds=SECONDS, format=fmt, settle_s=SETTLE_S,
+                       idle_s=0.0, server_pids=(pid,), label=fmt)
+        for fmt in ("json", "binary")
+    ]
+    reports = await asyncio.gather(*(run_loadtest_async(c) for c in configs))
+    for r in reports:
+        assert r.listeners_connected == LISTENERS and r.listeners_failed == 0, r.failure_reasons
+        assert r.listeners_closed_early == 0
+        assert r.bad_frames == 0
+        assert r.unannounced_gaps == 0 and r.out_of_order == 0 and r.announced_skips == 0
+        assert r.underruns == 0
+        # each listener: a 10-chunk burst, then one chunk per 100 ms until the run ends
+        # (ramp 0.1 s + settle + window); allow ±2 chunks per listener for timing edges
+        per_listener = 10 + 10 * (0.1 + SETTLE_S + SECONDS)
+        assert abs(r.chunks_received - LISTENERS * per_listener) <= 2 * LISTENERS, r.chunks_received
+        assert abs(r.live_chunks_in_window - LISTENERS * SECONDS * 10) <= 1.5 * LISTENERS
+        assert r.lateness_ms.max is not None and r.lateness_ms.p50 < 50
+        assert r.first_audio_ms.count == LISTENERS and r.first_audio_ms.max < 2000
+        assert r.server.pids == [pid] and r.server.cpu_percent is not None
+        assert r.to_json()

@@ -1,0 +1,107 @@
+"""Gap detection and the per-listener session, on a fake clock."""
+
+from auralis_ray.loadtest.gaps import GapDetector, Step
+from auralis_ray.loadtest.session import ListenerSession
+
+
+def test_consecutive_ids_have_no_gap():
+    g = GapDetector()
+    assert [g.on_chunk(i) for i in range(100, 104)] == [Step.FIRST, Step.NEXT, Step.NEXT, Step.NEXT]
+    assert g.unannounced_gaps == g.announced_skips == g.out_of_order == 0
+
+
+def test_jump_without_overrun_is_unannounced_gap():
+    g = GapDetector()
+    g.on_chunk(1)
+    assert g.on_chunk(5) == Step.UNANNOUNCED_GAP
+    assert g.unannounced_gaps == 1 and g.missing_chunks == 3 and g.announced_skips == 0
+
+
+def test_jump_right_after_buffer_overrun_is_announced():
+    g = GapDetector()
+    g.on_chunk(1)
+    g.on_buffer_overrun()
+    assert g.on_chunk(20) == Step.ANNOUNCED_SKIP
+    assert g.announced_skips == 1 and g.skipped_chunks == 18 and g.unannounced_gaps == 0
+
+
+def test_overrun_announces_only_the_next_chunk():
+    g = GapDetector()
+    g.on_chunk(1)
+    g.on_buffer_overrun()
+    g.on_chunk(2)  # no jump: the announcement is used up
+    assert g.on_chunk(4) == Step.UNANNOUNCED_GAP
+    assert g.unannounced_gaps == 1 and g.announced_skips == 0
+
+
+def test_duplicate_or_step_back_is_out_of_order():
+    g = GapDetector()
+    g.on_chunk(5)
+    assert g.on_chunk(5) == Step.OUT_OF_ORDER
+    assert g.on_chunk(3) == Step.OUT_OF_ORDER
+    assert g.on_chunk(6) == Step.NEXT
+    assert g.out_of_order == 2 and g.unannounced_gaps == 0
+
+
+def _session(window=(10.0, 20.0)):
+    s = ListenerSession(0, "c0", window=window, prebuffer_chunks=5)
+    s.on_handshake_start(9.0)
+    return s
+
+
+def test_session_splits_burst_from_live_and_measures_window_lateness():
+    s = _session()
+    s.on_established(server_time=9.010, now=9.012)
+    for k in range(10):  # burst: published before the server greeted us
+        s.on_audio(k, 8.0 + k * 0.1, now=9.015)
+    s.on_audio(10, 9.1, now=9.105)  # live, before the window
+    s.on_audio(11, 10.0, now=10.004)  # live, in the window: 4 ms late
+    s.on_audio(12, 10.1, now=10.130)  # 30 ms late
+    s.finish(10.2)
+    summary = s.summary()
+    assert summary.connected and summary.chunks == 13 and summary.live_chunks == 3
+    assert abs(summary.established_ms - 12.0) < 1e-6
+    assert abs(summary.first_audio_ms - 15.0) < 1e-6
+    lateness = s.window_lateness_ms()
+    assert [round(v, 6) for v in lateness] == [4.0, 30.0]
+    assert summary.unannounced_gaps == 0 and summary.underruns == 0
+
+
+def test_session_counts_gaps_skips_and_protocol_errors():
+    s = _session()
+    s.on_audio(0, 9.0, now=9.01)  # audio before connection_established
+    s.on_established(server_time=9.0, now=9.02)
+    s.on_audio(1, 9.1, now=9.1)
+    s.on_audio(3, 9.3, now=9.3)  # unannounced
+    s.on_error("BUFFER_OVERRUN")
+    s.on_audio(9, 9.9, now=9.9)  # announced
+    s.on_bad_frame()
+    summary = s.summary()
+    assert summary.bad_frames == 2
+    assert summary.unannounced_gaps == 1 and summary.missing_chunks == 1
+    assert summary.announced_skips == 1 and summary.skipped_chunks == 5
+    assert summary.error_codes == {"BUFFER_OVERRUN": 1}
+
+
+def test_session_never_established_is_a_failure_and_ignores_audio_after_finish():
+    s = _session()
+    s.on_failed("HTTP 403")
+    assert s.summary().failure == "HTTP 403" and not s.summary().connected
+    t = _session()
+    t.on_established(9.0, 9.0)
+    t.finish(9.5)
+    t.on_audio(1, 9.6, 9.6)
+    t.on_closed(1000, 9.7)
+    assert t.summary().chunks == 0 and not t.summary().closed_early
+
+
+def test_session_player_underruns_when_stream_stops():
+    s = _session()
+    s.on_established(9.0, 9.0)
+    for k in range(5):
+        s.on_audio(k, 8.5 + k * 0.1, now=9.0)
+    s.on_closed(1011, 9.05)  # the server went away
+    s.finish(12.0)
+    summary = s.summary()
+    assert summary.closed_early and summary.close_code == 1011
+    assert summary.underruns == 1

@@ -1,0 +1,176 @@
+"""Percentiles, report merging, goals, CPU arithmetic and the wire codec."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from auralis_ray.loadtest.config import Goals, LoadTestConfig
+from auralis_ray.loadtest.frames import (
+    CHUNK_BYTES,
+    AudioFrame,
+    ControlMessage,
+    FrameError,
+    decode_binary,
+    decode_text,
+    encode_audio_json,
+    encode_binary,
+)
+from auralis_ray.loadtest.procmon import ProcSample, cpu_percent_between
+from auralis_ray.loadtest.report import ProcessUsage, build_report, cpu_ratio, format_side_by_side
+from auralis_ray.loadtest.session import ListenerSummary
+from auralis_ray.loadtest.stats import fraction_within, percentile, summarize
+
+# -- stats ------------------------------------------------------------------------------
+
+
+def test_nearest_rank_percentiles():
+    values = np.arange(1, 1001, dtype=float)  # 1..1000
+    s = summarize(values[::-1])  # order does not matter
+    assert (s.count, s.p50, s.p95, s.p99, s.p999, s.max) == (1000, 500, 950, 990, 999, 1000)
+    assert percentile([7.0], 99.9) == 7.0
+    assert summarize(np.arange(1, 101)).p999 == 100  # p99.9 of 100 values is the max
+    assert summarize([]).p50 is None and summarize([]).count == 0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 0)
+
+
+def test_fraction_within_is_inclusive():
+    assert fraction_within([10, 20, 50, 51], 50) == 0.75
+    assert fraction_within([], 50) is None
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def _ok(i, **kw):
+    base = dict(index=i, client_id=f"c{i}", connected=True, established_ms=5.0 + i,
+                first_audio_ms=8.0 + i, chunks=60, live_chunks=50)
+    base.update(kw)
+    return ListenerSummary(**base)
+
+
+def _config(n, **kw):
+    return LoadTestConfig(url="ws://h:1", listeners=n, **kw)
+
+
+def test_clean_run_passes_and_serializes():
+    summaries = [_ok(i) for i in range(10)]
+    lateness = np.full(1000, 3.0)
+    usage = ProcessUsage(pids=[1], names=["x"], cpu_percent=25.0, cpu_idle_percent=5.0,
+                         rss_mb=110.0, rss_idle_mb=100.0)
+    r = build_report(_config(10), summaries, lateness, window_s=10.0, server=usage,
+                     generator_cpu_percent=12.0)
+    assert r.passed and all(g.ok for g in r.goals)
+    assert (r.listeners_connected, r.listeners_failed, r.chunks_received) == (10, 0, 600)
+    assert r.first_audio_ms.p50 == 12.0 and r.first_audio_ms.max == 17.0
+    assert r.server_cpu_percent_per_listener == pytest.approx(2.5)
+    assert r.server_cpu_marginal_percent_per_listener == pytest.approx(2.0)
+    assert r.server_rss_marginal_kb_per_listener == pytest.approx(1024.0)
+    again = json.loads(r.to_json())
+    assert again["lateness_ms"]["p999"] == 3.0 and again["passed"] is True
+
+
+def test_failures_underruns_and_gaps_fail_goals():
+    summaries = [
+        _ok(0, underruns=2),
+        _ok(1, unannounced_gaps=1, missing_chunks=4, announced_skips=1),
+        ListenerSummary(index=2, client_id="c2", failure="HTTP 403"),
+        ListenerSummary(index=3, client_id="c3", failure="HTTP 403"),
+    ]
+    r = build_report(_config(5), summaries, np.full(10, 1.0), window_s=1.0)
+    goals = {g.name: g for g in r.goals}
+    assert r.listeners_failed == 3  # two refused, one never reported back
+    assert r.failure_reasons == {"HTTP 403": 2}
+    assert (r.underruns, r.listeners_with_underruns) == (2, 1)
+    assert (r.unannounced_gaps, r.missing_chunks, r.announced_skips) == (1, 4, 1)
+    assert not goals["listeners_failed_or_dropped"].ok
+    assert not goals["underruns"].ok and not goals["unannounced_gaps"].ok
+    assert goals["lateness_within_50ms"].ok and not r.passed
+
+
+def test_lateness_goal_boundary_at_99_9_percent():
+    summaries = [_ok(0)]
+    just_ok = np.array([10.0] * 999 + [60.0])
+    r = build_report(_config(1), summaries, just_ok, window_s=1.0)
+    assert r.lateness_within_50ms == pytest.approx(0.999) and r.passed
+    too_late = np.array([10.0] * 998 + [60.0, 50.001])
+    r = build_report(_config(1), summaries, too_late, window_s=1.0)
+    assert not r.passed and r.lateness_ms.max == 60.0
+    assert build_report(_config(1), summaries, [], window_s=1.0).passed is False  # nothing measured
+
+
+def test_first_audio_goal_uses_p99():
+    summaries = [_ok(i, first_audio_ms=100.0) for i in range(99)] + [_ok(99, first_audio_ms=900.0)]
+    r = build_report(_config(100), summaries, np.ones(10), window_s=1.0)
+    assert r.first_audio_ms.p99 == 100.0 and r.passed  # one slow listener in 100 is the p100
+    summaries[-2] = _ok(98, first_audio_ms=151.0)
+    r = build_report(_config(100), summaries, np.ones(10), window_s=1.0, )
+    assert r.first_audio_ms.p99 == 151.0 and not r.passed
+    r = build_report(_config(100, goals=Goals(first_audio_p99_ms=200.0)), summaries, np.ones(10), window_s=1.0)
+    assert r.passed
+
+
+def test_cpu_ratio_and_side_by_side():
+    usage_t = ProcessUsage(cpu_percent=60.0, cpu_idle_percent=20.0)
+    usage_b = ProcessUsage(cpu_percent=10.0, cpu_idle_percent=0.0)
+    t = build_report(_config(10, label="auralis"), [_ok(i) for i in range(10)], np.ones(5), window_s=1, server=usage_t)
+    b = build_report(_config(10, label="baseline"), [_ok(i) for i in range(10)], np.ones(5), window_s=1, server=usage_b)
+    assert cpu_ratio(t, b) == pytest.approx(6.0)
+    assert cpu_ratio(t, b, marginal=True) == pytest.approx(4.0)
+    text = format_side_by_side(t, b)
+    assert "auralis" in text and "baseline" in text and "6.00x" in text
+
+
+# -- process CPU arithmetic -------------------------------------------------------------------
+
+
+def _p(pid, created, cpu):
+    return ProcSample(pid=pid, create_time=created, name="p", cpu_s=cpu, rss=0)
+
+
+def test_cpu_percent_between_counts_new_processes_and_ignores_unseen_old_ones():
+    start = {s.key: s for s in [_p(1, 0.0, 10.0), _p(2, 0.0, 5.0)]}
+    end = {s.key: s for s in [_p(1, 0.0, 11.0), _p(3, 105.0, 0.5), _p(4, 50.0, 99.0), _p(2, 103.0, 0.2)]}
+    # pid 1: +1.0 s; pid 3 born in window: 0.5 s; pid 4 old but unseen at start: ignored;
+    # pid 2 was reused by a new process born in the window: its 0.2 s counts
+    assert cpu_percent_between(start, end, wall_s=10.0, start_time=100.0) == pytest.approx(17.0)
+    with pytest.raises(ValueError):
+        cpu_percent_between(start, end, wall_s=0, start_time=0)
+
+
+# -- wire codec -------------------------------------------------------------------------------
+
+
+def test_binary_frame_roundtrip_and_length_check():
+    pcm = bytes(range(256)) * (CHUNK_BYTES // 256) + bytes(CHUNK_BYTES % 256)
+    frame = encode_binary(42, 1234.5, pcm)
+    assert decode_binary(frame) == AudioFrame(42, 1234.5)
+    with pytest.raises(FrameError):
+        decode_binary(frame[:-1])
+
+
+def test_json_audio_roundtrip_and_validation():
+    pcm_b64 = base64.b64encode(b"\x01" * CHUNK_BYTES).decode()
+    msg = encode_audio_json(7, 99.5, pcm_b64, buffer_depth=0, tier="normal")
+    assert decode_text(msg) == AudioFrame(7, 99.5)
+    assert decode_text(msg.decode()) == AudioFrame(7, 99.5)
+    short = encode_audio_json(7, 99.5, base64.b64encode(b"\x01" * 100).decode(), buffer_depth=0, tier="normal")
+    for bad in (short, b"not json", b"[]", b'{"type": "audio", "chunk_id": 1}',
+                b'{"type": "audio", "chunk_id": "1", "timestamp": 1, "data": ""}'):
+        with pytest.raises(FrameError):
+            decode_text(bad)
+    control = decode_text('{"type": "error", "error_code": "BUFFER_OVERRUN"}')
+    assert isinstance(control, ControlMessage) and control.body["error_code"] == "BUFFER_OVERRUN"
+
+
+def test_config_validates_and_builds_uri():
+    c = LoadTestConfig(url="ws://127.0.0.1:8000/", station="a b", format="json", tier="stable")
+    assert c.listener_uri("x1") == "ws://127.0.0.1:8000/ws/audio/x1?station=a%20b&format=json&buffer_tier=stable"
+    for bad in (dict(url="http://x"), dict(format="xml"), dict(tier="huge"), dict(listeners=0),
+                dict(listeners=2, procs=3), dict(server_patterns=("(",))):
+        with pytest.raises((ValueError, Exception)):
+            LoadTestConfig(**bad)
