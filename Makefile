@@ -5,11 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# Ray's object store and GCS on non-default ports, so a `make run` and a test run can coexist
+# Ray's GCS on a non-default port, so a `make run` and a test run can coexist
 RAY_PORT ?= 6390
+# This cluster's own token (Ray's token auth is on by default; ~/.ray/auth_token is shared by every cluster)
+export RAY_AUTH_TOKEN_PATH ?= $(CURDIR)/build/ray_auth_token
 export RAY_SERVE_ENABLE_HA_PROXY ?= 0
 
-.PHONY: run test bench stop install browser clean
+.PHONY: run test bench stop install test-tools clean
 
 $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,22 +23,26 @@ install: $(STAMP)
 
 run: $(STAMP)
 	mkdir -p build
+	test -s $(RAY_AUTH_TOKEN_PATH) || (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $(RAY_AUTH_TOKEN_PATH))
 	sed -e 's/port: 8000/port: $(PORT)/' configs/serve.yaml > build/serve.yaml
-	-$(BIN)/ray stop --force >/dev/null 2>&1
-	$(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
+	RAY_AUTH_MODE=token $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
 		--dashboard-host=127.0.0.1 --disable-usage-stats
-	trap '$(BIN)/ray stop --force >/dev/null 2>&1' EXIT INT TERM; \
-		$(BIN)/serve run --address=127.0.0.1:$(RAY_PORT) build/serve.yaml
+	trap 'RAY_AUTH_MODE=token RAY_ADDRESS=127.0.0.1:$(RAY_PORT) $(BIN)/ray stop >/dev/null 2>&1' EXIT; \
+		RAY_AUTH_MODE=token $(BIN)/serve run --address=127.0.0.1:$(RAY_PORT) build/serve.yaml
 
 stop:
-	-$(BIN)/ray stop --force
+	-RAY_AUTH_MODE=token $(BIN)/ray stop
 
-browser:
-	@test -x /usr/bin/chromium || (apt-get install -y -q chromium >/dev/null 2>&1 || \
-		(apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) || \
-		echo "chromium could not be installed: browser tests will be skipped"
+# Debian's chromium (browser tests) and promtool (alert rule checks); tests skip what is missing.
+test-tools:
+	@missing=""; test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+		(apt-get install -y -q $$missing >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null 2>&1)) || \
+		echo "could not install:$$missing (the tests that need it will be skipped)"; fi
 
-test: $(STAMP) browser
+test: $(STAMP) test-tools
 	node --test tests/web/
 	$(BIN)/python -m pytest -q -ra --timeout=600
 

@@ -31,7 +31,7 @@ class Server:
         return f"{self.ws_url}/ws/audio/{client_id}" + (f"?{q}" if q else "")
 
 
-def wait_ready(url: str, timeout: float = 120.0) -> None:
+def wait_ready(url: str, timeout: float = 60.0) -> None:
     import httpx
 
     deadline = time.time() + timeout
@@ -57,7 +57,7 @@ def auralis_server():
 
     port, metrics_port = free_port(), free_port()
     ray.init(
-        num_cpus=4, include_dashboard=False, namespace="auralis", log_to_driver=False,
+        address="local", num_cpus=4, include_dashboard=False, namespace="auralis", log_to_driver=False,
         _metrics_export_port=metrics_port, ignore_reinit_error=True,
     )
     serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import websockets
 
+from auralis_ray.loadtest.player import SimulatedPlayer
+
 CHUNK_BYTES = 17_640
 
 
@@ -47,18 +49,13 @@ class Recording:
         return gaps
 
     def underruns(self, prebuffer_ms: int = 500) -> int:
-        """A player that starts after `prebuffer_ms` of audio and then plays in real time."""
-        need = prebuffer_ms // 100
-        if len(self.arrivals) <= need:
-            return 0
-        start = self.arrivals[need - 1]
-        underruns = 0
-        for i, arrived in enumerate(self.arrivals):
-            due = start + (i - need + 1) * 0.1 if i >= need else start
-            if arrived > due + 1e-3:
-                underruns += 1
-                start += arrived - due  # the player re-buffers
-        return underruns
+        """Underruns of a player that starts once it holds `prebuffer_ms`, then plays in real time."""
+        player = SimulatedPlayer(prebuffer_chunks=prebuffer_ms // 100)
+        for arrived in self.arrivals:
+            player.push(arrived)
+        if self.arrivals:
+            player.advance(self.arrivals[-1])
+        return player.underruns
 
 
 def decode(frame) -> tuple[str, dict | None, int | None, bytes | None, float | None]:

@@ -27,17 +27,15 @@ from ..actors.system import ensure_system, synthesis_handle
 from ..config import PerformanceConfig, config_from_json, load_config
 from ..monitor.metrics import get_metrics
 from ..music.params import StationParams
+from . import state
 from .hub import ListenerHub
 from .websocket import AudioEndpoint
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
-_state: dict = {}
-
-
 def current_hub() -> ListenerHub:
-    hub = _state.get("hub")
+    hub = state.hub
     if hub is None:
         raise RuntimeError("the ingress replica is not initialized")
     return hub
@@ -51,7 +49,7 @@ def _json_error(status: int, message: str, detail: list | None = None) -> JSONRe
 
 
 def _authorized(request: Request) -> bool:
-    token = _state["control_token"]
+    token = state.control_token
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     return scheme.lower() == "bearer" and bool(given) and hmac.compare_digest(given.strip(), token)
@@ -88,11 +86,11 @@ async def _station_infos(hub: ListenerHub) -> dict[str, dict]:
 
 
 async def _device() -> dict:
-    cached = _state.get("device")
+    cached = state.device
     if cached is None:
         try:
             status = await asyncio.wait_for(synthesis_handle().status.remote(), 5)
-            cached = _state["device"] = status["device"]
+            cached = state.device = status["device"]
         except Exception as error:
             return {"error": repr(error)}
     return cached
@@ -123,7 +121,7 @@ async def api_status(request: Request) -> Response:
         "max_concurrent_clients": hub.config.concurrency.max_concurrent_clients,
         "stations": stations,
         "device": await _device(),
-        "replica": _state.get("replica_id"),
+        "replica": state.replica_id,
     })
 
 
@@ -223,20 +221,19 @@ class AuralisIngress:
         config = config_from_json(config_json)
         stations = ensure_system(config)
         hub = ListenerHub(config, stations, get_metrics("ingress"))
-        _state.update(hub=hub, control_token=config.server.control_token, config=config)
+        state.hub, state.control_token = hub, config.server.control_token
         try:
-            _state["replica_id"] = serve.get_replica_context().replica_id.unique_id
+            state.replica_id = serve.get_replica_context().replica_id.unique_id
         except Exception:
-            _state["replica_id"] = None
+            state.replica_id = None
         hub.start()
 
     async def check_health(self) -> None:
-        hub = _state.get("hub")
-        if hub is None:
+        if state.hub is None:
             raise RuntimeError("hub not initialized")
 
     async def __del__(self) -> None:
-        hub = _state.get("hub")
+        hub = state.hub
         if hub is not None and hub.listener_count:
             await hub.drain("replica shutting down", min(hub.config.concurrency.drain_timeout_sec, 2.0))
 
