@@ -1,0 +1,60 @@
+"""The configuration tree: environment overrides, validation that names the bad setting."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from auralis_ray.config import ConfigError, PerformanceConfig, load_config
+
+
+def test_defaults_follow_the_seed():
+    config = load_config()
+    assert config.buffer.initial_tier == "normal" and config.buffer.jitter_window_size == 50
+    assert config.concurrency.thread_pool_workers == 2 and config.gpu.max_batch_size == 16
+    assert [s.name for s in config.server.stations] == ["default"]
+
+
+def test_environment_overrides_nested(monkeypatch):
+    monkeypatch.setenv("AURALIS__BUFFER__ENABLE_ADAPTIVE_TIERS", "false")
+    monkeypatch.setenv("AURALIS__GPU__COMPILE_MODE", "max-autotune")
+    monkeypatch.setenv("AURALIS__SERVER__STATIONS", '[{"name":"a","preset":"sleep"},{"name":"b"}]')
+    config = load_config()
+    assert config.buffer.enable_adaptive_tiers is False and config.gpu.compile_mode == "max-autotune"
+    assert [s.preset for s in config.server.stations] == ["sleep", "focus"]
+
+
+@pytest.mark.parametrize("env,named", [
+    ({"AURALIS__CONCURRENCY__THREAD_POOL_WORKERS": "0"}, "AURALIS__CONCURRENCY__THREAD_POOL_WORKERS"),
+    ({"AURALIS__BUFFER__INITIAL_TIER": "huge"}, "AURALIS__BUFFER__INITIAL_TIER"),
+    ({"AURALIS__BUFFER__JITTER_EMA_ALPHA": "abc"}, "AURALIS__BUFFER__JITTER_EMA_ALPHA"),
+    ({"AURALIS__SERVER__STATIONS": '[{"name":"a"},{"name":"a"}]'}, "server.stations"),
+])
+def test_bad_values_fail_naming_the_setting(monkeypatch, env, named):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert named in str(info.value)
+
+
+def test_bad_environment_stops_the_command_line_with_a_clear_message():
+    env = {**os.environ, "AURALIS__GPU__MAX_BATCH_SIZE": "-3"}
+    result = subprocess.run([sys.executable, "-m", "auralis_ray.cli", "config"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "gpu.max_batch_size (AURALIS__GPU__MAX_BATCH_SIZE)" in result.stderr
+
+
+def test_serve_app_builder_refuses_bad_configuration(monkeypatch):
+    from auralis_ray.serve.app import build_app
+
+    monkeypatch.setenv("AURALIS__BUFFER__RING_CAPACITY_CHUNKS", "3")
+    with pytest.raises(ConfigError, match="buffer.ring_capacity_chunks"):
+        build_app({})
+
+
+def test_round_trip_between_processes():
+    config = load_config(server={"control_token": "t"})
+    assert PerformanceConfig.model_validate_json(config.model_dump_json()) == config
