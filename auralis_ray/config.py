@@ -115,6 +115,13 @@ class GPUConfig(_Section):
     # Periodic cleanup
     cleanup_interval_renders: int = Field(default=100, ge=1)
 
+    # Master bus and room (synthesis engine)
+    target_lufs: float = Field(default=-16.0, ge=-30.0, le=-8.0)
+    true_peak_ceiling_dbtp: float = Field(default=-1.5, ge=-12.0, le=0.0)
+    limiter_lookahead_ms: float = Field(default=5.0, ge=0.5, le=50.0)
+    reverb_seconds: float = Field(default=2.8, ge=0.5, le=8.0)
+    reverb_t60_sec: float = Field(default=3.2, ge=0.3, le=12.0)
+
 
 class MemoryConfig(_Section):
     """Memory leak prevention configuration."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import httpx
 import pytest
@@ -63,13 +64,27 @@ async def test_good_listeners_unaffected_by_abusive_clients(auralis_server):
     assert results[-4] == [401] * 5
 
 
+def _tiny_receive_window_socket(http_url: str) -> socket.socket:
+    """A client socket that stops reading: its small receive window makes the server's send block."""
+    host, port = http_url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    return sock
+
+
 async def test_stalled_listener_is_skipped_then_disconnected_and_released(auralis_server):
-    url = auralis_server.audio_url("stuck")
-    async with websockets.connect(url, max_queue=1, max_size=2**22) as ws:
-        await asyncio.sleep(8.0)  # never read; the server's stall timeout in tests is 4 s
+    sock = _tiny_receive_window_socket(auralis_server.http_url)
+    async with websockets.connect(auralis_server.audio_url("stuck"), sock=sock, max_queue=1, max_size=2**22):
+        gone = False
         async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:
-            details = (await http.get("/api/metrics")).json()["listener_details"]
-        assert "stuck" not in {d["client_id"] for d in details}
+            for _ in range(30):  # the stall timeout in tests is 4 s
+                await asyncio.sleep(1.0)
+                details = (await http.get("/api/metrics")).json()["listener_details"]
+                if "stuck" not in {d["client_id"] for d in details}:
+                    gone = True
+                    break
+        assert gone, "a listener that never reads must be disconnected"
 
 
 async def test_overload_refuses_new_clients_and_keeps_existing(auralis_server):

@@ -81,6 +81,18 @@ def test_cursor_reads_consecutive_chunks_and_catches_up_when_far_behind():
     assert ring.read_chunk("a", 1.0).chunk_id == 35
 
 
+def test_burst_starts_at_the_first_chunk_ever_written():
+    pool = AudioChunkPool(2)
+    ring = BroadcastRingBuffer(300, 5)
+    for cid in range(36, 40):  # a ring that started mid-timeline
+        ring.write_chunk(pool.encode_chunk(cid, 0.0, pcm(1)))
+    assert ring.oldest_id == 36
+    s = session(ring)
+    s.open(0.0)
+    s.pump(0.0)
+    assert audio_ids(s.drain(0.0)[1:]) == [36, 37, 38, 39]
+
+
 def test_hole_in_ring_is_skipped_as_an_overrun():
     ring = filled_ring(5)
     pool = AudioChunkPool(2)

@@ -32,7 +32,14 @@ FETCH_TIMEOUT_SEC = 2.0
 class Listener:
     session: ClientSession
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    sender: asyncio.Task | None = None
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the sender to close; a sender stuck in a send (socket not draining) is cancelled."""
+        self.session.close(code, reason)
+        if self.session.sending_since is not None and self.sender is not None:
+            self.sender.cancel()
+        self.wake.set()
 
 
 class StationFeed:
@@ -138,8 +145,8 @@ class StationFeed:
         for listener in list(self.listeners.values()):
             session = listener.session
             if session.is_stalled(now):
-                session.close(p.CloseCode.POLICY_VIOLATION, "listener stalled")
-                listener.wake.set()
+                self.metrics.inc_websocket_errors("stalled")
+                listener.close(p.CloseCode.POLICY_VIOLATION, "listener stalled")
                 continue
             if session.status_due(now):
                 session.queue_status(now)
@@ -188,8 +195,7 @@ class ListenerHub:
         previous = self.by_client.get(session.client_id)
         if previous is not None:
             old_feed, old = previous
-            old.session.close(p.CloseCode.REPLACED, "replaced by a newer connection with the same client_id")
-            old.wake.set()
+            old.close(p.CloseCode.REPLACED, "replaced by a newer connection with the same client_id")
             old_feed.remove(session.client_id, old)
         listener = feed.add(session)
         self.by_client[session.client_id] = (feed, listener)
@@ -205,8 +211,7 @@ class ListenerHub:
         entry = self.by_client.get(client_id)
         if entry is None:
             return False
-        entry[1].session.close(code, "closed by the server")
-        entry[1].wake.set()
+        entry[1].close(code, "closed by the server")
         return True
 
     async def drain(self, reason: str, period: float) -> int:
@@ -219,8 +224,7 @@ class ListenerHub:
             listener.wake.set()
         await asyncio.sleep(period)
         for listener in listeners:
-            listener.session.close(p.CloseCode.SERVICE_RESTART, reason)
-            listener.wake.set()
+            listener.close(p.CloseCode.SERVICE_RESTART, reason)
         return len(listeners)
 
     async def _stats_loop(self) -> None:

@@ -102,7 +102,7 @@ class AudioEndpoint:
         listener = hub.register(feed, session)
         session.pump(time.time())
         listener.wake.set()
-        sender = asyncio.create_task(self._send_loop(hub, listener, send))
+        sender = listener.sender = asyncio.create_task(self._send_loop(hub, listener, send))
         receiver = asyncio.create_task(self._receive_loop(hub, listener, receive))
         try:
             await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)

@@ -42,6 +42,7 @@ class BroadcastRingBuffer:
         self.catchup_behind = catchup_behind
         self.slots: list[EncodedChunk | None] = [None] * capacity_chunks
         self.write_position: int | None = None  # next chunk_id to write
+        self.first_written: int | None = None
         self.client_cursors: dict[str, ClientCursor] = {}
 
     # ---- writer ---------------------------------------------------------------------------
@@ -54,6 +55,8 @@ class BroadcastRingBuffer:
             if held is not None:
                 return cid  # a duplicate delivery: keep the first
             raise ValueError(f"chunk {cid} is older than the ring's write position {self.write_position}")
+        if self.first_written is None:
+            self.first_written = cid
         if self.write_position is not None:
             for missing in range(self.write_position, min(cid, self.write_position + self.capacity)):
                 self.slots[missing % self.capacity] = None
@@ -71,7 +74,7 @@ class BroadcastRingBuffer:
     def oldest_id(self) -> int | None:
         if self.write_position is None:
             return None
-        return max(0, self.write_position - self.capacity)
+        return max(self.first_written, self.write_position - self.capacity)
 
     def get(self, chunk_id: int) -> EncodedChunk | None:
         if self.write_position is None or not self.write_position - self.capacity <= chunk_id < self.write_position:

@@ -1,0 +1,241 @@
+"""OptimizedSynthesisEngine (seed §3.1) and BatchRenderConfig (seed §3.3).
+
+One `render_block()` renders every station: composition and control curves per station (numpy, small),
+then one batched torch pass over [stations, voices, samples] (lanes -> stereo mix and reverb send ->
+convolution reverb -> tone filter -> loudness control -> true-peak limiter), with all per-station state
+held in batched tensors that are only re-stacked when a station is added or removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from auralis_ray.config import GPUConfig
+from auralis_ray.music.composer import Composer
+from auralis_ray.music.params import StationParams
+from auralis_ray.synth.device import DeviceInfo, describe_device, select_device
+from auralis_ray.synth.filters import ChunkedIIR, biquad_highpass, biquad_lowpass
+from auralis_ray.synth.master import MasterBus
+from auralis_ray.synth.reverb import ConvolutionReverb
+from auralis_ray.synth.tables import wave_tables
+from auralis_ray.synth.voices import GRID, VOICES, LaneRenderer, LaneSchedule, mix_matrix
+
+log = logging.getLogger(__name__)
+
+CHUNK_FRAMES = 4410  # the station's 100 ms chunk; blocks are whole numbers of chunks
+FADE_IN_FRAMES = 2205  # 50 ms
+
+# per-preset room: dry level, reverb send level, initial loudness gain
+PRESET_SOUND = {
+    "focus": (1.0, 0.55, 2.0),
+    "meditation": (0.9, 0.75, 2.5),
+    "sleep": (0.85, 0.85, 3.0),
+    "bright": (1.0, 0.45, 1.6),
+}
+
+
+def _active_lanes(ctrl: np.ndarray, mix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep only lanes that sound in this block: ctrl [5, S, V, Nc], mix [S, 3, V] -> [5, S, Va, Nc],
+    [S, 3, Va] with Va the largest number of sounding lanes of any station (padding rows are silent)."""
+    active = (ctrl[2] != 0).any(axis=2) | (ctrl[3] != 0).any(axis=2)  # [S, V]
+    va = max(1, int(active.sum(axis=1).max()))
+    if va == ctrl.shape[2]:
+        return ctrl, mix
+    S = ctrl.shape[1]
+    order = np.argsort(~active, axis=1, kind="stable")[:, :va]  # sounding lanes first
+    keep = np.take_along_axis(active, order, axis=1)  # [S, Va]
+    rows = np.arange(S)[:, None]
+    ctrl_c = ctrl[:, rows, order] * keep[None, :, :, None]
+    mix_c = np.transpose(mix, (0, 2, 1))[rows, order] * keep[:, :, None]  # [S, Va, 3]
+    return np.ascontiguousarray(ctrl_c, dtype=np.float32), np.ascontiguousarray(mix_c.transpose(0, 2, 1),
+                                                                                dtype=np.float32)
+
+
+@dataclass
+class BatchRenderConfig:
+    """Configuration for GPU batch rendering."""
+
+    max_batch_size: int = 16
+    enable_torch_compile: bool = True
+    compile_mode: str = "reduce-overhead"
+    warmup_iterations: int = 3
+    use_cuda_streams: bool = True
+
+    @classmethod
+    def from_gpu_config(cls, gpu: GPUConfig) -> "BatchRenderConfig":
+        return cls(
+            max_batch_size=gpu.max_batch_size if gpu.enable_batch_processing else 1,
+            enable_torch_compile=gpu.enable_torch_compile,
+            compile_mode=gpu.compile_mode,
+            warmup_iterations=gpu.warmup_iterations,
+            use_cuda_streams=gpu.enable_cuda_streams,
+        )
+
+
+@dataclass
+class _Station:
+    name: str
+    params: StationParams
+    seed: int
+    composer: Composer
+    schedule: LaneSchedule
+    mix: np.ndarray
+    frame: int = 0  # local frames rendered since add_station
+    fade_left: int = FADE_IN_FRAMES
+
+
+class OptimizedSynthesisEngine:
+    """Synthesis engine with pre-allocated buffers and batch rendering of all stations."""
+
+    def __init__(self, gpu: GPUConfig | None = None, sample_rate: int = 44100, block_frames: int = 44100,
+                 device: str | None = None) -> None:
+        if block_frames <= 0 or block_frames % CHUNK_FRAMES:
+            raise ValueError(f"block_frames must be a positive multiple of {CHUNK_FRAMES}, got {block_frames}")
+        if sample_rate != 44100:
+            raise ValueError("sample_rate must be 44100 (tables and chunking are built for it)")
+        self.gpu = gpu or GPUConfig()
+        self.config = BatchRenderConfig.from_gpu_config(self.gpu)
+        self.sample_rate = sample_rate
+        self.block_frames = block_frames
+        self.device = select_device(device or self.gpu.device)
+        self.device_info: DeviceInfo = describe_device(self.device)
+        self.render_count = 0
+        self.tables = wave_tables(sample_rate)
+        self.lanes = LaneRenderer(self.tables, self.device)
+        self.reverb = ConvolutionReverb(sample_rate, block_frames, seconds=self.gpu.reverb_seconds,
+                                        t60=self.gpu.reverb_t60_sec, device=self.device)
+        self.tone = ChunkedIIR([biquad_highpass(28.0, 0.707, sample_rate), biquad_lowpass(15000.0, 0.6, sample_rate)],
+                               sub=CHUNK_FRAMES, device=self.device)
+        self.master = MasterBus(sample_rate, CHUNK_FRAMES, target_lufs=self.gpu.target_lufs,
+                                ceiling_dbtp=self.gpu.true_peak_ceiling_dbtp,
+                                lookahead_ms=self.gpu.limiter_lookahead_ms, device=self.device)
+        self.fade = torch.sin(0.5 * np.pi * torch.arange(1, FADE_IN_FRAMES + 1, device=self.device,
+                                                         dtype=torch.float32) / FADE_IN_FRAMES) ** 2
+        self._stations: dict[str, _Station] = {}
+        self._order: list[str] = []
+        self._state: dict[str, torch.Tensor] = {}
+        self._stream = None
+        if self.device.type == "cuda" and self.config.use_cuda_streams:
+            self._stream = torch.cuda.Stream(device=self.device)
+        self._compiled = False
+        if self.config.enable_torch_compile:
+            self._try_compile()
+
+    # -- stations ----------------------------------------------------------------------------------------
+    def add_station(self, station: str, params: StationParams, seed: int, start_frame: int = 0) -> None:
+        if station in self._stations:
+            raise ValueError(f"station {station!r} already exists")
+        dry, wet, gain = PRESET_SOUND[params.preset]
+        self._stations[station] = _Station(
+            name=station, params=params, seed=int(seed),
+            composer=Composer(params, seed, self.sample_rate, start_frame=start_frame, grid=GRID),
+            schedule=LaneSchedule.empty(), mix=mix_matrix(dry, wet),
+        )
+        fresh = {"tone": self.tone.zero_state(1, 2, self.device)}
+        fresh.update(self.reverb.zero_state(1, self.device))
+        fresh.update(self.master.zero_state(1, gain, self.device))
+        for key, value in fresh.items():
+            self._state[key] = value if key not in self._state else torch.cat([self._state[key], value])
+        self._order.append(station)
+
+    def set_params(self, station: str, params: StationParams) -> None:
+        st = self._get(station)
+        st.params = params
+        st.composer.set_params(params)
+
+    def remove_station(self, station: str) -> None:
+        self._get(station)
+        i = self._order.index(station)
+        keep = [j for j in range(len(self._order)) if j != i]
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        for key, value in self._state.items():
+            self._state[key] = value.index_select(0, index.to(value.device))
+        self._order.pop(i)
+        del self._stations[station]
+
+    def stations(self) -> list[str]:
+        return list(self._order)
+
+    def _get(self, station: str) -> _Station:
+        try:
+            return self._stations[station]
+        except KeyError:
+            raise KeyError(f"unknown station {station!r}") from None
+
+    # -- rendering ---------------------------------------------------------------------------------------
+    def render_block(self) -> dict[str, np.ndarray]:
+        """Render the next block of every station: {name: int16 [block_frames, 2], C-contiguous}."""
+        if not self._order:
+            return {}
+        out: dict[str, np.ndarray] = {}
+        size = max(1, self.config.max_batch_size)
+        with torch.inference_mode():
+            if self._stream is not None:
+                with torch.cuda.stream(self._stream):
+                    pcm = [self._render_group(g0, min(len(self._order), g0 + size))
+                           for g0 in range(0, len(self._order), size)]
+            else:
+                pcm = [self._render_group(g0, min(len(self._order), g0 + size))
+                       for g0 in range(0, len(self._order), size)]
+            pcm_all = torch.cat(pcm).cpu().numpy()
+        for i, name in enumerate(self._order):
+            out[name] = np.ascontiguousarray(pcm_all[i])
+            self._stations[name].frame += self.block_frames
+        self.render_count += 1
+        return out
+
+    def _control(self, st: _Station) -> np.ndarray:
+        start, n = st.frame, self.block_frames
+        for note in st.composer.compose_until(start + n):
+            st.schedule.add(note, self.tables, self.sample_rate)
+        st.schedule.prune(start)
+        return st.schedule.control(start, n)
+
+    def _render_group(self, g0: int, g1: int) -> torch.Tensor:
+        names = self._order[g0:g1]
+        S, N = len(names), self.block_frames
+        ctrl = np.stack([self._control(self._stations[n]) for n in names], axis=1)  # [5, S, V, Nc]
+        mix = np.stack([self._stations[n].mix for n in names])
+        if not self._compiled:  # compaction changes shapes every block, which would make a compiled kernel recompile
+            ctrl, mix = _active_lanes(ctrl, mix)
+        ctrl_t = torch.from_numpy(ctrl).to(self.device, non_blocking=True)
+        mix_t = torch.from_numpy(mix).to(self.device, non_blocking=True)
+        state = {k: v[g0:g1] for k, v in self._state.items()}
+        lanes = self.lanes.render(ctrl_t, mix_t)  # [S, 3, N]
+        wet = self.reverb(lanes[:, 2], state)
+        mix = lanes[:, :2] + wet
+        mix, state["tone"] = self.tone(mix, state["tone"])
+        audio = self.master(mix, state)
+        fades = [self._stations[n].fade_left for n in names]
+        if any(fades):
+            for i, name in enumerate(names):
+                st = self._stations[name]
+                if st.fade_left:
+                    done = FADE_IN_FRAMES - st.fade_left
+                    k = min(st.fade_left, N)
+                    audio[i, :, :k] *= self.fade[done:done + k]
+                    st.fade_left -= k
+        for k, v in state.items():
+            self._state[k][g0:g1] = v
+        pcm = torch.round(audio.clamp(-1.0, 1.0) * 32767.0).to(torch.int16)
+        return pcm.transpose(1, 2)  # [S, N, 2]
+
+    # -- optional compilation ----------------------------------------------------------------------------
+    def _try_compile(self) -> None:
+        """Compile the audio-rate lane kernel (the hot loop); on any failure stay eager and say so."""
+        eager = self.lanes.render
+        try:
+            self.lanes.render = torch.compile(eager, mode=self.config.compile_mode)
+            ctrl = torch.zeros(5, 1, VOICES, self.block_frames // GRID, device=self.device)
+            mix = torch.zeros(1, 3, VOICES, device=self.device)
+            with torch.inference_mode():
+                for _ in range(max(1, self.config.warmup_iterations)):
+                    self.lanes.render(ctrl, mix)
+            self._compiled = True
+        except Exception as error:  # no compiler toolchain, unsupported backend: stay eager
+            log.warning("torch.compile unavailable, rendering eagerly: %s", error)
+            self.lanes.render = eager

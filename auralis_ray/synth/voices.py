@@ -1,0 +1,196 @@
+"""Voices: notes -> lanes -> control-rate curves (numpy) -> audio (torch, [stations, voices, samples]).
+
+A station has a fixed set of lanes (voices). Each note is given a lane that is free for the note's whole
+life, release tail included. Phase and envelope are analytic functions of the time since the note's
+onset, evaluated every GRID frames (control rate, float64) and expanded to audio rate in torch by one
+fused multiply-add per segment; onsets and ends lie on the grid, so a lane switches notes only where its
+envelope is zero. Nothing depends on where a block starts or ends: release tails cross block and phrase
+boundaries untouched and oscillators never restart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from auralis_ray.music.composer import Note
+from auralis_ray.music.theory import midi_to_hz
+from auralis_ray.synth.tables import WaveTables
+
+GRID = 42  # control period in frames (divides the 4410-frame chunk)
+
+# lane layout: (instrument, lanes, pans in [-1, 1], reverb send, table family)
+LAYOUT = (
+    ("pad", (-0.75, 0.75, -0.45, 0.45, -0.2, 0.2, -0.6, 0.6), 0.55, "pad"),
+    ("bass", (-0.05, 0.05), 0.12, "bass"),
+    ("lead", (-0.35, 0.1, 0.45), 0.7, "lead"),
+    ("thump", (0.0,), 0.08, "sine"),
+    ("shaker", (0.3,), 0.35, "air"),
+    ("swell", (-0.1,), 0.8, "swell"),
+)
+LANES: dict[str, list[int]] = {}
+PANS: list[float] = []
+SENDS: list[float] = []
+FAMILY: dict[str, str] = {}
+for _name, _pans, _send, _family in LAYOUT:
+    LANES[_name] = list(range(len(PANS), len(PANS) + len(_pans)))
+    PANS.extend(_pans)
+    SENDS.extend([_send] * len(_pans))
+    FAMILY[_name] = _family
+VOICES = len(PANS)
+
+# per-instrument modulation: vibrato depth (ratio), vibrato rate (Hz), pitch-drop ratio, drop time (s)
+_MOD = {
+    "pad": (0.0009, 0.23, 1.0, 0.0),
+    "bass": (0.0, 0.0, 1.0, 0.0),
+    "lead": (0.0022, 4.6, 1.0, 0.0),
+    "thump": (0.0, 0.0, 2.2, 0.035),
+    "shaker": (0.0, 0.0, 1.0, 0.0),
+    "swell": (0.0, 0.0, 1.0, 0.0),
+}
+
+# columns of the per-note parameter matrix
+(C_START, C_GATE, C_REL, C_ATT, C_DEC, C_SUS, C_VEL, C_INC, C_PHI, C_VIB, C_VRATE, C_DROP, C_DTAU, C_BASE,
+ C_SPC) = range(15)
+
+
+def mix_matrix(dry: float, wet: float) -> np.ndarray:
+    """[3, VOICES]: rows dry-left, dry-right, reverb send (equal-power pan)."""
+    m = np.zeros((3, VOICES), dtype=np.float32)
+    for v, (pan, send) in enumerate(zip(PANS, SENDS)):
+        angle = (pan + 1) * math.pi / 4
+        m[0, v] = dry * math.cos(angle) * math.sqrt(2)
+        m[1, v] = dry * math.sin(angle) * math.sqrt(2)
+        m[2, v] = wet * send
+    return m
+
+
+@dataclass
+class LaneSchedule:
+    """The notes of one station that are still sounding or yet to sound, with their lanes."""
+
+    lane_free: np.ndarray  # frame from which each lane is free
+    rows: list  # per-note parameter rows (list of np arrays), with lane
+    lanes: list
+    dropped: int = 0
+
+    @classmethod
+    def empty(cls) -> "LaneSchedule":
+        return cls(np.zeros(VOICES, dtype=np.int64), [], [], 0)
+
+    def add(self, note: Note, tables: WaveTables, sample_rate: int) -> None:
+        candidates = [v for v in LANES[note.instrument] if self.lane_free[v] <= note.start]
+        if not candidates:
+            self.dropped += 1
+            return
+        lane = min(candidates, key=lambda v: (self.lane_free[v], v))
+        self.lane_free[lane] = note.end
+        family = FAMILY[note.instrument]
+        vib, vrate, drop, dtau = _MOD[note.instrument]
+        if family in ("air", "swell"):
+            row = tables.row(family, note.bright, 0.0)
+            inc = 1.0 / row.spc
+            freq = 0.0
+        else:
+            freq = midi_to_hz(note.midi) * 2.0 ** (note.detune_cents / 1200.0)
+            row = tables.row(family, note.bright, freq * drop * (1 + vib))
+            inc = freq / sample_rate
+        vrate_f = vrate / sample_rate
+        dtau_f = dtau * sample_rate
+        self.rows.append(np.array([
+            note.start, note.gate, max(note.release, GRID), max(note.attack, GRID), max(note.decay, GRID),
+            note.sustain, note.velocity, inc, note.phase,
+            inc * vib / (2 * math.pi * vrate_f) if vrate_f > 0 else 0.0, vrate_f,
+            inc * (drop - 1.0) * dtau_f, max(dtau_f, 1.0), row.base, row.spc,
+        ], dtype=np.float64))
+        self.lanes.append(lane)
+
+    def prune(self, before: int) -> None:
+        keep = [i for i, r in enumerate(self.rows) if r[C_START] + r[C_GATE] + r[C_REL] > before]
+        self.rows = [self.rows[i] for i in keep]
+        self.lanes = [self.lanes[i] for i in keep]
+
+    def control(self, block_start: int, frames: int) -> np.ndarray:
+        """[5, VOICES, frames // GRID] float32: table offset, per-sample advance, envelope start, envelope
+        slope, row base (as float, exact below 2**24)."""
+        nc = frames // GRID
+        out = np.zeros((5, VOICES, nc), dtype=np.float32)
+        if not self.rows:
+            return out
+        P = np.stack(self.rows)  # [M, 15]
+        lanes = np.asarray(self.lanes)
+        seg = np.full((VOICES, nc), -1, dtype=np.int64)
+        ends = P[:, C_START] + P[:, C_GATE] + P[:, C_REL]
+        k0 = np.clip(np.floor((P[:, C_START] - block_start) / GRID), 0, nc).astype(np.int64)
+        k1 = np.clip(np.ceil((ends - block_start) / GRID), 0, nc).astype(np.int64)
+        for m in np.nonzero(k1 > k0)[0]:
+            seg[lanes[m], k0[m]:k1[m]] = m
+        mask = seg >= 0
+        if not mask.any():
+            return out
+        idx = seg[mask]
+        Pm = P[idx]  # [n_seg, 15]
+        kk = np.nonzero(mask)[1]
+        tau0 = block_start + kk * GRID - Pm[:, C_START]
+        tau1 = tau0 + GRID
+
+        def phase(tau: np.ndarray) -> np.ndarray:
+            ph = Pm[:, C_PHI] + Pm[:, C_INC] * tau
+            ph += Pm[:, C_VIB] * (1.0 - np.cos(2 * np.pi * Pm[:, C_VRATE] * tau))
+            ph += Pm[:, C_DROP] * (1.0 - np.exp(-tau / Pm[:, C_DTAU]))
+            return ph
+
+        def envelope(tau: np.ndarray) -> np.ndarray:
+            gate, att = Pm[:, C_GATE], Pm[:, C_ATT]
+            m = np.minimum(tau, gate)
+            rising = 0.5 - 0.5 * np.cos(np.pi * np.clip(m / att, 0.0, 1.0))
+            sus = Pm[:, C_SUS]
+            decayed = sus + (1.0 - sus) * np.exp(-np.maximum(m - att, 0.0) / Pm[:, C_DEC])
+            level = np.where(m < att, rising, decayed)
+            rel = np.clip(1.0 - (tau - gate) / Pm[:, C_REL], 0.0, 1.0)
+            return Pm[:, C_VEL] * level * rel * rel
+
+        ph0, ph1 = phase(tau0), phase(tau1)
+        frac = ph0 - np.floor(ph0)
+        e0, e1 = envelope(tau0), envelope(tau1)
+        spc = Pm[:, C_SPC]
+        out[0][mask] = frac * spc
+        out[1][mask] = (ph1 - ph0) * spc / GRID
+        out[2][mask] = e0
+        out[3][mask] = (e1 - e0) / GRID
+        out[4][mask] = Pm[:, C_BASE]
+        return out
+
+
+class LaneRenderer:
+    """Audio-rate expansion of control curves for all stations at once."""
+
+    def __init__(self, tables: WaveTables, device: torch.device, work_elems: int = 150_000) -> None:
+        self.device = device
+        pairs = torch.from_numpy(tables.pairs).to(device)
+        self.table64 = pairs.view(torch.int64).view(-1)  # (value, slope) read as one 64-bit word
+        self.ramp = torch.arange(GRID, dtype=torch.float32, device=device)
+        self.work_elems = work_elems
+
+    def render(self, ctrl: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        """ctrl [5, S, V, Nc] float32, mix [S, 3, V] -> [S, 3, Nc * GRID]."""
+        _, S, V, Nc = ctrl.shape
+        out = torch.empty(S, 3, Nc * GRID, device=ctrl.device)
+        step = max(1, min(Nc, self.work_elems // max(1, S * V * GRID)))
+        ramp = self.ramp
+        for c0 in range(0, Nc, step):
+            c1 = min(Nc, c0 + step)
+            pos0, adv, e0, de, base = (ctrl[i, :, :, c0:c1].unsqueeze(-1) for i in range(5))
+            pos = torch.addcmul(pos0, adv, ramp)  # [S, V, n, GRID]
+            ip = pos.to(torch.int32)
+            frac = pos.sub_(ip)
+            ip += base.to(torch.int32)
+            pair = self.table64.index_select(0, ip.view(-1)).view(torch.float32).view(-1, 2)
+            wave = torch.addcmul(pair[:, 0], frac.view(-1), pair[:, 1]).view(S, V, -1)
+            env = torch.addcmul(e0, de, ramp).view(S, V, -1)
+            wave.mul_(env)
+            out[:, :, c0 * GRID:c1 * GRID] = torch.bmm(mix, wave)
+        return out

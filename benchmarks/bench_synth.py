@@ -1,0 +1,126 @@
+"""Synthesis benchmark: speed (real-time factor) and the audio acceptance checks on long renders.
+
+    python benchmarks/bench_synth.py [--seconds 180] [--json benchmarks/results/bench_synth.json] [--quick]
+
+Speed runs on ONE torch thread: 1 station, then batches of 16 and 64 stations (one render_block call
+each). Quality renders every preset for --seconds and measures it with tests/audio_checks.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from audio_checks import (clicks, dropouts, integrated_lufs, key_energy_fraction, max_similarity,  # noqa: E402
+                          true_peak_dbtp)
+from auralis_ray.config import GPUConfig  # noqa: E402
+from auralis_ray.music.params import PRESETS, StationParams  # noqa: E402
+from auralis_ray.synth.engine import OptimizedSynthesisEngine  # noqa: E402
+
+SR = 44100
+
+
+def speed(stations: int, blocks: int, device: str, block_frames: int = 44100) -> dict:
+    engine = OptimizedSynthesisEngine(GPUConfig(max_batch_size=max(1, stations)), device=device,
+                                      block_frames=block_frames)
+    names = sorted(PRESETS)
+    for i in range(stations):
+        engine.add_station(f"s{i}", StationParams.from_preset(names[i % len(names)]), seed=i + 1)
+    engine.render_block()  # warm-up
+    started = time.perf_counter()
+    for _ in range(blocks):
+        engine.render_block()
+    wall = time.perf_counter() - started
+    audio = blocks * engine.block_frames / SR
+    return {
+        "stations": stations,
+        "block_frames": block_frames,
+        "blocks": blocks,
+        "wall_s": round(wall, 3),
+        "ms_per_block": round(1e3 * wall / blocks, 2),
+        "ms_per_station_second": round(1e3 * wall / (stations * audio), 3),
+        "rtf_each_station": round(audio / wall, 1),
+        "rtf_throughput": round(stations * audio / wall, 1),
+    }
+
+
+def quality(preset: str, seconds: int, seed: int) -> dict:
+    params = StationParams.from_preset(preset)
+    engine = OptimizedSynthesisEngine(device="cpu")
+    engine.add_station("q", params, seed)
+    x = np.concatenate([engine.render_block()["q"] for _ in range(seconds)])
+    report = clicks(x)
+    return {
+        "preset": preset,
+        "seconds": seconds,
+        "lufs": round(integrated_lufs(x), 2),
+        "true_peak_dbtp": round(true_peak_dbtp(x), 2),
+        "clicks": report.count,
+        "click_max_ratio": round(report.max_ratio, 2),
+        "dropouts": dropouts(x),
+        "key_energy": round(key_energy_fraction(x, params.key, params.mode), 3),
+        "max_similarity_20s": round(max_similarity(x, hop=2048), 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=180)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="fewer blocks and 60 s renders")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_synth.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    seconds = 60 if args.quick else args.seconds
+    record: dict = {
+        "benchmark": "synth",
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "device": args.device,
+        "gpu": "none lent to this run" if args.device == "cpu" else args.device,
+        "speed": [],
+        "quality": [],
+    }
+    k = 1 if args.quick else 3
+    plan = [(1, 10 * k, 44100), (16, 2 * k, 44100), (64, k, 44100), (1, 50 * k, 4410), (16, 10 * k, 4410),
+            (64, 5 * k, 4410)]
+    for stations, blocks, block_frames in plan:
+        row = speed(stations, blocks, args.device, block_frames)
+        record["speed"].append(row)
+        print(f"speed {stations:3d} station(s), {block_frames / SR * 1e3:5.0f} ms blocks: "
+              f"{row['ms_per_block']:8.1f} ms per block, {row['ms_per_station_second']:6.2f} ms per station-second, "
+              f"throughput RTF {row['rtf_throughput']:7.1f}x", flush=True)
+    ok = True
+    for preset in sorted(PRESETS):
+        q = quality(preset, seconds, args.seed)
+        passed = (-20 <= q["lufs"] <= -14 and q["true_peak_dbtp"] <= -1.0 and q["clicks"] == 0
+                  and q["dropouts"] == 0 and q["key_energy"] >= 0.8 and q["max_similarity_20s"] < 0.93)
+        q["pass"] = passed
+        ok &= passed
+        record["quality"].append(q)
+        print(f"quality {preset:10s} {seconds}s: {q['lufs']:6.2f} LUFS, TP {q['true_peak_dbtp']:5.2f} dBTP, "
+              f"clicks {q['clicks']}, dropouts {q['dropouts']}, key {q['key_energy']:.3f}, "
+              f"max similarity {q['max_similarity_20s']:.3f} -> {'PASS' if passed else 'FAIL'}", flush=True)
+    record["pass"] = ok
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2))
+    print(f"wrote {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

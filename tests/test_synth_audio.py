@@ -1,0 +1,66 @@
+"""Acceptance on short renders: loudness, true peak, clicks, dropouts, key energy, no loop.
+(`make bench` runs the same checks on 3-minute renders: benchmarks/bench_synth.py.)"""
+
+import functools
+
+import numpy as np
+import pytest
+
+from audio_checks import (clicks, dropouts, integrated_lufs, key_energy_fraction, max_similarity,
+                          true_peak_dbtp)
+from auralis_ray.music.params import StationParams
+from auralis_ray.synth.engine import OptimizedSynthesisEngine
+
+SR = 44100
+SECONDS = 50
+LOOP_THRESHOLD = 0.93  # a repeated 25 s excerpt measures 0.95-0.98 (test_synth_checks.py)
+
+
+@functools.lru_cache(maxsize=None)
+def render(preset: str, seed: int = 1, seconds: int = SECONDS, **overrides) -> np.ndarray:
+    e = OptimizedSynthesisEngine(device="cpu")
+    e.add_station("s", StationParams.from_preset(preset, **overrides), seed)
+    return np.concatenate([e.render_block()["s"] for _ in range(seconds)])
+
+
+PRESETS = ["focus", "meditation", "sleep", "bright"]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_loudness_and_true_peak(preset):
+    x = render(preset)
+    assert -20.0 <= integrated_lufs(x[10 * SR:]) <= -14.0
+    assert true_peak_dbtp(x) <= -1.0
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_no_clicks_no_dropouts(preset):
+    x = render(preset)
+    report = clicks(x)
+    assert report.count == 0, (report.max_ratio, report.positions[:5] / SR)
+    assert dropouts(x) == 0
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_tonal_energy_in_key(preset):
+    p = StationParams.from_preset(preset)
+    assert key_energy_fraction(render(preset), p.key, p.mode) >= 0.8
+
+
+@pytest.mark.parametrize("key,mode,far_key", [("F#", "phrygian", "C"), ("Bb", "mixolydian", "E"),
+                                              ("E", "lydian", "Bb")])
+def test_key_and_mode_controls_are_obeyed(key, mode, far_key):
+    x = render("focus", 4, 30, key=key, mode=mode)
+    assert key_energy_fraction(x, key, mode) >= 0.8
+    assert key_energy_fraction(x, far_key, mode) < 0.5  # a tritone away shares only two pitch classes
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_never_loops(preset):
+    assert max_similarity(render(preset)) < LOOP_THRESHOLD
+
+
+def test_stereo_not_mono():
+    x = render("focus").astype(np.float64)
+    side = x[:, 0] - x[:, 1]
+    assert np.sqrt((side**2).mean()) > 0.1 * np.sqrt((x**2).mean())
