@@ -53,7 +53,7 @@ class BufferConfig(_Section):
     ring_capacity_chunks: int = Field(default=300, ge=40)
     catchup_behind_chunks: int = Field(default=5, ge=1)
     # Look-ahead the synthesis keeps rendered beyond the live edge
-    lookahead_chunks: int = Field(default=40, ge=10)
+    lookahead_chunks: int = Field(default=80, ge=10)
 
 
 class ConcurrencyConfig(_Section):

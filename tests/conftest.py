@@ -58,6 +58,7 @@ def auralis_server():
     # The ingress `make run` uses (see Makefile); must be set before Ray starts.
     os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
     os.environ.setdefault("RAY_SERVE_ENABLE_DIRECT_INGRESS", "1")
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")  # fast teardown
     os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
     os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
     port, metrics_port = free_port(), free_port()

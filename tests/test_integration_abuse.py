@@ -73,18 +73,21 @@ def _tiny_receive_window_socket(http_url: str) -> socket.socket:
     return sock
 
 
-async def test_stalled_listener_is_skipped_then_disconnected_and_released(auralis_server):
+async def test_stalled_listener_is_disconnected_and_released(auralis_server):
+    """A listener whose socket stops draining: once the buffers between it and the replica are full
+    (kernel, HAProxy: several MB, tens of seconds of audio) its sends block, it is skipped forward,
+    then disconnected after the stall timeout (4 s in tests) and forgotten."""
     sock = _tiny_receive_window_socket(auralis_server.http_url)
+    gone = False
     async with websockets.connect(auralis_server.audio_url("stuck"), sock=sock, max_queue=1, max_size=2**22):
-        gone = False
         async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:
-            for _ in range(30):  # the stall timeout in tests is 4 s
+            for _ in range(90):
                 await asyncio.sleep(1.0)
                 details = (await http.get("/api/metrics")).json()["listener_details"]
                 if "stuck" not in {d["client_id"] for d in details}:
                     gone = True
                     break
-        assert gone, "a listener that never reads must be disconnected"
+    assert gone, "a listener that never reads must be disconnected"
 
 
 async def test_overload_refuses_new_clients_and_keeps_existing(auralis_server):

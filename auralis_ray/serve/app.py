@@ -9,6 +9,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import secrets
 import time
 from pathlib import Path
@@ -220,7 +221,8 @@ class AuralisIngress:
     async def __init__(self, config_json: str):
         config = config_from_json(config_json)
         stations = ensure_system(config)
-        hub = ListenerHub(config, stations, get_metrics("ingress"))
+        direct_ingress = os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1"
+        hub = ListenerHub(config, stations, get_metrics("ingress"), watch_shutdown=direct_ingress)
         state.hub, state.control_token = hub, config.server.control_token
         try:
             state.replica_id = serve.get_replica_context().replica_id.unique_id
@@ -235,7 +237,7 @@ class AuralisIngress:
     async def __del__(self) -> None:
         hub = state.hub
         if hub is not None and hub.listener_count:
-            await hub.drain("replica shutting down", min(hub.config.concurrency.drain_timeout_sec, 2.0))
+            await hub.drain("replica shutting down", min(hub.config.concurrency.drain_timeout_sec, 2.0), final=True)
 
 
 def make_config(args: dict | None = None) -> PerformanceConfig:

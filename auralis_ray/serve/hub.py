@@ -184,20 +184,31 @@ class StationFeed:
 class ListenerHub:
     """All feeds and listeners of one ingress replica."""
 
-    def __init__(self, config: PerformanceConfig, stations: dict, metrics: PerformanceMetrics):
+    def __init__(self, config: PerformanceConfig, stations: dict, metrics: PerformanceMetrics,
+                 watch_shutdown: bool = False):
         self.config = config
         self.metrics = metrics
         self.feeds = {name: StationFeed(name, handle, config, metrics) for name, handle in stations.items()}
         self.by_client: dict[str, tuple[StationFeed, Listener]] = {}
         self.started_at = time.time()
         self.draining = False
+        self.watch_shutdown = watch_shutdown
         self._stats_task: asyncio.Task | None = None
+        self._watch_task: asyncio.Task | None = None
 
     def start(self) -> None:
         for feed in self.feeds.values():
             feed.start()
         if self._stats_task is None:
             self._stats_task = asyncio.create_task(self._stats_loop())
+
+    def note_server_address(self, server: tuple | None) -> None:
+        """Learn where this replica serves (direct ingress) and start watching for its shutdown."""
+        if self._watch_task is not None or not server or not self.watch_shutdown:
+            return
+        host, port = server[0], server[1]
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        self._watch_task = asyncio.create_task(self.watch_replica_shutdown(f"http://{host}:{port}/-/healthz"))
 
     @property
     def listener_count(self) -> int:
@@ -229,8 +240,14 @@ class ListenerHub:
         entry[1].close(code, "closed by the server")
         return True
 
-    async def drain(self, reason: str, period: float) -> int:
-        """shutdown_warning to everyone, keep streaming for `period`, then close (1012)."""
+    async def drain(self, reason: str, period: float, final: bool = False) -> int:
+        """shutdown_warning to everyone, keep streaming for `period`, then close (1012).
+
+        New listeners are refused (1012, reconnect elsewhere) while draining; a `final` drain (the
+        replica is going away) keeps refusing, an operator's drain accepts listeners again after.
+        """
+        if self.draining:
+            return 0
         self.draining = True
         now = time.time()
         listeners = [listener for _, listener in self.by_client.values()]
@@ -240,7 +257,29 @@ class ListenerHub:
         await asyncio.sleep(period)
         for listener in listeners:
             listener.close(p.CloseCode.SERVICE_RESTART, reason)
+        self.draining = final
         return len(listeners)
+
+    async def watch_replica_shutdown(self, health_url: str, interval: float = 1.0) -> None:
+        """Drain as soon as Serve starts stopping this replica (a deploy, a downscale).
+
+        Serve runs a replica's `__del__` only after its requests end, and a WebSocket never ends,
+        so listeners would be cut without a word. With direct ingress the replica's own
+        `/-/healthz` turns 503 ("DRAINING") the moment Serve starts stopping it: that is the cue.
+        """
+        import httpx
+
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            while not self.draining:
+                await asyncio.sleep(interval)
+                try:
+                    answer = await http.get(health_url)
+                except httpx.HTTPError:
+                    continue
+                if answer.status_code == 503 and "DRAINING" in answer.text:
+                    log.info("replica is shutting down: draining %d listeners", self.listener_count)
+                    await self.drain("replica shutting down", self.config.concurrency.drain_timeout_sec, final=True)
+                    return
 
     async def _stats_loop(self) -> None:
         interval = self.config.monitoring.metrics_collection_interval_sec

@@ -57,6 +57,7 @@ class AudioEndpoint:
 
     async def __call__(self, scope, receive, send) -> None:
         hub: ListenerHub = self.get_hub()
+        hub.note_server_address(scope.get("server"))
         client_id = scope.get("path_params", {}).get("client_id", "")
         if not p.is_valid_client_id(client_id):
             await send({"type": "websocket.close", "code": p.CloseCode.POLICY_VIOLATION})  # 403 at handshake
