@@ -20,7 +20,6 @@ import asyncio
 import copy
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from auralis_ray.serve.local import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_YAML = ROOT / "configs" / "serve.yaml"
@@ -39,12 +40,6 @@ STATIONS = [{"name": "alpha", "preset": "focus", "seed": 5},
 RPC = "@@rpc "
 DRAIN_SEC = 3.0
 LATE_MS = 50.0  # PROTOCOL.md: 99 % of live chunks within 50 ms of their schedule
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve_config(port: int, version: str = "v1", replicas: int = 2) -> dict:
@@ -305,22 +300,6 @@ class ClusterServer:
         return f"ws://127.0.0.1:{self.port}/ws/audio/{client_id}?station={station}&format={fmt}"
 
 
-def wait_ready(port: int, timeout: float = 120.0) -> None:
-    import httpx
-
-    deadline, last = time.time() + timeout, None
-    while time.time() < deadline:
-        try:
-            r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-            if r.status_code == 200:
-                return
-            last = r.text
-        except httpx.HTTPError as error:
-            last = repr(error)
-        time.sleep(0.5)
-    raise RuntimeError(f"cluster server not ready after {timeout}s: {last}")
-
-
 @pytest.fixture(scope="module")
 def cluster_server():
     ARTIFACTS.mkdir(exist_ok=True)
@@ -329,7 +308,7 @@ def cluster_server():
     try:
         started = time.time()
         reply = driver.call("start", port=port)
-        wait_ready(port)
+        wait_ready(f"http://127.0.0.1:{port}", timeout=120.0)
         server = ClusterServer(driver, port, reply["nodes"], {"startup_s": round(time.time() - started, 1)})
         yield server
     finally:

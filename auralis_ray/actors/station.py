@@ -18,7 +18,7 @@ from ..monitor.metrics import get_metrics
 from ..monitor.process import ProcessSampler
 from ..music.params import StationParams
 from ..stream.broadcast import BroadcastRingBuffer
-from ..stream.pool import AudioChunkPool, EncodedChunk
+from ..stream.pool import AudioChunkPool
 from ..stream.protocol import CHUNK_BYTES
 from ..stream.schedule import live_chunk_id, publish_time
 from .names import NAMESPACE

@@ -14,7 +14,6 @@ import secrets
 import time
 from pathlib import Path
 
-import ray
 from pydantic import ValidationError
 from ray import serve
 from starlette.applications import Starlette

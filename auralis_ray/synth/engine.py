@@ -22,7 +22,8 @@ from auralis_ray.synth.filters import ChunkedIIR, biquad_highpass, biquad_lowpas
 from auralis_ray.synth.master import MasterBus
 from auralis_ray.synth.reverb import ConvolutionReverb
 from auralis_ray.synth.tables import wave_tables
-from auralis_ray.synth.voices import GRID, VOICES, LaneRenderer, LaneSchedule, mix_matrix
+from auralis_ray.synth.voices import (FAST_LANES, GRID, SLOW_FACTOR, SLOW_LANES, LaneRenderer, LaneSchedule,
+                                     mix_matrix)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class OptimizedSynthesisEngine:
 
     def __init__(self, gpu: GPUConfig | None = None, sample_rate: int = 44100, block_frames: int = 44100,
                  device: str | None = None) -> None:
-        if block_frames <= 0 or block_frames % CHUNK_FRAMES:
+        if block_frames <= 0 or block_frames % CHUNK_FRAMES or block_frames % SLOW_FACTOR:
             raise ValueError(f"block_frames must be a positive multiple of {CHUNK_FRAMES}, got {block_frames}")
         if sample_rate != 44100:
             raise ValueError("sample_rate must be 44100 (tables and chunking are built for it)")
@@ -181,7 +182,7 @@ class OptimizedSynthesisEngine:
             else:
                 pcm = [self._render_group(g0, min(len(self._order), g0 + size))
                        for g0 in range(0, len(self._order), size)]
-            pcm_all = torch.cat(pcm).cpu().numpy()
+            pcm_all = (pcm[0] if len(pcm) == 1 else torch.cat(pcm)).cpu().numpy()
         for i, name in enumerate(self._order):
             out[name] = np.ascontiguousarray(pcm_all[i])
             self._stations[name].frame += self.block_frames
@@ -200,16 +201,15 @@ class OptimizedSynthesisEngine:
         S, N = len(names), self.block_frames
         ctrl = np.stack([self._control(self._stations[n]) for n in names], axis=1)  # [5, S, V, Nc]
         mix = np.stack([self._stations[n].mix for n in names])
-        if not self._compiled:  # compaction changes shapes every block, which would make a compiled kernel recompile
-            ctrl, mix = _active_lanes(ctrl, mix)
-        ctrl_t = torch.from_numpy(ctrl).to(self.device, non_blocking=True)
-        mix_t = torch.from_numpy(mix).to(self.device, non_blocking=True)
         state = {k: v[g0:g1] for k, v in self._state.items()}
-        lanes = self.lanes.render(ctrl_t, mix_t)  # [S, 3, N]
-        wet = self.reverb(lanes[:, 2], state)
-        mix = lanes[:, :2] + wet
-        mix, state["tone"] = self.tone(mix, state["tone"])
-        audio = self.master(mix, state)
+        # fast lanes at the full rate, slow lanes at 1/SLOW_FACTOR: [S, 3, N] and [S, 3, N / SLOW_FACTOR]
+        fast = self._lanes(ctrl[:, :, FAST_LANES], mix[:, :, FAST_LANES], 1)
+        slow = self._lanes(ctrl[:, :, SLOW_LANES], mix[:, :, SLOW_LANES], SLOW_FACTOR)
+        send = self.reverb.decimate(fast[:, 2], state).add_(slow[:, 2])
+        low = self.reverb.convolve(send, state).add_(slow[:, :2])  # reverb return + slow dry voices
+        mix_t = self.reverb.upsample(low, state).add_(fast[:, :2])
+        mix_t, state["tone"] = self.tone(mix_t, state["tone"])
+        audio = self.master(mix_t, state)
         fades = [self._stations[n].fade_left for n in names]
         if any(fades):
             for i, name in enumerate(names):
@@ -221,8 +221,15 @@ class OptimizedSynthesisEngine:
                     st.fade_left -= k
         for k, v in state.items():
             self._state[k][g0:g1] = v
-        pcm = torch.round(audio.clamp(-1.0, 1.0) * 32767.0).to(torch.int16)
-        return pcm.transpose(1, 2)  # [S, N, 2]
+        pcm = audio.mul_(32767.0).round_().clamp_(-32767.0, 32767.0).transpose(1, 2)  # [S, N, 2]
+        return torch.empty(pcm.shape, dtype=torch.int16, device=pcm.device).copy_(pcm)
+
+    def _lanes(self, ctrl: np.ndarray, mix: np.ndarray, factor: int) -> torch.Tensor:
+        if not self._compiled:  # compaction changes shapes every block, which would make a compiled kernel recompile
+            ctrl, mix = _active_lanes(ctrl, mix)
+        ctrl_t = torch.from_numpy(np.ascontiguousarray(ctrl, dtype=np.float32)).to(self.device, non_blocking=True)
+        mix_t = torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32)).to(self.device, non_blocking=True)
+        return self.lanes.render(ctrl_t, mix_t, factor)
 
     # -- optional compilation ----------------------------------------------------------------------------
     def _try_compile(self) -> None:
@@ -230,11 +237,12 @@ class OptimizedSynthesisEngine:
         eager = self.lanes.render
         try:
             self.lanes.render = torch.compile(eager, mode=self.config.compile_mode)
-            ctrl = torch.zeros(5, 1, VOICES, self.block_frames // GRID, device=self.device)
-            mix = torch.zeros(1, 3, VOICES, device=self.device)
             with torch.inference_mode():
-                for _ in range(max(1, self.config.warmup_iterations)):
-                    self.lanes.render(ctrl, mix)
+                for lanes, factor in ((FAST_LANES, 1), (SLOW_LANES, SLOW_FACTOR)):
+                    ctrl = torch.zeros(5, 1, len(lanes), self.block_frames // GRID, device=self.device)
+                    mix = torch.zeros(1, 3, len(lanes), device=self.device)
+                    for _ in range(max(1, self.config.warmup_iterations)):
+                        self.lanes.render(ctrl, mix, factor)
             self._compiled = True
         except Exception as error:  # no compiler toolchain, unsupported backend: stay eager
             log.warning("torch.compile unavailable, rendering eagerly: %s", error)

@@ -2,6 +2,10 @@
 
 The send is decimated by 3 (44.1 kHz -> 14.7 kHz, anti-alias FIR), convolved with a decorrelated
 stereo impulse response whose high bands decay faster than the low ones, and interpolated back.
+The three steps are separate (`decimate`, `convolve`, `upsample`) so the engine can add the slow voices,
+rendered at 14.7 kHz, to the send before the convolution and to the return before the one upsampling:
+the interpolator (72 taps, passband to ~6 kHz, images of anything below 6 kHz rejected by >= 65 dB) is
+good enough for dry signals.
 One partition is one block (at the decimated rate), so a 1 s block costs one FFT in and two out plus
 K complex multiply-adds per bin; overlap-save is exact linear convolution, so other block sizes give the
 same samples up to float rounding. State: FIR histories, the previous input partition and the frequency-domain
@@ -18,7 +22,10 @@ import torch
 from auralis_ray.synth.filters import decimate_fir, fir_bank
 
 DECIMATION = 3
-FIR_TAPS = 48  # multiple of DECIMATION (polyphase interpolation)
+FIR_TAPS = 48  # anti-alias FIR of the send
+INTERP_TAPS = 72  # multiple of DECIMATION (polyphase interpolation)
+INTERP_CUTOFF_HZ = 7350.0
+INTERP_BETA = 6.8
 
 
 def _kaiser_lowpass(taps: int, cutoff_hz: float, fs: float, beta: float = 7.0) -> np.ndarray:
@@ -69,8 +76,8 @@ class ConvolutionReverb:
         self.H = torch.tensor(H[:, ::-1].copy(), dtype=torch.complex64, device=device)
         h = _kaiser_lowpass(FIR_TAPS, 5600.0, sample_rate)
         self.dec_w = torch.tensor(h[::-1].copy(), dtype=torch.float32, device=device)
-        taps_per_phase = FIR_TAPS // DECIMATION
-        hi = DECIMATION * h
+        taps_per_phase = INTERP_TAPS // DECIMATION
+        hi = DECIMATION * _kaiser_lowpass(INTERP_TAPS, INTERP_CUTOFF_HZ, sample_rate, INTERP_BETA)
         w = np.zeros((DECIMATION, 1, taps_per_phase))
         for r in range(DECIMATION):
             for j in range(taps_per_phase):
@@ -89,23 +96,33 @@ class ConvolutionReverb:
 
     def __call__(self, send: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """send [S, N] -> wet [S, 2, N]; updates `state` in place (new tensors)."""
-        S, N = send.shape
-        Q = N // (self.P * DECIMATION)
+        return self.upsample(self.convolve(self.decimate(send, state), state), state)
+
+    def decimate(self, send: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[S, N] at the full rate -> [S, N / 3] (anti-aliased)."""
         xin = torch.cat([state["rv_dec"], send], dim=1)
         state["rv_dec"] = xin[:, -(FIR_TAPS - 1):]
-        y = decimate_fir(xin, self.dec_w, DECIMATION)  # [S, Q*P]
+        return decimate_fir(xin, self.dec_w, DECIMATION)
+
+    def convolve(self, y: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[S, n] at the low rate -> wet [S, 2, n] at the low rate (overlap-save, one partition per P)."""
+        S, n = y.shape
+        Q = n // self.P
         frames = torch.cat([state["rv_prev"], y], dim=1).unfold(1, 2 * self.P, self.P)  # [S, Q, 2P]
         state["rv_prev"] = y[:, -self.P:]
         X = torch.fft.rfft(frames, dim=2)  # [S, Q, bins]
         fdl = torch.cat([state["rv_fdl"], X], dim=1)  # [S, K-1+Q, bins]
         state["rv_fdl"] = fdl[:, Q:]
-        out = []
-        for q in range(Q):
-            window = fdl[:, q:q + self.K].unsqueeze(1)  # [S, 1, K, bins]
-            out.append((window * self.H).sum(dim=2))  # [S, 2, bins]
-        Y = torch.stack(out, dim=2)  # [S, 2, Q, bins]
-        wet = torch.fft.irfft(Y, n=2 * self.P, dim=3)[..., self.P:].reshape(S, 2, Q * self.P)
-        zin = torch.cat([state["rv_int"], wet], dim=2)
+        if Q == 1:
+            Y = (fdl.unsqueeze(1) * self.H).sum(dim=2, keepdim=True)  # [S, 2, 1, bins]
+        else:
+            Y = torch.stack([(fdl[:, q:q + self.K].unsqueeze(1) * self.H).sum(dim=2) for q in range(Q)], dim=2)
+        return torch.fft.irfft(Y, n=2 * self.P, dim=3)[..., self.P:].reshape(S, 2, Q * self.P)
+
+    def upsample(self, z: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[S, 2, n] at the low rate -> [S, 2, 3 n] (polyphase band-limited interpolation)."""
+        S, _, n = z.shape
+        zin = torch.cat([state["rv_int"], z], dim=2)
         state["rv_int"] = zin[:, :, -self.int_hist_len:]
-        up = fir_bank(zin.reshape(S * 2, -1), self.int_w)  # [S*2, 3, Q*P]
-        return up.transpose(1, 2).reshape(S, 2, N)
+        up = fir_bank(zin.reshape(S * 2, -1), self.int_w)  # [S*2, 3, n]
+        return up.transpose(1, 2).reshape(S, 2, n * DECIMATION)

@@ -6,6 +6,10 @@ onset, evaluated every GRID frames (control rate, float64) and expanded to audio
 fused multiply-add per segment; onsets and ends lie on the grid, so a lane switches notes only where its
 envelope is zero. Nothing depends on where a block starts or ends: release tails cross block and phrase
 boundaries untouched and oscillators never restart.
+
+Slow lanes (pads, bass, swell: nothing above SLOW_HARMONIC_LIMIT_HZ) are expanded at a third of the rate
+(every SLOW_FACTOR-th frame of the same analytic curves, from band-limited "slow" table rows) and
+upsampled later together with the reverb return; fast lanes (lead, thump, shaker) run at the full rate.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from auralis_ray.music.theory import midi_to_hz
 from auralis_ray.synth.tables import WaveTables
 
 GRID = 42  # control period in frames (divides the 4410-frame chunk)
+SLOW_FACTOR = 3  # slow lanes are rendered at sample_rate / SLOW_FACTOR (divides GRID)
 
 # lane layout: (instrument, lanes, pans in [-1, 1], reverb send, table family)
 LAYOUT = (
@@ -31,6 +36,7 @@ LAYOUT = (
     ("shaker", (0.3,), 0.35, "air"),
     ("swell", (-0.1,), 0.8, "swell"),
 )
+SLOW_INSTRUMENTS = ("pad", "bass", "swell")
 LANES: dict[str, list[int]] = {}
 PANS: list[float] = []
 SENDS: list[float] = []
@@ -41,6 +47,8 @@ for _name, _pans, _send, _family in LAYOUT:
     SENDS.extend([_send] * len(_pans))
     FAMILY[_name] = _family
 VOICES = len(PANS)
+SLOW_LANES = [v for name in SLOW_INSTRUMENTS for v in LANES[name]]
+FAST_LANES = [v for v in range(VOICES) if v not in SLOW_LANES]
 
 # per-instrument modulation: vibrato depth (ratio), vibrato rate (Hz), pitch-drop ratio, drop time (s)
 _MOD = {
@@ -89,14 +97,15 @@ class LaneSchedule:
         lane = min(candidates, key=lambda v: (self.lane_free[v], v))
         self.lane_free[lane] = note.end
         family = FAMILY[note.instrument]
+        slow = note.instrument in SLOW_INSTRUMENTS
         vib, vrate, drop, dtau = _MOD[note.instrument]
         if family in ("air", "swell"):
-            row = tables.row(family, note.bright, 0.0)
+            row = tables.row(family, note.bright, 0.0, slow)
             inc = 1.0 / row.spc
             freq = 0.0
         else:
             freq = midi_to_hz(note.midi) * 2.0 ** (note.detune_cents / 1200.0)
-            row = tables.row(family, note.bright, freq * drop * (1 + vib))
+            row = tables.row(family, note.bright, freq * drop * (1 + vib), slow)
             inc = freq / sample_rate
         vrate_f = vrate / sample_rate
         dtau_f = dtau * sample_rate
@@ -115,82 +124,86 @@ class LaneSchedule:
 
     def control(self, block_start: int, frames: int) -> np.ndarray:
         """[5, VOICES, frames // GRID] float32: table offset, per-sample advance, envelope start, envelope
-        slope, row base (as float, exact below 2**24)."""
+        slope, row base (as float, exact below 2**24).
+
+        Onsets and ends lie on the grid, so a note covers whole control segments k0..k1-1 of its lane and
+        lanes never hold two notes in one segment. Phase and envelope are evaluated once per segment
+        boundary of each note (float64) and differenced into per-segment start values and slopes."""
         nc = frames // GRID
         out = np.zeros((5, VOICES, nc), dtype=np.float32)
         if not self.rows:
             return out
         P = np.stack(self.rows)  # [M, 15]
-        lanes = np.asarray(self.lanes)
-        seg = np.full((VOICES, nc), -1, dtype=np.int64)
         ends = P[:, C_START] + P[:, C_GATE] + P[:, C_REL]
-        k0 = np.clip(np.floor((P[:, C_START] - block_start) / GRID), 0, nc).astype(np.int64)
-        k1 = np.clip(np.ceil((ends - block_start) / GRID), 0, nc).astype(np.int64)
-        for m in np.nonzero(k1 > k0)[0]:
-            seg[lanes[m], k0[m]:k1[m]] = m
-        mask = seg >= 0
-        if not mask.any():
+        k0 = np.clip((P[:, C_START] - block_start) // GRID, 0, nc).astype(np.int64)
+        k1 = np.clip(-((block_start - ends) // GRID), 0, nc).astype(np.int64)
+        live = np.nonzero(k1 > k0)[0]
+        if live.size == 0:
             return out
-        idx = seg[mask]
-        Pm = P[idx]  # [n_seg, 15]
-        kk = np.nonzero(mask)[1]
-        tau0 = block_start + kk * GRID - Pm[:, C_START]
-        tau1 = tau0 + GRID
-
-        def phase(tau: np.ndarray) -> np.ndarray:
-            ph = Pm[:, C_PHI] + Pm[:, C_INC] * tau
-            ph += Pm[:, C_VIB] * (1.0 - np.cos(2 * np.pi * Pm[:, C_VRATE] * tau))
-            ph += Pm[:, C_DROP] * (1.0 - np.exp(-tau / Pm[:, C_DTAU]))
-            return ph
-
-        def envelope(tau: np.ndarray) -> np.ndarray:
-            gate, att = Pm[:, C_GATE], Pm[:, C_ATT]
-            m = np.minimum(tau, gate)
-            rising = 0.5 - 0.5 * np.cos(np.pi * np.clip(m / att, 0.0, 1.0))
-            sus = Pm[:, C_SUS]
-            decayed = sus + (1.0 - sus) * np.exp(-np.maximum(m - att, 0.0) / Pm[:, C_DEC])
-            level = np.where(m < att, rising, decayed)
-            rel = np.clip(1.0 - (tau - gate) / Pm[:, C_REL], 0.0, 1.0)
-            return Pm[:, C_VEL] * level * rel * rel
-
-        ph0, ph1 = phase(tau0), phase(tau1)
-        frac = ph0 - np.floor(ph0)
-        e0, e1 = envelope(tau0), envelope(tau1)
-        spc = Pm[:, C_SPC]
-        out[0][mask] = frac * spc
-        out[1][mask] = (ph1 - ph0) * spc / GRID
-        out[2][mask] = e0
-        out[3][mask] = (e1 - e0) / GRID
-        out[4][mask] = Pm[:, C_BASE]
+        P, k0, k1 = P[live], k0[live], k1[live]
+        lanes = np.asarray(self.lanes, dtype=np.int64)[live]
+        npts = k1 - k0 + 1  # boundaries of each note's segments
+        first = np.cumsum(npts) - npts  # index of each note's first boundary
+        note = np.repeat(np.arange(live.size), npts)
+        kb = np.arange(note.size) - np.repeat(first, npts) + np.repeat(k0, npts)  # boundary index per point
+        Pm = P[note]
+        tau = (block_start + kb * GRID) - Pm[:, C_START]
+        ph = Pm[:, C_PHI] + Pm[:, C_INC] * tau
+        ph += Pm[:, C_VIB] * (1.0 - np.cos((2 * np.pi) * Pm[:, C_VRATE] * tau))
+        drops = np.nonzero(Pm[:, C_DROP])[0]
+        if drops.size:
+            ph[drops] += Pm[drops, C_DROP] * (1.0 - np.exp(-tau[drops] / Pm[drops, C_DTAU]))
+        gate, att = Pm[:, C_GATE], Pm[:, C_ATT]
+        m = np.minimum(tau, gate)
+        rising = 0.5 - 0.5 * np.cos(np.pi * np.clip(m / att, 0.0, 1.0))
+        sus = Pm[:, C_SUS]
+        decayed = sus + (1.0 - sus) * np.exp(-np.maximum(m - att, 0.0) / Pm[:, C_DEC])
+        rel = np.clip(1.0 - (tau - gate) / Pm[:, C_REL], 0.0, 1.0)
+        env = Pm[:, C_VEL] * np.where(m < att, rising, decayed) * rel * rel
+        # segments: every boundary but each note's last
+        last = first + npts - 1
+        seg = np.ones(note.size, dtype=bool)
+        seg[last] = False
+        i0 = np.nonzero(seg)[0]
+        spc = Pm[i0, C_SPC]
+        ph0 = ph[i0]
+        flat = lanes[note[i0]] * nc + kb[i0]
+        o = out.reshape(5, -1)
+        o[0, flat] = (ph0 - np.floor(ph0)) * spc
+        o[1, flat] = (ph[i0 + 1] - ph0) * (spc / GRID)
+        o[2, flat] = env[i0]
+        o[3, flat] = (env[i0 + 1] - env[i0]) * (1.0 / GRID)
+        o[4, flat] = Pm[i0, C_BASE]
         return out
 
 
 class LaneRenderer:
-    """Audio-rate expansion of control curves for all stations at once."""
+    """Audio-rate expansion of control curves for all stations at once, at the full rate or 1/factor."""
 
-    def __init__(self, tables: WaveTables, device: torch.device, work_elems: int = 150_000) -> None:
+    def __init__(self, tables: WaveTables, device: torch.device, work_elems: int = 65_536) -> None:
         self.device = device
         pairs = torch.from_numpy(tables.pairs).to(device)
         self.table64 = pairs.view(torch.int64).view(-1)  # (value, slope) read as one 64-bit word
-        self.ramp = torch.arange(GRID, dtype=torch.float32, device=device)
+        self.ramps = {f: torch.arange(0, GRID, f, dtype=torch.float32, device=device) for f in (1, SLOW_FACTOR)}
         self.work_elems = work_elems
 
-    def render(self, ctrl: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
-        """ctrl [5, S, V, Nc] float32, mix [S, 3, V] -> [S, 3, Nc * GRID]."""
+    def render(self, ctrl: torch.Tensor, mix: torch.Tensor, factor: int = 1) -> torch.Tensor:
+        """ctrl [5, S, V, Nc] float32, mix [S, 3, V] -> [S, 3, Nc * GRID // factor] (every factor-th frame)."""
         _, S, V, Nc = ctrl.shape
-        out = torch.empty(S, 3, Nc * GRID, device=ctrl.device)
-        step = max(1, min(Nc, self.work_elems // max(1, S * V * GRID)))
-        ramp = self.ramp
+        ramp = self.ramps[factor]
+        G = ramp.numel()
+        out = torch.empty(S, 3, Nc * G, device=ctrl.device)
+        step = max(1, min(Nc, self.work_elems // max(1, S * V * G)))
+        base_i = ctrl[4].to(torch.int32).unsqueeze(-1)
         for c0 in range(0, Nc, step):
             c1 = min(Nc, c0 + step)
-            pos0, adv, e0, de, base = (ctrl[i, :, :, c0:c1].unsqueeze(-1) for i in range(5))
-            pos = torch.addcmul(pos0, adv, ramp)  # [S, V, n, GRID]
+            pos0, adv, e0, de = (ctrl[i, :, :, c0:c1].unsqueeze(-1) for i in range(4))
+            pos = torch.addcmul(pos0, adv, ramp)  # [S, V, n, G]
             ip = pos.to(torch.int32)
             frac = pos.sub_(ip)
-            ip += base.to(torch.int32)
+            ip += base_i[:, :, c0:c1]
             pair = self.table64.index_select(0, ip.view(-1)).view(torch.float32).view(-1, 2)
             wave = torch.addcmul(pair[:, 0], frac.view(-1), pair[:, 1]).view(S, V, -1)
-            env = torch.addcmul(e0, de, ramp).view(S, V, -1)
-            wave.mul_(env)
-            out[:, :, c0 * GRID:c1 * GRID] = torch.bmm(mix, wave)
+            wave.mul_(torch.addcmul(e0, de, ramp).view(S, V, -1))
+            out[:, :, c0 * G:c1 * G] = torch.bmm(mix, wave)
         return out

@@ -1,0 +1,100 @@
+"""A whole Auralis system on a fresh local Ray, in this process: for tests and benchmarks.
+
+    python -m auralis_ray.serve.local --port 8100 [--metrics-port 8101] [--ingress haproxy|proxy|grpc]
+
+prints `READY <url>` once `/readyz` answers 200 and serves until SIGTERM/SIGINT. `make run` uses
+`serve run configs/serve.yaml` instead; this exists so a benchmark can start one system per
+ingress mode and measure it as one process tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.request
+
+# Ingress modes: the environment Ray Serve reads at start (see BENCHMARKS.md for the measurements).
+INGRESS_MODES: dict[str, dict[str, str]] = {
+    "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
+    "proxy": {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"},
+    "grpc": {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+             "RAY_SERVE_PROXY_USE_GRPC": "1"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(http_url: str, timeout: float = 90.0) -> None:
+    deadline, last = time.time() + timeout, None
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{http_url}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError as error:
+            last = error
+        time.sleep(0.25)
+    raise RuntimeError(f"server at {http_url} not ready after {timeout:.0f} s: {last!r}")
+
+
+def start_local(port: int, metrics_port: int, overrides: dict | None = None, ingress: str = "haproxy",
+                num_cpus: int = 4) -> str:
+    """Start Ray (address="local") and Serve with Auralis; return the HTTP URL once ready."""
+    for key, value in INGRESS_MODES[ingress].items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")
+    os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
+    os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
+    import ray
+    from ray import serve
+
+    from .app import build_app
+
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, namespace="auralis",
+             log_to_driver=False, _metrics_export_port=metrics_port)
+    serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": None})
+    serve.run(build_app(overrides or {}), name="auralis", route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url)
+    return url
+
+
+def stop_local() -> None:
+    import ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--metrics-port", type=int, default=0)
+    parser.add_argument("--ingress", choices=sorted(INGRESS_MODES), default="haproxy")
+    parser.add_argument("--config-json", default="{}", help="configuration overrides, as JSON")
+    args = parser.parse_args(argv)
+    url = start_local(args.port, args.metrics_port or free_port(), json.loads(args.config_json), args.ingress)
+    print(f"READY {url}", flush=True)
+
+    def stop(*_):
+        stop_local()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
