@@ -91,8 +91,9 @@ class ProcessSet:
                         found.update((c.pid, c) for c in proc.children(recursive=True))
                 except psutil.Error:
                     continue
-            # given PIDs are measured even if they are ours (e.g. the baseline we started)
-            return [p for pid, p in found.items() if pid in self.pids or pid not in excluded]
+            # given PIDs and their trees are measured even when we started them (a baseline, a
+            # benchmarked system): the generator's own workers are never in those trees
+            return list(found.values())
         if self.pattern is None:
             return []
         for proc in psutil.process_iter(["cmdline"]):
