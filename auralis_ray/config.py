@@ -54,6 +54,8 @@ class BufferConfig(_Section):
     catchup_behind_chunks: int = Field(default=5, ge=1)
     # Look-ahead the synthesis keeps rendered beyond the live edge
     lookahead_chunks: int = Field(default=80, ge=10)
+    # What each ingress replica prefetches beyond the live edge: covers a station actor restart
+    replica_prefetch_chunks: int = Field(default=30, ge=1)
 
 
 class ConcurrencyConfig(_Section):
@@ -82,6 +84,8 @@ class ConcurrencyConfig(_Section):
     client_message_burst: int = Field(default=20, ge=1)
     client_message_rate: float = Field(default=10.0, gt=0.0)
     buffer_status_interval_sec: float = Field(default=5.0, gt=0.0)
+    # One fetch from a station actor per tick; past this the replica serves what it holds
+    station_fetch_timeout_sec: float = Field(default=2.0, gt=0.0)
 
     # Graceful shutdown
     drain_timeout_sec: float = Field(default=5.0, ge=0.0)
@@ -245,6 +249,8 @@ class PerformanceConfig(BaseSettings):
     def _consistent(self) -> "PerformanceConfig":
         if self.buffer.demote_underrun_rate > self.buffer.promote_underrun_rate:
             raise ValueError("buffer.demote_underrun_rate must not exceed buffer.promote_underrun_rate")
+        if self.buffer.replica_prefetch_chunks >= self.buffer.lookahead_chunks:
+            raise ValueError("buffer.replica_prefetch_chunks must be below buffer.lookahead_chunks")
         return self
 
 

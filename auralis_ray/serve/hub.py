@@ -24,9 +24,6 @@ from ..stream.schedule import live_chunk_id
 
 log = logging.getLogger(__name__)
 
-FETCH_HORIZON_CHUNKS = 10  # prefetch up to 1 s past the live edge
-FETCH_TIMEOUT_SEC = 2.0
-
 
 @dataclass
 class Listener:
@@ -85,8 +82,8 @@ class StationFeed:
         while True:
             try:
                 after = -1 if first else self.newest_known
-                horizon = FETCH_HORIZON_CHUNKS
-                reply = await asyncio.wait_for(self.handle.fetch.remote(after, horizon), FETCH_TIMEOUT_SEC)
+                reply = await asyncio.wait_for(self.handle.fetch.remote(after, self.config.buffer.replica_prefetch_chunks),
+                                               self.config.concurrency.station_fetch_timeout_sec)
                 self.epoch = reply["epoch"]
                 chunks = [EncodedChunk.from_wire(w) for w in reply["chunks"]]
                 now = time.time()

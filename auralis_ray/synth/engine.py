@@ -18,7 +18,7 @@ from auralis_ray.config import GPUConfig
 from auralis_ray.music.composer import Composer
 from auralis_ray.music.params import StationParams
 from auralis_ray.synth.device import DeviceInfo, describe_device, select_device
-from auralis_ray.synth.filters import ChunkedIIR, biquad_highpass, biquad_lowpass
+from auralis_ray.synth.filters import ChunkedIIR, biquad_highpass, biquad_lowpass, k_weighting
 from auralis_ray.synth.master import MasterBus
 from auralis_ray.synth.reverb import ConvolutionReverb
 from auralis_ray.synth.tables import wave_tables
@@ -109,8 +109,9 @@ class OptimizedSynthesisEngine:
         self.lanes = LaneRenderer(self.tables, self.device)
         self.reverb = ConvolutionReverb(sample_rate, block_frames, seconds=self.gpu.reverb_seconds,
                                         t60=self.gpu.reverb_t60_sec, device=self.device)
-        self.tone = ChunkedIIR([biquad_highpass(28.0, 0.707, sample_rate), biquad_lowpass(15000.0, 0.6, sample_rate)],
-                               sub=CHUNK_FRAMES, device=self.device)
+        # tone filter and, from the same matrix products, its output K-weighted for the loudness control
+        self.tone = ChunkedIIR([biquad_highpass(28.0, 0.707, sample_rate), biquad_lowpass(15000.0, 0.6, sample_rate)]
+                               + k_weighting(sample_rate), sub=CHUNK_FRAMES, device=self.device, taps=(2, 4))
         self.master = MasterBus(sample_rate, CHUNK_FRAMES, target_lufs=self.gpu.target_lufs,
                                 ceiling_dbtp=self.gpu.true_peak_ceiling_dbtp,
                                 lookahead_ms=self.gpu.limiter_lookahead_ms, device=self.device)
@@ -208,8 +209,8 @@ class OptimizedSynthesisEngine:
         send = self.reverb.decimate(fast[:, 2], state).add_(slow[:, 2])
         low = self.reverb.convolve(send, state).add_(slow[:, :2])  # reverb return + slow dry voices
         mix_t = self.reverb.upsample(low, state).add_(fast[:, :2])
-        mix_t, state["tone"] = self.tone(mix_t, state["tone"])
-        audio = self.master(mix_t, state)
+        (mix_t, kw), state["tone"] = self.tone(mix_t, state["tone"])
+        audio = self.master(mix_t, state, kweighted=kw)
         fades = [self._stations[n].fade_left for n in names]
         if any(fades):
             for i, name in enumerate(names):
