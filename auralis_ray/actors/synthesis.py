@@ -1,17 +1,23 @@
 """SynthesisActor: renders every station it serves in one batched call, ahead of real time.
 
-A render thread keeps each station `lookahead_chunks` ahead of its live edge and pushes the PCM
-to the station actors. It asks for a GPU (a configurable fraction) when the cluster has one.
-After a restart it asks each station where its timeline continues, so the restart is covered by
-the look-ahead the stations already hold.
+A render loop keeps each station `buffer.lookahead_chunks` ahead of its live edge and pushes the
+PCM to the station actors. Rendering runs in the AsyncSynthesisEngine's thread pool while the
+previous block is still being pushed, so synthesis and transfer overlap. The loop lives on its own
+thread (with its own event loop), so it starts with the actor and again after every restart; after
+a restart it asks each station where its timeline continues, which the stations' look-ahead covers.
+Changes (a station attaching, new parameters) are queued and applied between two renders, so the
+engine is only ever touched by the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import ray
 
@@ -32,7 +38,7 @@ class StationTimeline:
     name: str
     epoch: float
     next_chunk: int
-    handle: object
+    handle: Any
 
 
 class SynthesisCore:
@@ -41,27 +47,41 @@ class SynthesisCore:
     def __init__(self, config_json: str, block_chunks: int = 10):
         import torch
 
+        from ..synth.async_engine import AsyncSynthesisEngine
         from ..synth.engine import OptimizedSynthesisEngine
 
         self.config = config_from_json(config_json)
         torch.set_num_threads(self.config.gpu.torch_threads)
         self.block_chunks = block_chunks
         self.engine = OptimizedSynthesisEngine(self.config.gpu, block_frames=block_chunks * FRAMES_PER_CHUNK)
+        self.async_engine = AsyncSynthesisEngine(self.engine, max_workers=self.config.concurrency.thread_pool_workers)
         self.timelines: dict[str, StationTimeline] = {}
         self.metrics = get_metrics("synthesis")
-        self.lock = threading.Lock()
+        self.commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self.blocks_rendered = 0
 
+    # ---- changes, queued from any thread, applied by the render loop ---------------------
+
     def attach(self, name: str, epoch: float, next_chunk: int, params: StationParams, seed: int, handle) -> None:
-        with self.lock:
+        def apply() -> None:
             if name in self.engine.stations():
                 self.engine.remove_station(name)
             self.engine.add_station(name, params, seed, start_frame=next_chunk * FRAMES_PER_CHUNK)
             self.timelines[name] = StationTimeline(name, epoch, next_chunk, handle)
+        self.commands.put(apply)
 
     def set_params(self, name: str, params: StationParams) -> None:
-        with self.lock:
-            self.engine.set_params(name, params)
+        self.commands.put(lambda: self.engine.set_params(name, params))
+
+    def apply_commands(self) -> None:
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            command()
+
+    # ---- rendering ------------------------------------------------------------------------
 
     def lead_chunks(self, now: float) -> dict[str, int]:
         """How far each station's rendered audio runs ahead of its live edge."""
@@ -71,17 +91,16 @@ class SynthesisCore:
         lead = self.lead_chunks(now)
         return bool(lead) and min(lead.values()) < self.config.buffer.lookahead_chunks
 
-    def render(self) -> dict[str, tuple[int, bytes]]:
-        """One batched render of every station: {station: (first_chunk_id, pcm)}."""
-        with self.lock:
-            start = time.perf_counter()
-            blocks = self.engine.render_block()
-            elapsed = time.perf_counter() - start
-            out = {}
-            for name, block in blocks.items():
-                timeline = self.timelines[name]
-                out[name] = (timeline.next_chunk, block.tobytes())
-                timeline.next_chunk += self.block_chunks
+    async def render(self) -> dict[str, tuple[int, bytes]]:
+        """One batched render of every station, off the loop: {station: (first_chunk_id, pcm)}."""
+        start = time.perf_counter()
+        blocks = await self.async_engine.render_block_async()
+        elapsed = time.perf_counter() - start
+        out = {}
+        for name, block in blocks.items():
+            timeline = self.timelines[name]
+            out[name] = (timeline.next_chunk, block.tobytes())
+            timeline.next_chunk += self.block_chunks
         self.blocks_rendered += 1
         self.metrics.observe_synthesis_latency(elapsed, len(blocks))
         return out
@@ -96,7 +115,8 @@ class SynthesisActor:
         self._stop = threading.Event()
         for name in station_names:
             self._attach_existing(name)
-        self._thread = threading.Thread(target=self._run, name="auralis-render", daemon=True)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._render_loop()),
+                                        name="auralis-render", daemon=True)
         self._thread.start()
 
     def _attach_existing(self, name: str) -> None:
@@ -122,32 +142,40 @@ class SynthesisActor:
             "stations": sorted(self.core.timelines),
             "lead_chunks": self.core.lead_chunks(now),
             "blocks_rendered": self.core.blocks_rendered,
+            "mean_render_ms": round(1000 * self.core.async_engine.mean_render_time, 3),
             "device": self.core.engine.device_info.__dict__,
         }
 
-    def _run(self) -> None:
-        rate_window_start, rate_window_blocks = time.monotonic(), 0
+    async def _push(self, rendered: dict[str, tuple[int, bytes]]) -> None:
+        refs = [self.core.timelines[name].handle.ingest.remote(first, pcm) for name, (first, pcm) in rendered.items()]
+        await asyncio.wait_for(asyncio.gather(*refs), timeout=10)
+
+    async def _render_loop(self) -> None:
+        push: asyncio.Task | None = None
+        window_start, window_blocks = time.monotonic(), 0
         while not self._stop.is_set():
             now = time.time()
             self.sampler.sample(now)
+            self.core.apply_commands()
             if not self.core.needs_render(now):
-                time.sleep(0.02)
+                await asyncio.sleep(0.02)
                 continue
             try:
-                rendered = self.core.render()
-                refs = [self.core.timelines[name].handle.ingest.remote(first, pcm)
-                        for name, (first, pcm) in rendered.items()]
-                ray.get(refs, timeout=10)
+                rendered = await self.core.render()
+                if push is not None:
+                    await push  # at most one block in flight to the stations
+                push = asyncio.create_task(self._push(rendered))
             except Exception:
                 log.exception("render or push failed; retrying")
-                time.sleep(0.2)
+                push = None
+                await asyncio.sleep(0.2)
                 continue
             self.gc.on_render()
-            rate_window_blocks += 1
-            elapsed = time.monotonic() - rate_window_start
-            if elapsed >= 5:
-                self.core.metrics.set_generation_rate(rate_window_blocks / elapsed)
-                rate_window_start, rate_window_blocks = time.monotonic(), 0
+            window_blocks += 1
+            elapsed = time.monotonic() - window_start
+            if elapsed >= self.core.config.monitoring.metrics_collection_interval_sec:
+                self.core.metrics.set_generation_rate(window_blocks / elapsed)
+                window_start, window_blocks = time.monotonic(), 0
 
     def ping(self) -> str:
         return "ok"

@@ -1,0 +1,68 @@
+"""The actors' logic without Ray: SynthesisCore renders ahead; StationCore encodes once, on schedule."""
+
+import asyncio
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from auralis_ray.actors.station import StationCore
+from auralis_ray.actors.synthesis import SynthesisCore
+from auralis_ray.config import StationSpec, load_config
+from auralis_ray.music.params import StationParams
+from auralis_ray.stream.protocol import CHUNK_BYTES, CHUNK_SECONDS
+from auralis_ray.stream.schedule import publish_time
+
+EPOCH = 1_000.0
+
+
+def config_json(**overrides) -> str:
+    return load_config(**overrides).model_dump_json()
+
+
+def test_station_encodes_each_chunk_once_and_serves_by_id():
+    station = StationCore(StationSpec(name="s", preset="sleep", seed=3), config_json(), EPOCH)
+    pcm = np.arange(3 * CHUNK_BYTES // 2, dtype="<i2").tobytes()
+    assert station.ingest(20, pcm) == 23
+    assert station.ingest(20, pcm) == 23  # a repeated push changes nothing
+    assert station.pool.encoded_count == 3
+    now = publish_time(EPOCH, 21)
+    wires = station.fetch(19, horizon_chunks=1, now=now)
+    assert [w[0] for w in wires] == [20, 21, 22]
+    cid, ts, binary, head = wires[0]
+    assert ts == publish_time(EPOCH, 20) and binary[16:] == pcm[:CHUNK_BYTES]
+    message = json.loads(head + ',"buffer_depth":0,"current_tier":"normal"}')
+    assert base64.b64decode(message["data"]) == pcm[:CHUNK_BYTES]
+    assert station.fetch(19, horizon_chunks=0, now=now)[-1][0] == 21  # nothing past the horizon
+    with pytest.raises(ValueError):
+        station.ingest(30, b"\x00" * 100)
+
+
+def test_station_asks_synthesis_to_continue_past_its_live_edge():
+    station = StationCore(StationSpec(name="s"), config_json(), EPOCH)
+    now = publish_time(EPOCH, 500)
+    assert station.next_needed_chunk(now) == 502  # empty after a restart: just past live
+    station.ingest(502, b"\x00" * CHUNK_BYTES * 40)
+    assert station.next_needed_chunk(now) == 542
+    info = station.info(now + 3 * CHUNK_SECONDS)
+    assert info["ready"] and info["lookahead_chunks"] == 541 - 503
+
+
+def test_synthesis_renders_all_stations_ahead_in_one_call_and_applies_changes_between_renders():
+    core = SynthesisCore(config_json(buffer={"lookahead_chunks": 20, "replica_prefetch_chunks": 5}))
+    now = publish_time(EPOCH, 100)
+    core.attach("a", EPOCH, 102, StationParams.from_preset("focus"), 1, handle=None)
+    core.attach("b", EPOCH, 102, StationParams.from_preset("sleep"), 2, handle=None)
+    assert not core.timelines  # queued until the render loop applies them
+    core.apply_commands()
+    assert core.needs_render(now) and core.lead_chunks(now) == {"a": 1, "b": 1}
+    rendered = asyncio.run(core.render())
+    assert {name: first for name, (first, _) in rendered.items()} == {"a": 102, "b": 102}
+    assert all(len(pcm) == 10 * CHUNK_BYTES for _, pcm in rendered.values())
+    assert core.engine.render_count == 1 and core.blocks_rendered == 1
+    second = asyncio.run(core.render())
+    assert second["a"][0] == 112 and not core.needs_render(now)
+    core.set_params("a", StationParams.from_preset("focus").updated(key="E"))
+    core.apply_commands()
+    assert core.engine.stations() == ["a", "b"]
