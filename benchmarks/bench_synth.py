@@ -3,13 +3,17 @@
     python benchmarks/bench_synth.py [--seconds 180] [--json benchmarks/results/bench_synth.json] [--quick]
 
 Speed runs on ONE torch thread: 1 station, then batches of 16 and 64 stations (one render_block call
-each). Quality renders every preset for --seconds and measures it with tests/audio_checks.py.
+each), and the same 16 and 64 stations rendered one by one (max_batch_size=1) for comparison. Every row
+is the median of --repeats timed runs; both wall time and the thread's CPU time are reported (on a shared
+machine the CPU time is the steadier figure), with the load average before and after.
+Quality renders every preset for --seconds and measures it with tests/audio_checks.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -31,27 +35,36 @@ from auralis_ray.synth.engine import OptimizedSynthesisEngine  # noqa: E402
 SR = 44100
 
 
-def speed(stations: int, blocks: int, device: str, block_frames: int = 44100) -> dict:
-    engine = OptimizedSynthesisEngine(GPUConfig(max_batch_size=max(1, stations)), device=device,
-                                      block_frames=block_frames)
+def speed(stations: int, blocks: int, device: str, block_frames: int = 44100, max_batch_size: int | None = None,
+          repeats: int = 5) -> dict:
+    batch = max_batch_size or max(1, stations)
+    engine = OptimizedSynthesisEngine(GPUConfig(max_batch_size=batch), device=device, block_frames=block_frames)
     names = sorted(PRESETS)
     for i in range(stations):
         engine.add_station(f"s{i}", StationParams.from_preset(names[i % len(names)]), seed=i + 1)
     engine.render_block()  # warm-up
-    started = time.perf_counter()
-    for _ in range(blocks):
-        engine.render_block()
-    wall = time.perf_counter() - started
+    walls, cpus = [], []
+    for _ in range(repeats):
+        started, cpu0 = time.perf_counter(), time.thread_time()
+        for _ in range(blocks):
+            engine.render_block()
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.thread_time() - cpu0)
+    wall, cpu = float(np.median(walls)), float(np.median(cpus))
     audio = blocks * engine.block_frames / SR
     return {
         "stations": stations,
+        "max_batch_size": batch,
         "block_frames": block_frames,
         "blocks": blocks,
-        "wall_s": round(wall, 3),
+        "repeats": repeats,
+        "wall_s_median": round(wall, 4),
         "ms_per_block": round(1e3 * wall / blocks, 2),
         "ms_per_station_second": round(1e3 * wall / (stations * audio), 3),
+        "cpu_ms_per_station_second": round(1e3 * cpu / (stations * audio), 3),
         "rtf_each_station": round(audio / wall, 1),
         "rtf_throughput": round(stations * audio / wall, 1),
+        "rtf_throughput_cpu": round(stations * audio / cpu, 1),
     }
 
 
@@ -80,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="fewer blocks and 60 s renders")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_synth.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -91,18 +105,23 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         "device": args.device,
         "gpu": "none lent to this run" if args.device == "cpu" else args.device,
+        "load_average_before": os.getloadavg(),
         "speed": [],
         "quality": [],
     }
     k = 1 if args.quick else 3
-    plan = [(1, 10 * k, 44100), (16, 2 * k, 44100), (64, k, 44100), (1, 50 * k, 4410), (16, 10 * k, 4410),
-            (64, 5 * k, 4410)]
-    for stations, blocks, block_frames in plan:
-        row = speed(stations, blocks, args.device, block_frames)
+    # (stations, blocks per timed run, block frames, max_batch_size: None = all in one batch, 1 = one by one)
+    plan = [(1, 10 * k, 44100, None), (16, k, 44100, None), (16, k, 44100, 1), (64, 1, 44100, None),
+            (64, 1, 44100, 1), (1, 50 * k, 4410, None), (16, 10 * k, 4410, None), (16, 10 * k, 4410, 1),
+            (64, 5 * k, 4410, None)]
+    for stations, blocks, block_frames, batch in plan:
+        row = speed(stations, blocks, args.device, block_frames, batch, args.repeats)
         record["speed"].append(row)
-        print(f"speed {stations:3d} station(s), {block_frames / SR * 1e3:5.0f} ms blocks: "
-              f"{row['ms_per_block']:8.1f} ms per block, {row['ms_per_station_second']:6.2f} ms per station-second, "
-              f"throughput RTF {row['rtf_throughput']:7.1f}x", flush=True)
+        print(f"speed {stations:3d} station(s) in batches of {row['max_batch_size']:2d}, {block_frames / SR * 1e3:5.0f} ms "
+              f"blocks: {row['ms_per_block']:8.1f} ms per block, {row['ms_per_station_second']:6.2f} ms per "
+              f"station-second (CPU {row['cpu_ms_per_station_second']:6.2f}), throughput RTF {row['rtf_throughput']:7.1f}x "
+              f"(CPU time {row['rtf_throughput_cpu']:7.1f}x)", flush=True)
+    record["load_average_after_speed"] = os.getloadavg()
     ok = True
     for preset in sorted(PRESETS):
         q = quality(preset, seconds, args.seed)
@@ -115,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
               f"clicks {q['clicks']}, dropouts {q['dropouts']}, key {q['key_energy']:.3f}, "
               f"max similarity {q['max_similarity_20s']:.3f} -> {'PASS' if passed else 'FAIL'}", flush=True)
     record["pass"] = ok
+    record["load_average_after"] = os.getloadavg()
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2))

@@ -2,6 +2,10 @@
 
 Decoding (client side) turns one WebSocket message into an event; encoding (baseline
 server side) builds the frames once so they can be broadcast as-is.
+
+Deliberately written from PROTOCOL.md rather than imported from `auralis_ray.stream`: the load
+generator is an outside client, so a server-side mistake in the wire format cannot hide in a
+shared constant.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """OptimizedSynthesisEngine (seed §3.1) and BatchRenderConfig (seed §3.3).
 
 One `render_block()` renders every station: composition and control curves per station (numpy, small),
-then one batched torch pass over [stations, voices, samples] (lanes -> stereo mix and reverb send ->
-convolution reverb -> tone filter -> loudness control -> true-peak limiter), with all per-station state
-held in batched tensors that are only re-stacked when a station is added or removed.
+then one batched torch pass over [stations, voices, samples]: fast lanes (lead, thump, shaker) at 44.1 kHz
+and slow lanes (pads, bass, swell) at 14.7 kHz -> reverb send (fast send decimated + slow send) ->
+convolution reverb at 14.7 kHz -> return + slow dry voices upsampled 3x -> + fast dry voices -> tone filter
+(which also yields the K-weighted signal) -> gated loudness control -> 4x true-peak limiter. All
+per-station state is held in batched tensors that are only re-stacked when a station is added or removed;
+on a CPU the batch is processed in tiles of CPU_STATION_TILE stations.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ log = logging.getLogger(__name__)
 
 CHUNK_FRAMES = 4410  # the station's 100 ms chunk; blocks are whole numbers of chunks
 FADE_IN_FRAMES = 2205  # 50 ms
+# On a CPU the audio-rate stages are memory-bound: a batch is rendered in tiles of this many stations so
+# each stage's working set stays in cache (measured: 4 per tile beats both 1 and 16+; see BENCHMARKS.md).
+CPU_STATION_TILE = 4
 
 # per-preset room: dry level, reverb send level, initial loudness gain
 PRESET_SOUND = {
@@ -175,6 +181,8 @@ class OptimizedSynthesisEngine:
             return {}
         out: dict[str, np.ndarray] = {}
         size = max(1, self.config.max_batch_size)
+        if self.device.type == "cpu":
+            size = min(size, CPU_STATION_TILE)
         with torch.inference_mode():
             if self._stream is not None:
                 with torch.cuda.stream(self._stream):
@@ -199,7 +207,7 @@ class OptimizedSynthesisEngine:
 
     def _render_group(self, g0: int, g1: int) -> torch.Tensor:
         names = self._order[g0:g1]
-        S, N = len(names), self.block_frames
+        N = self.block_frames
         ctrl = np.stack([self._control(self._stations[n]) for n in names], axis=1)  # [5, S, V, Nc]
         mix = np.stack([self._stations[n].mix for n in names])
         state = {k: v[g0:g1] for k, v in self._state.items()}

@@ -180,7 +180,7 @@ class LaneSchedule:
 class LaneRenderer:
     """Audio-rate expansion of control curves for all stations at once, at the full rate or 1/factor."""
 
-    def __init__(self, tables: WaveTables, device: torch.device, work_elems: int = 65_536) -> None:
+    def __init__(self, tables: WaveTables, device: torch.device, work_elems: int = 131_072) -> None:
         self.device = device
         pairs = torch.from_numpy(tables.pairs).to(device)
         self.table64 = pairs.view(torch.int64).view(-1)  # (value, slope) read as one 64-bit word
@@ -194,6 +194,8 @@ class LaneRenderer:
         G = ramp.numel()
         out = torch.empty(S, 3, Nc * G, device=ctrl.device)
         step = max(1, min(Nc, self.work_elems // max(1, S * V * G)))
+        # elementwise only (no GEMM over lanes or segments): a station's samples must not depend on
+        # which other stations share the batch
         base_i = ctrl[4].to(torch.int32).unsqueeze(-1)
         for c0 in range(0, Nc, step):
             c1 = min(Nc, c0 + step)
