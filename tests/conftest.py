@@ -18,6 +18,7 @@ class Server:
     control_token: str
     metrics_port: int
     stations: tuple[str, ...]
+    overrides: dict
 
     def audio_url(self, client_id: str, **query) -> str:
         q = "&".join(f"{k}={v}" for k, v in query.items())
@@ -28,7 +29,7 @@ class Server:
 def auralis_server():
     """The system as `make run` serves it (HAProxy + direct ingress), two stations."""
     port, metrics_port = free_port(), free_port()
-    http_url = start_local(port, metrics_port, {
+    overrides = {
         "server": {
             "control_token": CONTROL_TOKEN,
             "port": port,
@@ -37,6 +38,8 @@ def auralis_server():
         },
         "concurrency": {"max_concurrent_clients": 60, "stalled_client_timeout_sec": 4.0},
         "monitoring": {"metrics_collection_interval_sec": 1, "prometheus_port": metrics_port},
-    })
-    yield Server(http_url, http_url.replace("http://", "ws://"), CONTROL_TOKEN, metrics_port, ("default", "night"))
+    }
+    http_url = start_local(port, metrics_port, overrides)
+    yield Server(http_url, http_url.replace("http://", "ws://"), CONTROL_TOKEN, metrics_port, ("default", "night"),
+                 overrides)
     stop_local()

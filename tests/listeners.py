@@ -111,3 +111,81 @@ async def listen(url: str, seconds: float, client_id: str = "", send: list | Non
 def rms(pcm: bytes) -> float:
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768
     return float(np.sqrt(np.mean(samples**2)))
+
+
+# ---- listeners that reconnect -------------------------------------------------------------------
+
+@dataclass
+class Session:
+    """A Recording over several connections: reconnects with resume_from = last chunk_id received."""
+
+    client_id: str
+    order: list[int] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    events: list = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    closes: list[tuple[float, int | None]] = field(default_factory=list)
+    reconnects: list[float] = field(default_factory=list)
+
+    def unannounced_gaps(self) -> int:
+        return Recording(self.client_id, events=self.events).unannounced_gaps()
+
+    def underruns(self, prebuffer_ms: int) -> int:
+        return Recording(self.client_id, arrivals=self.arrivals).underruns(prebuffer_ms)
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    def recovery(self, since: float, late_ms: float = 50.0) -> dict:
+        """After `since`: the longest silence, and when chunks arrived on schedule again."""
+        after = [(a, t) for a, t in zip(self.arrivals, self.timestamps) if a >= since]
+        late = [a for a, t in after if (a - t) * 1000 > late_ms]
+        times = [since] + [a for a, _ in after]
+        silence = max((b - a for a, b in zip(times, times[1:])), default=None)
+        return {"on_schedule_after_s": round(max(late) - since, 3) if late else 0.0,
+                "max_silence_s": None if silence is None else round(silence, 3)}
+
+
+async def listen_resuming(url: str, seconds: float, client_id: str, silent_timeout: float = 4.0,
+                          resume: bool = True) -> Session:
+    rec = Session(client_id)
+    deadline = time.time() + seconds
+    last: int | None = None
+    while time.time() < deadline:
+        target = url if last is None or not resume else f"{url}&resume_from={last}"
+        code = None
+        try:
+            async with websockets.connect(target, max_size=2**22, open_timeout=5) as ws:
+                while True:
+                    remaining = deadline - time.time()
+                    if remaining <= 0:
+                        return rec
+                    try:
+                        frame = await asyncio.wait_for(ws.recv(), min(remaining, silent_timeout))
+                    except asyncio.TimeoutError:
+                        if time.time() >= deadline:
+                            return rec
+                        break  # an open but silent socket is dead: reconnect
+                    now = time.time()
+                    kind, message, cid, _pcm, ts = decode(frame)
+                    if kind == "audio":
+                        rec.order.append(cid)
+                        rec.arrivals.append(now)
+                        rec.timestamps.append(ts)
+                        rec.events.append(("audio", cid))
+                        last = cid
+                    else:
+                        if kind == "error":
+                            rec.events.append(("error", message["error_code"]))
+                        rec.messages.append({**message, "_at": now})
+        except websockets.ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+        except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake):
+            code = -1
+        rec.closes.append((time.time(), code))
+        if not resume:
+            return rec
+        await asyncio.sleep(0.1)
+        rec.reconnects.append(time.time())
+    return rec

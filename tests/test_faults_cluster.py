@@ -23,12 +23,15 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from auralis_ray.serve.local import free_port, wait_ready
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from listeners import Session, listen_resuming  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_YAML = ROOT / "configs" / "serve.yaml"
@@ -171,7 +174,9 @@ class ClusterProcess:
     """The test side of the driver."""
 
     def __init__(self):
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0"}
+        # Serve's own proxy on the head only: one machine cannot host a per-node HAProxy each
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0",
+               "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}
         self.log = open(ARTIFACTS / "cluster-driver.log", "w")
         self.proc = subprocess.Popen([sys.executable, __file__], cwd=ROOT, env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
@@ -199,92 +204,6 @@ class ClusterProcess:
         except Exception:
             self.proc.kill()  # our own child, by its handle
         self.log.close()
-
-
-# ---- listeners that reconnect -------------------------------------------------------------------
-
-@dataclass
-class Session:
-    """A Recording over several connections: reconnects with resume_from = last chunk_id received."""
-
-    client_id: str
-    order: list[int] = field(default_factory=list)
-    arrivals: list[float] = field(default_factory=list)
-    timestamps: list[float] = field(default_factory=list)
-    events: list = field(default_factory=list)
-    messages: list[dict] = field(default_factory=list)
-    closes: list[tuple[float, int | None]] = field(default_factory=list)
-    reconnects: list[float] = field(default_factory=list)
-
-    def unannounced_gaps(self) -> int:
-        from listeners import Recording
-
-        return Recording(self.client_id, events=self.events).unannounced_gaps()
-
-    def underruns(self, prebuffer_ms: int) -> int:
-        from listeners import Recording
-
-        return Recording(self.client_id, arrivals=self.arrivals).underruns(prebuffer_ms)
-
-    def of_type(self, kind: str) -> list[dict]:
-        return [m for m in self.messages if m["type"] == kind]
-
-    def recovery(self, since: float) -> dict:
-        """After `since`: the longest silence, and when chunks arrived on schedule again."""
-        after = [(a, t) for a, t in zip(self.arrivals, self.timestamps) if a >= since]
-        late = [a for a, t in after if (a - t) * 1000 > LATE_MS]
-        times = [since] + [a for a, _ in after]
-        silence = max((b - a for a, b in zip(times, times[1:])), default=None)
-        return {"on_schedule_after_s": round(max(late) - since, 3) if late else 0.0,
-                "max_silence_s": None if silence is None else round(silence, 3)}
-
-
-async def listen_resuming(url: str, seconds: float, client_id: str, silent_timeout: float = 4.0,
-                          resume: bool = True) -> Session:
-    import websockets
-
-    from listeners import decode
-
-    rec = Session(client_id)
-    deadline = time.time() + seconds
-    last: int | None = None
-    while time.time() < deadline:
-        target = url if last is None or not resume else f"{url}&resume_from={last}"
-        code = None
-        try:
-            async with websockets.connect(target, max_size=2**22, open_timeout=5) as ws:
-                while True:
-                    remaining = deadline - time.time()
-                    if remaining <= 0:
-                        return rec
-                    try:
-                        frame = await asyncio.wait_for(ws.recv(), min(remaining, silent_timeout))
-                    except asyncio.TimeoutError:
-                        if time.time() >= deadline:
-                            return rec
-                        break  # an open but silent socket is dead: reconnect
-                    now = time.time()
-                    kind, message, cid, _pcm, ts = decode(frame)
-                    if kind == "audio":
-                        rec.order.append(cid)
-                        rec.arrivals.append(now)
-                        rec.timestamps.append(ts)
-                        rec.events.append(("audio", cid))
-                        last = cid
-                    else:
-                        if kind == "error":
-                            rec.events.append(("error", message["error_code"]))
-                        rec.messages.append({**message, "_at": now})
-        except websockets.ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else None
-        except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake):
-            code = -1
-        rec.closes.append((time.time(), code))
-        if not resume:
-            return rec
-        await asyncio.sleep(0.1)
-        rec.reconnects.append(time.time())
-    return rec
 
 
 # ---- fixtures -------------------------------------------------------------------------------------
@@ -325,7 +244,7 @@ async def play(server: ClusterServer, seconds: float, n: int, station: str, pref
 
 
 def summarize(recs: list[Session], since: float) -> dict:
-    recov = [r.recovery(since) for r in recs]
+    recov = [r.recovery(since, LATE_MS) for r in recs]
     return {
         "listeners": len(recs),
         "unannounced_gaps": sum(r.unannounced_gaps() for r in recs),

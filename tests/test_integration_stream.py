@@ -9,7 +9,7 @@ import httpx
 import pytest
 import websockets
 
-from listeners import CHUNK_BYTES, listen, rms
+from listeners import CHUNK_BYTES, listen, listen_resuming, rms
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +132,23 @@ async def test_station_control_needs_token_and_valid_values(auralis_server):
         after = {s["name"]: s["params"] for s in (await http.get("/api/stations")).json()["stations"]}
         assert after["night"]["mode"] == "dorian"
         assert after["default"] == {s["name"]: s["params"] for s in before}["default"]
+
+
+async def test_rolling_update_warns_listeners_who_resume_without_gap(auralis_server):
+    """Runs last in this module: it replaces the ingress replica (same stations, same epoch)."""
+    from ray import serve
+
+    from auralis_ray.serve.app import build_app
+
+    urls = [auralis_server.audio_url(f"roll{i}", format="binary" if i % 2 else "json") for i in range(5)]
+    tasks = [asyncio.create_task(listen_resuming(u + ("&" if "?" in u else "?") + "station=default", 22.0, f"roll{i}"))
+             for i, u in enumerate(urls)]
+    await asyncio.sleep(4.0)
+    new_version = {**auralis_server.overrides, "target_concurrent_users": 11}  # a changed arg: a new version
+    await asyncio.to_thread(serve.run, build_app(new_version), name="auralis", route_prefix="/")
+    sessions = await asyncio.gather(*tasks)
+    for session in sessions:
+        assert session.of_type("shutdown_warning"), "the replaced replica must warn its listeners"
+        assert session.reconnects and session.unannounced_gaps() == 0
+        assert session.order == sorted(set(session.order))
+        assert session.arrivals[-1] - session.timestamps[-1] < 0.5, "back at the live edge"
