@@ -53,6 +53,20 @@ def start_system(mode: str, port: int) -> subprocess.Popen:
     raise RuntimeError(f"{mode}: the system did not start")
 
 
+def replica_port(start: int = 30000, end: int = 30050) -> int:
+    """Direct ingress: the port the replica itself serves on (allocated from 30000 up)."""
+    import urllib.request
+
+    for port in range(start, end):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return port
+        except OSError:
+            continue
+    raise RuntimeError("no replica answered on the direct-ingress ports")
+
+
 def stop_system(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -74,7 +88,7 @@ def row(label: str, report: LoadReport, base: LoadReport | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modes", nargs="+", choices=sorted(INGRESS_MODES), default=["haproxy", "proxy", "grpc"])
+    parser.add_argument("--modes", nargs="+", choices=sorted(INGRESS_MODES), default=["haproxy", "direct", "proxy", "grpc"])
     parser.add_argument("--listeners", type=int, default=200)
     parser.add_argument("--format", choices=("json", "binary"), default="binary")
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -90,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         proc = start_system(mode, port)
         try:
             time.sleep(5)  # let the look-ahead fill before the idle measurement
+            target = replica_port() if mode == "direct" else port  # direct: straight to the replica
             reports[mode] = run_loadtest(dataclasses.replace(
-                base_config, url=f"ws://127.0.0.1:{port}", server_pids=(proc.pid,), label=mode))
+                base_config, url=f"ws://127.0.0.1:{target}", server_pids=(proc.pid,), label=mode))
         finally:
             stop_system(proc)
     with baseline_subprocess() as (url, pid):

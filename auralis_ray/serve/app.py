@@ -19,7 +19,7 @@ from ray import serve
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
@@ -198,7 +198,7 @@ async def api_drain(request: Request) -> Response:
     return JSONResponse({"draining": True, "drain_period_sec": period, "listeners": hub.listener_count})
 
 
-app = Starlette(routes=[
+http_app = Starlette(routes=[
     Route("/", index),
     Route("/healthz", healthz),
     Route("/readyz", readyz),
@@ -208,13 +208,49 @@ app = Starlette(routes=[
     Route("/api/metrics", api_metrics),
     Route("/api/debug/drop/{client_id}", api_drop, methods=["POST"]),
     Route("/api/admin/drain", api_drain, methods=["POST"]),
-    WebSocketRoute("/ws/audio/{client_id}", AudioEndpoint(current_hub, __version__)),
     Mount("/static", StaticFiles(directory=str(WEB_DIR), check_dir=False), name="static"),
 ])
 
 
+class AuralisApp:
+    """The ingress ASGI app: audio sockets go straight to their endpoint, the rest to Starlette.
+
+    Every audio frame passes through each ASGI layer's `send`; keeping Starlette's middleware out
+    of that path measurably lowers the CPU cost per listener (BENCHMARKS.md).
+    """
+
+    AUDIO_PREFIX = "/ws/audio/"
+
+    def __init__(self, http, audio):
+        self.http = http
+        self.audio = audio
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket":
+            path = scope.get("path", "")
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if path.startswith(self.AUDIO_PREFIX):
+                scope["path_params"] = {"client_id": path[len(self.AUDIO_PREFIX):]}
+                await self.audio(scope, receive, send)
+                return
+        await self.http(scope, receive, send)
+
+
+app = AuralisApp(http_app, AudioEndpoint(current_hub, __version__))
+
+
+# The ingress runs our ASGI code on the replica's own event loop, not on a second loop in another
+# thread: every audio frame would otherwise cross threads (and the GIL) once more (BENCHMARKS.md).
+INGRESS_ACTOR_OPTIONS = {
+    "num_cpus": 0.5,
+    "runtime_env": {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}},
+}
+
+
 @serve.deployment(name="AuralisIngress", max_ongoing_requests=5000, graceful_shutdown_timeout_s=10,
-                  ray_actor_options={"num_cpus": 0.5})
+                  ray_actor_options=INGRESS_ACTOR_OPTIONS)
 @serve.ingress(app)
 class AuralisIngress:
     async def __init__(self, config_json: str):

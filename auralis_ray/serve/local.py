@@ -21,6 +21,9 @@ import urllib.request
 # Ingress modes: the environment Ray Serve reads at start (see BENCHMARKS.md for the measurements).
 INGRESS_MODES: dict[str, dict[str, str]] = {
     "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
+    # replicas serve HTTP themselves on ports 30000+, Serve's proxy stays in front (an outside L4
+    # load balancer can target the replica ports directly)
+    "direct": {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
     "proxy": {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"},
     "grpc": {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
              "RAY_SERVE_PROXY_USE_GRPC": "1"},

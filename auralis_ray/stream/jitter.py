@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # One-sided normal quantiles for the confidence levels operators ask for.
 _Z = {0.90: 1.2816, 0.95: 1.6449, 0.99: 2.3263, 0.999: 3.0902}
 
 
-@dataclass(frozen=True)
-class ChunkTimestamp:
-    """Tracks individual chunk delivery timing."""
+class ChunkTimestamp(NamedTuple):
+    """Tracks individual chunk delivery timing (a tuple: one is made per listener per chunk)."""
 
     chunk_id: int
     expected_time: float
