@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Ray's GCS on a non-default port, so a `make run` and a test run can coexist
 RAY_PORT ?= 6390
+SERVE_CONFIG ?= configs/serve.yaml
 # This cluster's own token (Ray's token auth is on by default; ~/.ray/auth_token is shared by every cluster)
 export RAY_AUTH_TOKEN_PATH ?= $(CURDIR)/build/ray_auth_token
 # Ingress: HAProxy in front of replicas that serve HTTP/WebSocket themselves (direct ingress).
@@ -27,7 +28,7 @@ install: $(STAMP)
 run: $(STAMP)
 	mkdir -p build
 	test -s $(RAY_AUTH_TOKEN_PATH) || (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $(RAY_AUTH_TOKEN_PATH))
-	sed -e 's/port: 8000/port: $(PORT)/' configs/serve.yaml > build/serve.yaml
+	sed -e 's/port: 8000/port: $(PORT)/' $(SERVE_CONFIG) > build/serve.yaml
 	RAY_AUTH_MODE=token $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
 		--dashboard-host=127.0.0.1 --disable-usage-stats
 	trap '$(MAKE) --no-print-directory stop >/dev/null 2>&1' EXIT; \
