@@ -31,7 +31,7 @@ run: $(STAMP)
 	sed -e 's/port: 8000/port: $(PORT)/' $(SERVE_CONFIG) > build/serve.yaml
 	RAY_AUTH_MODE=token $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
 		--dashboard-host=127.0.0.1 --disable-usage-stats
-	trap '$(MAKE) --no-print-directory stop >/dev/null 2>&1' EXIT; \
+	trap '$(MAKE) --no-print-directory stop >/dev/null 2>&1' EXIT INT TERM; \
 		RAY_AUTH_MODE=token $(BIN)/serve run --address=127.0.0.1:$(RAY_PORT) build/serve.yaml
 
 stop:
