@@ -18,6 +18,7 @@ import psutil
 
 from .actors.station import StationCore
 from .config import PerformanceConfig, StationSpec, load_config
+from .monitor.benchmark import BenchmarkRun
 from .monitor.memory import MemoryGrowthTracker
 from .stream.broadcast import BroadcastRingBuffer
 from .stream.client import ClientSession
@@ -42,7 +43,8 @@ class SoakReport:
 
 
 def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceConfig | None = None,
-             sample_every_audio_sec: float = 60.0, progress: bool = False) -> SoakReport:
+             sample_every_audio_sec: float = 60.0, progress: bool = False,
+             save_record: bool = True) -> SoakReport:
     import torch
 
     from .music.params import StationParams
@@ -65,35 +67,42 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
     next_chunk, next_sample = 0, 0.0
     started = time.perf_counter()
     rss_start = process.memory_info().rss / 2**20
-    for block in range(total_blocks):
-        pcm = engine.render_block()["soak"].tobytes()
-        station.ingest(next_chunk, pcm)
-        for wire in station.fetch(next_chunk - 1, 0, now=epoch + (next_chunk + block_chunks) * CHUNK_SECONDS):
-            chunk = EncodedChunk.from_wire(wire)
-            replica_ring.write_chunk(chunk)
-            now = chunk.timestamp
-            if not sessions:  # listeners join once there is audio, and cycle through reconnects
-                sessions = [_session(i, replica_ring, config, now) for i in range(listeners)]
-            for s in sessions:
-                s.pump(now)
-                s.note_sent(s.drain(now))
-                if s.status_due(now):
-                    s.queue_status(now)
-        next_chunk += block_chunks
-        audio_now = next_chunk * CHUNK_SECONDS
-        if block % 600 == 599:  # every simulated 10 minutes one listener reconnects
-            old = sessions.pop(0)
-            old.disconnect()
-            sessions.append(_session(block, replica_ring, config, audio_now))
-        if audio_now >= next_sample:
-            gc.collect()
-            tracker.record("soak", now=audio_now, rss_mb=process.memory_info().rss / 2**20)
-            next_sample += sample_every_audio_sec
-            if progress:
-                print(f"\r{audio_now / 3600:6.2f} h of audio, RSS {tracker.measurements[-1].rss_mb:7.1f} MB",
-                      end="", flush=True)
-    if progress:
-        print()
+    with BenchmarkRun() as run:
+        for block in range(total_blocks):
+            block_started = time.perf_counter()
+            pcm = engine.render_block()["soak"].tobytes()
+            station.ingest(next_chunk, pcm)
+            for wire in station.fetch(next_chunk - 1, 0, now=epoch + (next_chunk + block_chunks) * CHUNK_SECONDS):
+                chunk = EncodedChunk.from_wire(wire)
+                replica_ring.write_chunk(chunk)
+                now = chunk.timestamp
+                if not sessions:  # listeners join once there is audio, and cycle through reconnects
+                    sessions = [_session(i, replica_ring, config, now) for i in range(listeners)]
+                for s in sessions:
+                    s.pump(now)
+                    s.note_sent(s.drain(now))
+                    if s.status_due(now):
+                        s.queue_status(now)
+            next_chunk += block_chunks
+            run.record(time.perf_counter() - block_started)
+            audio_now = next_chunk * CHUNK_SECONDS
+            if block % 600 == 599:  # every simulated 10 minutes one listener reconnects
+                old = sessions.pop(0)
+                old.disconnect()
+                sessions.append(_session(block, replica_ring, config, audio_now))
+            if audio_now >= next_sample:
+                gc.collect()
+                tracker.record("soak", now=audio_now, rss_mb=process.memory_info().rss / 2**20)
+                next_sample += sample_every_audio_sec
+                if progress:
+                    print(f"\r{audio_now / 3600:6.2f} h of audio, RSS {tracker.measurements[-1].rss_mb:7.1f} MB",
+                          end="", flush=True)
+        if progress:
+            print()
+    if save_record:
+        run.result("soak_station_pipeline_per_1s_block", device_type=str(engine.device_info.device_type),
+                   concurrent_clients=listeners, batch_size=1,
+                   extra={"hours_equivalent": hours_equivalent, "slope_mb_per_hour": tracker.get_growth_rate()}).save()
     wall = time.perf_counter() - started
     rss_end = process.memory_info().rss / 2**20
     slope = tracker.get_growth_rate()

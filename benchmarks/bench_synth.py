@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from audio_checks import (clicks, dropouts, integrated_lufs, key_energy_fraction, max_similarity,  # noqa: E402
                           true_peak_dbtp)
 from auralis_ray.config import GPUConfig  # noqa: E402
+from auralis_ray.monitor.benchmark import RESULTS_DIR, PerformanceBenchmark  # noqa: E402
 from auralis_ray.music.params import PRESETS, StationParams  # noqa: E402
 from auralis_ray.synth.engine import OptimizedSynthesisEngine  # noqa: E402
 
@@ -43,15 +45,23 @@ def speed(stations: int, blocks: int, device: str, block_frames: int = 44100, ma
     for i in range(stations):
         engine.add_station(f"s{i}", StationParams.from_preset(names[i % len(names)]), seed=i + 1)
     engine.render_block()  # warm-up
-    walls, cpus = [], []
+    walls, cpus, per_block = [], [], []
     for _ in range(repeats):
         started, cpu0 = time.perf_counter(), time.thread_time()
         for _ in range(blocks):
+            t = time.perf_counter()
             engine.render_block()
+            per_block.append(time.perf_counter() - t)
         walls.append(time.perf_counter() - started)
         cpus.append(time.thread_time() - cpu0)
     wall, cpu = float(np.median(walls)), float(np.median(cpus))
     audio = blocks * engine.block_frames / SR
+    PerformanceBenchmark.from_latencies(
+        f"synthesis_{stations}x_batch{batch}_{round(1000 * block_frames / SR)}ms", per_block,
+        wall_sec=sum(walls), cpu_sec=sum(cpus), memory_mb=psutil.Process().memory_info().rss / 2**20,
+        device_type=device, timestamp=time.time(), batch_size=batch, concurrent_clients=stations,
+        extra={"rtf_throughput": round(stations * audio / wall, 1), "torch_threads": torch.get_num_threads()},
+    ).save(RESULTS_DIR)
     return {
         "stations": stations,
         "max_batch_size": batch,
