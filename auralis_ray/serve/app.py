@@ -172,6 +172,8 @@ async def api_metrics(request: Request) -> Response:
             "fetch_failures": feed.fetch_failures,
             "publish_lateness_ms_p50": lateness[len(lateness) // 2] if lateness else None,
             "publish_lateness_ms_p99": lateness[int(len(lateness) * 0.99)] if lateness else None,
+            "seconds_since_station_answered": None if feed.last_fetch_ok is None
+            else round(time.time() - feed.last_fetch_ok, 3),
         }
     return JSONResponse({
         "timestamp": time.time(),
@@ -271,8 +273,11 @@ class AuralisIngress:
 
     async def __del__(self) -> None:
         hub = state.hub
-        if hub is not None and hub.listener_count:
+        if hub is None:
+            return
+        if hub.listener_count:
             await hub.drain("replica shutting down", min(hub.config.concurrency.drain_timeout_sec, 2.0), final=True)
+        await hub.stop()
 
 
 def make_config(args: dict | None = None) -> PerformanceConfig:

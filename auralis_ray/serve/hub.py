@@ -18,7 +18,7 @@ from ..config import PerformanceConfig
 from ..monitor.metrics import PerformanceMetrics
 from ..stream import protocol as p
 from ..stream.broadcast import BroadcastRingBuffer
-from ..stream.client import ClientSession, ConnectionState
+from ..stream.client import ClientSession
 from ..stream.pool import EncodedChunk
 from ..stream.schedule import live_chunk_id
 
@@ -278,6 +278,13 @@ class ListenerHub:
                     await self.drain("replica shutting down", self.config.concurrency.drain_timeout_sec, final=True)
                     return
 
+    async def stop(self) -> None:
+        """Stop fetching and publishing (the replica is going away)."""
+        for task in (self._stats_task, self._watch_task):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(feed.stop() for feed in self.feeds.values()))
+
     async def _stats_loop(self) -> None:
         interval = self.config.monitoring.metrics_collection_interval_sec
         while True:
@@ -303,10 +310,7 @@ class ListenerHub:
         out = []
         for feed, listener in list(self.by_client.values())[:limit]:
             s = listener.session
+            cursor = feed.ring.get_client_stats(s.client_id) if s.client_id in feed.ring.client_cursors else None
             out.append({"station": feed.name, "format": s.fmt, "state": s.state.connection_state.value,
-                        **s.buffer_status(now)})
+                        "cursor": cursor, **s.buffer_status(now)})
         return out
-
-
-def is_active(session: ClientSession) -> bool:
-    return session.state.connection_state in (ConnectionState.ACTIVE, ConnectionState.DRAINING)
