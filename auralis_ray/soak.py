@@ -64,7 +64,8 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
     process = psutil.Process()
     tracker = MemoryGrowthTracker.from_config(config.memory)
     total_blocks = max(1, int(hours_equivalent * 3600 / (block_chunks * CHUNK_SECONDS)))
-    next_chunk, next_sample = 0, 0.0
+    first_chunk = next_chunk = station.next_needed_chunk(epoch)  # where synthesis attaches, as live
+    next_sample = 0.0
     started = time.perf_counter()
     rss_start = process.memory_info().rss / 2**20
     with BenchmarkRun() as run:
@@ -106,12 +107,12 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
     wall = time.perf_counter() - started
     rss_end = process.memory_info().rss / 2**20
     slope = tracker.get_growth_rate()
-    audio_seconds = next_chunk * CHUNK_SECONDS
+    audio_seconds = (next_chunk - first_chunk) * CHUNK_SECONDS
     fitted = tracker.fitted()
     growth = 100.0 * (fitted[-1].rss_mb - fitted[0].rss_mb) / fitted[0].rss_mb if len(fitted) > 1 else 0.0
     return SoakReport(
         hours_equivalent=audio_seconds / 3600, audio_seconds=audio_seconds, wall_seconds=round(wall, 2),
-        speed_x_realtime=round(audio_seconds / wall, 1), chunks=next_chunk, listeners=listeners,
+        speed_x_realtime=round(audio_seconds / wall, 1), chunks=next_chunk - first_chunk, listeners=listeners,
         rss_start_mb=round(rss_start, 1), rss_end_mb=round(rss_end, 1), slope_mb_per_hour=round(slope, 3),
         growth_percent=round(growth, 2), alert=tracker.check_alert(),
         passed=slope < 1.0 and growth < 10.0,

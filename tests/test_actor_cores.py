@@ -24,6 +24,7 @@ def config_json(**overrides) -> str:
 def test_station_encodes_each_chunk_once_and_serves_by_id():
     station = StationCore(StationSpec(name="s", preset="sleep", seed=3), config_json(), EPOCH)
     pcm = np.arange(3 * CHUNK_BYTES // 2, dtype="<i2").tobytes()
+    assert station.next_needed_chunk(publish_time(EPOCH, 18)) == 20
     assert station.ingest(20, pcm) == 23
     assert station.ingest(20, pcm) == 23  # a repeated push changes nothing
     assert station.pool.encoded_count == 3
@@ -37,6 +38,17 @@ def test_station_encodes_each_chunk_once_and_serves_by_id():
     assert station.fetch(19, horizon_chunks=0, now=now)[-1][0] == 21  # nothing past the horizon
     with pytest.raises(ValueError):
         station.ingest(30, b"\x00" * 100)
+
+
+def test_station_refuses_a_push_from_a_replaced_timeline():
+    """A block rendered for the old timeline, arriving after a restart, must not leave a hole."""
+    station = StationCore(StationSpec(name="s"), config_json(), EPOCH)
+    attach = station.next_needed_chunk(publish_time(EPOCH, 500))  # a restarted, empty station
+    assert station.ingest(580, b"\x00" * CHUNK_BYTES * 10) == attach  # stale: far ahead, refused
+    assert station.ring.latest_id is None and station.refused_pushes == 1
+    assert station.ingest(attach, b"\x00" * CHUNK_BYTES * 10) == attach + 10
+    assert station.ingest(attach + 30, b"\x00" * CHUNK_BYTES * 10) == attach + 10  # would leave a hole
+    assert station.ingest(attach + 10, b"\x00" * CHUNK_BYTES * 10) == attach + 20
 
 
 def test_station_asks_synthesis_to_continue_past_its_live_edge():

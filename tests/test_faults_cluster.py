@@ -351,12 +351,28 @@ async def test_kill_station_restarts_at_the_right_chunk(cluster_server):
         assert rec.arrivals[-1] - rec.timestamps[-1] < 0.5, "listeners are back at the live edge"
 
 
+async def replica_with_listeners(port: int, replicas: list[dict]) -> dict:
+    """The replica actor that holds listeners: /api/status names the replica that answered."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        for _ in range(40):
+            status = (await http.get("/api/status")).json()
+            if status["listeners"] > 0 and status["replica"]:
+                for actor in replicas:
+                    if actor["name"].endswith(status["replica"]):
+                        return actor
+            await asyncio.sleep(0.1)
+    raise AssertionError("no replica reported listeners")
+
+
 async def test_kill_ingress_replica_listeners_resume_without_gap(cluster_server):
     tasks = await play(cluster_server, 12.0, 8, "gamma", "rep")
     await asyncio.sleep(3.0)
     replicas = [a for a in await cluster_server.driver.acall("actors")
                 if a["namespace"] == "serve" and "AuralisIngress" in a["name"] and a["state"] == "ALIVE"]
-    killed_at = (await cluster_server.driver.acall("kill", name=replicas[0]["name"], namespace="serve",
+    target = await replica_with_listeners(cluster_server.port, replicas)
+    killed_at = (await cluster_server.driver.acall("kill", name=target["name"], namespace="serve",
                                                   no_restart=True))["killed_at"]
     recs = await asyncio.gather(*tasks)
     summary = summarize(recs, killed_at)

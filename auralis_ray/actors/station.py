@@ -45,12 +45,22 @@ class StationCore:
         self.pool = AudioChunkPool(b.chunk_pool_size)
         self.metrics = get_metrics("station")
         self.encode_seconds = 0.0
+        self.attach_chunk: int | None = None
+        self.refused_pushes = 0
 
     def ingest(self, first_chunk_id: int, pcm: bytes) -> int:
-        """Store consecutive chunks rendered by synthesis; returns the next chunk_id wanted."""
+        """Store consecutive chunks rendered by synthesis; returns the next chunk_id wanted.
+
+        Only a continuation is accepted: a block that starts at or before what is held, or exactly at
+        the point this station last asked synthesis to continue from. A push from a timeline that was
+        replaced (in flight across a restart of either actor) would leave a hole, and is refused.
+        """
         if len(pcm) % CHUNK_BYTES:
             raise ValueError(f"PCM length {len(pcm)} is not a whole number of chunks")
         held_to = self.ring.write_position
+        if first_chunk_id != self.attach_chunk and (held_to is None or first_chunk_id > held_to):
+            self.refused_pushes += 1
+            return held_to if held_to is not None else self.attach_chunk
         for i in range(len(pcm) // CHUNK_BYTES):
             cid = first_chunk_id + i
             if held_to is not None and cid < held_to:
@@ -69,9 +79,11 @@ class StationCore:
         return [c.to_wire() for c in self.ring.chunks_after(after_id, upto)]
 
     def next_needed_chunk(self, now: float) -> int:
+        """Where synthesis should continue this station's timeline; remembered as the attach point."""
         live = live_chunk_id(self.epoch, now)
         held = self.ring.write_position
-        return max(live + 2, held if held is not None else 0)
+        self.attach_chunk = max(live + 2, held if held is not None else 0)
+        return self.attach_chunk
 
     def info(self, now: float) -> dict:
         live = live_chunk_id(self.epoch, now)
@@ -86,6 +98,7 @@ class StationCore:
             "lookahead_chunks": None if latest is None else latest - live,
             "ready": self.ring.holds(live),
             "encoded_chunks": self.pool.encoded_count,
+            "refused_pushes": self.refused_pushes,
         }
 
 

@@ -106,6 +106,11 @@ class SynthesisCore:
         return out
 
 
+def _consume_result(push: asyncio.Future) -> None:
+    if not push.cancelled() and push.exception() is not None:
+        log.warning("a push to a station failed: %r", push.exception())
+
+
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=1)
 class SynthesisActor:
     def __init__(self, config_json: str, station_names: list[str]):
@@ -147,8 +152,18 @@ class SynthesisActor:
         }
 
     async def _push(self, rendered: dict[str, tuple[int, bytes]]) -> None:
-        refs = [self.core.timelines[name].handle.ingest.remote(first, pcm) for name, (first, pcm) in rendered.items()]
-        await asyncio.wait_for(asyncio.gather(*refs), timeout=10)
+        """Hand each station its block; a station that is restarting does not hold up the others.
+
+        Its block is delivered when it is back (Ray retries the call) and refused there if the
+        restarted station has asked for a new continuation point in the meantime.
+        """
+        pushes = [asyncio.ensure_future(self.core.timelines[name].handle.ingest.remote(first, pcm))
+                  for name, (first, pcm) in rendered.items()]
+        done, pending = await asyncio.wait(pushes, timeout=self.core.config.concurrency.station_fetch_timeout_sec)
+        for push in pending:
+            push.add_done_callback(_consume_result)
+        for push in done:
+            _consume_result(push)
 
     async def _render_loop(self) -> None:
         push: asyncio.Task | None = None

@@ -53,13 +53,13 @@ def _active_lanes(ctrl: np.ndarray, mix: np.ndarray) -> tuple[np.ndarray, np.nda
     if va == ctrl.shape[2]:
         return ctrl, mix
     S = ctrl.shape[1]
-    order = np.argsort(~active, axis=1, kind="stable")[:, :va]  # sounding lanes first
-    keep = np.take_along_axis(active, order, axis=1)  # [S, Va]
-    rows = np.arange(S)[:, None]
-    ctrl_c = ctrl[:, rows, order] * keep[None, :, :, None]
-    mix_c = np.transpose(mix, (0, 2, 1))[rows, order] * keep[:, :, None]  # [S, Va, 3]
-    return np.ascontiguousarray(ctrl_c, dtype=np.float32), np.ascontiguousarray(mix_c.transpose(0, 2, 1),
-                                                                                dtype=np.float32)
+    ls, lv = np.nonzero(active)  # sounding lanes, in lane order per station
+    rank = (np.cumsum(active, axis=1) - 1)[ls, lv]
+    ctrl_c = np.zeros((5, S, va, ctrl.shape[3]), dtype=np.float32)
+    ctrl_c[:, ls, rank] = ctrl[:, ls, lv]
+    mix_c = np.zeros((S, 3, va), dtype=np.float32)
+    mix_c[ls, :, rank] = mix[ls, :, lv]
+    return ctrl_c, mix_c
 
 
 @dataclass
@@ -212,7 +212,8 @@ class OptimizedSynthesisEngine:
         mix = np.stack([self._stations[n].mix for n in names])
         state = {k: v[g0:g1] for k, v in self._state.items()}
         # fast lanes at the full rate, slow lanes at 1/SLOW_FACTOR: [S, 3, N] and [S, 3, N / SLOW_FACTOR]
-        fast = self._lanes(ctrl[:, :, FAST_LANES], mix[:, :, FAST_LANES], 1)
+        # fast lanes (lead, percussion) sound in about half their segments: only those are expanded
+        fast = self._lanes(ctrl[:, :, FAST_LANES], mix[:, :, FAST_LANES], 1, sparse=True)
         slow = self._lanes(ctrl[:, :, SLOW_LANES], mix[:, :, SLOW_LANES], SLOW_FACTOR)
         send = self.reverb.decimate(fast[:, 2], state).add_(slow[:, 2])
         low = self.reverb.convolve(send, state).add_(slow[:, :2])  # reverb return + slow dry voices
@@ -233,7 +234,11 @@ class OptimizedSynthesisEngine:
         pcm = audio.mul_(32767.0).round_().clamp_(-32767.0, 32767.0).transpose(1, 2)  # [S, N, 2]
         return torch.empty(pcm.shape, dtype=torch.int16, device=pcm.device).copy_(pcm)
 
-    def _lanes(self, ctrl: np.ndarray, mix: np.ndarray, factor: int) -> torch.Tensor:
+    def _lanes(self, ctrl: np.ndarray, mix: np.ndarray, factor: int, sparse: bool = False) -> torch.Tensor:
+        if sparse and not self._compiled and self.device.type == "cpu":
+            # (index_add_ is sequential, hence deterministic, on a CPU only)
+            return self.lanes.render_sparse(np.ascontiguousarray(ctrl, dtype=np.float32),
+                                            np.ascontiguousarray(mix, dtype=np.float32), factor)
         if not self._compiled:  # compaction changes shapes every block, which would make a compiled kernel recompile
             ctrl, mix = _active_lanes(ctrl, mix)
         ctrl_t = torch.from_numpy(np.ascontiguousarray(ctrl, dtype=np.float32)).to(self.device, non_blocking=True)

@@ -138,16 +138,30 @@ class ChunkedIIR:
             Os.append(np.stack([C[o] @ powers[n] for n in range(L)], axis=0).T)  # [d, L]
         G = np.stack([powers[L - 1 - m] @ B for m in range(L)], axis=1)  # [d, L]
         AL = powers[L]
-        # chunk start states inside a sub-block: an inclusive scan u_m = AL u_{m-1} + E_m over the M chunks
-        # (Hillis-Steele: log2(M) batched products with AL^(2^j))
-        self.scan_steps = []
-        k, Ak = 1, AL
-        while k < M:
-            self.scan_steps.append((k, Ak))
-            k, Ak = 2 * k, Ak @ Ak
         ALp = [np.eye(d)]
         for _ in range(M):
             ALp.append(AL @ ALp[-1])
+        # chunk start states inside a sub-block: an inclusive scan u_m = AL u_{m-1} + E_m over the M chunks,
+        # in two levels of GEMMs (b chunks per group, nb groups; b a divisor of M near sqrt(M)): the scan
+        # inside every group at once (block-triangular [b d, b d]), the carries between groups (block-
+        # triangular [nb d, nb d]), and each carry propagated into its group ([d, b d]). Row vectors, so
+        # every block is a power of AL transposed.
+        b = min((k for k in range(1, M + 1) if M % k == 0), key=lambda k: (abs(k - math.sqrt(M)), k))
+        nb = M // b
+        Lloc = np.zeros((b * d, b * d))
+        for j in range(b):
+            for i in range(j, b):
+                Lloc[j * d:(j + 1) * d, i * d:(i + 1) * d] = ALp[i - j].T
+        Ab = ALp[b]
+        Abp = [np.eye(d)]
+        for _ in range(nb):
+            Abp.append(Ab @ Abp[-1])
+        Lcar = np.zeros((nb * d, nb * d))
+        for j in range(nb):
+            for i in range(j + 1, nb):
+                Lcar[j * d:(j + 1) * d, i * d:(i + 1) * d] = Abp[i - 1 - j].T
+        Pin = np.concatenate([ALp[i + 1].T for i in range(b)], axis=1)  # [d, b d]
+        self.scan_b, self.scan_nb = b, nb
         Asub = np.linalg.matrix_power(A, sub)
         # a sub-block's start state reaches chunk m's start as AL^m s
         Pm = np.concatenate([ALp[m].T for m in range(M)], axis=1)  # [d, M d]
@@ -155,7 +169,9 @@ class ChunkedIIR:
         # one GEMM gives every output's zero-state response and the chunk end states: [L, p L + d]
         self.TGt = torch.tensor(np.concatenate(Ts + [G.T], axis=1), **f32).contiguous()
         self.Ot = torch.tensor(np.concatenate(Os, axis=1), **f32).contiguous()  # [d, p L]
-        self.scan_t = [(k, torch.tensor(Ak.T, **f32).contiguous()) for k, Ak in self.scan_steps]
+        self.Lloc_t = torch.tensor(Lloc, **f32).contiguous()
+        self.Lcar_t = torch.tensor(Lcar, **f32).contiguous()
+        self.Pin_t = torch.tensor(Pin, **f32).contiguous()
         self.Pt = torch.tensor(Pm, **f32).contiguous()
         self.Asub_t = torch.tensor(Asub.T, **f32).contiguous()
 
@@ -169,11 +185,13 @@ class ChunkedIIR:
         L, d, M, Q, p = self.chunk, self.d, self.sub // self.chunk, N // self.sub, self.outputs
         xr = x.reshape(S * Ch * Q * M, L)
         yE = xr @ self.TGt  # zero-state response inside each chunk, and each chunk's zero-state end state
-        u = yE[:, p * L:].reshape(S * Ch * Q, M, d)  # each chunk's zero-state end state
-        for k, Akt in self.scan_t:
-            nxt = u.clone()
-            nxt[:, k:] += u[:, :-k] @ Akt
-            u = nxt
+        R, b, nb = S * Ch * Q, self.scan_b, self.scan_nb
+        E = yE[:, p * L:].reshape(R * nb, b * d)  # each chunk's zero-state end state, b chunks per row
+        loc = (E @ self.Lloc_t).view(R, nb, b, d)  # scan inside each group
+        if nb > 1:
+            carry = (loc[:, :, b - 1].reshape(R, nb * d) @ self.Lcar_t).view(R * nb, d)  # state entering group
+            loc = loc.view(R * nb, b * d).addmm_(carry, self.Pin_t)
+        u = loc.view(R, M, d)
         # u[:, m]: zero-state state after chunk m, i.e. at the start of chunk m + 1
         ends = u[:, M - 1].reshape(S, Ch, Q, d)
         zs = torch.nn.functional.pad(u[:, :M - 1], (0, 0, 1, 0)).reshape(S * Ch * Q, M * d)

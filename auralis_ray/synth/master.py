@@ -55,6 +55,7 @@ class MasterBus:
         self.W = max(8, int(round(lookahead_ms * 1e-3 * sample_rate)))
         bank = _fractional_delay_bank()
         self.tp_w = torch.tensor(bank, dtype=torch.float32, device=device)
+        self.ramp = torch.arange(sub, device=device, dtype=torch.float32) / sub  # gain ramp across a chunk
         self.tp_l1 = float(np.abs(bank).sum(axis=1).max())  # worst-case interpolated / sample peak
         self.alpha_min = 1 - math.exp(-(sub / sample_rate) / 12.0)
         self.delay = self.W + 14 + TP_TAPS // 2  # total latency of the limiter path, frames
@@ -107,7 +108,7 @@ class MasterBus:
         gains = self._gains(power.double().cpu().tolist(), agc)
         state["ms_agc"] = torch.tensor(agc, dtype=torch.float64)
         g = torch.tensor(gains, dtype=torch.float32, device=x.device)
-        ramp = torch.arange(self.sub, device=x.device, dtype=torch.float32) / self.sub
+        ramp = self.ramp
         curve = torch.addcmul(g[:, :-1, None], (g[:, 1:] - g[:, :-1])[:, :, None], ramp)  # [S, Q, sub]
         return x * curve.reshape(S, 1, N)
 

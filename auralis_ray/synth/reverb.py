@@ -7,7 +7,8 @@ rendered at 14.7 kHz, to the send before the convolution and to the return befor
 the interpolator (72 taps, passband to ~6 kHz, images of anything below 6 kHz rejected by >= 65 dB) is
 good enough for dry signals.
 One partition is one block (at the decimated rate), so a 1 s block costs one FFT in and two out plus
-K complex multiply-adds per bin; overlap-save is exact linear convolution, so other block sizes give the
+K complex multiply-adds per bin (FFT length: the first fast size >= 2 partitions, see `_fft_size`);
+overlap-save is exact linear convolution, so other block sizes give the
 same samples up to float rounding. State: FIR histories, the previous input partition and the frequency-domain
 delay line of past input spectra.
 """
@@ -32,6 +33,18 @@ def _kaiser_lowpass(taps: int, cutoff_hz: float, fs: float, beta: float = 7.0) -
     n = np.arange(taps) - (taps - 1) / 2
     h = 2 * cutoff_hz / fs * np.sinc(2 * cutoff_hz / fs * n) * np.kaiser(taps, beta)
     return h / h.sum()
+
+
+def _fft_size(n: int) -> int:
+    """The smallest m * 2^k >= n with m in (1, 3, 5, 15): FFT lengths both pocketfft and MKL do fast (for
+    1 s blocks 2P = 29400 = 2^3 3 5^2 7^2 becomes 30720 = 2^11 15, ~1.4x faster per transform)."""
+    best = None
+    for m in (1, 3, 5, 15):
+        k = m
+        while k < n:
+            k *= 2
+        best = k if best is None else min(best, k)
+    return best
 
 
 @lru_cache(maxsize=8)
@@ -67,10 +80,11 @@ class ConvolutionReverb:
         self.P = block_frames // DECIMATION
         ir = hall_impulse(self.rate, seconds, t60)
         self.K = -(-ir.shape[1] // self.P)
-        self.bins = self.P + 1
+        self.nfft = _fft_size(2 * self.P)
+        self.bins = self.nfft // 2 + 1
         ir = np.concatenate([ir, np.zeros((2, self.K * self.P - ir.shape[1]))], axis=1)
         parts = ir.reshape(2, self.K, self.P)
-        padded = np.concatenate([parts, np.zeros_like(parts)], axis=2)
+        padded = np.concatenate([parts, np.zeros((2, self.K, self.nfft - self.P))], axis=2)
         H = np.fft.rfft(padded, axis=2)  # [2, K, bins]
         # oldest partition first, so a window of the delay line multiplies H reversed
         self.H = torch.tensor(H[:, ::-1].copy(), dtype=torch.complex64, device=device)
@@ -89,7 +103,7 @@ class ConvolutionReverb:
         dev = device or self.H.device
         return {
             "rv_dec": torch.zeros(batch, FIR_TAPS - 1, device=dev),
-            "rv_prev": torch.zeros(batch, self.P, device=dev),
+            "rv_prev": torch.zeros(batch, self.nfft - self.P, device=dev),
             "rv_fdl": torch.zeros(batch, self.K - 1, self.bins, dtype=torch.complex64, device=dev),
             "rv_int": torch.zeros(batch, 2, self.int_hist_len, device=dev),
         }
@@ -108,16 +122,20 @@ class ConvolutionReverb:
         """[S, n] at the low rate -> wet [S, 2, n] at the low rate (overlap-save, one partition per P)."""
         S, n = y.shape
         Q = n // self.P
-        frames = torch.cat([state["rv_prev"], y], dim=1).unfold(1, 2 * self.P, self.P)  # [S, Q, 2P]
-        state["rv_prev"] = y[:, -self.P:]
-        X = torch.fft.rfft(frames, dim=2)  # [S, Q, bins]
+        xin = torch.cat([state["rv_prev"], y], dim=1)
+        frames = xin.unfold(1, self.nfft, self.P)  # [S, Q, nfft]
+        state["rv_prev"] = xin[:, -(self.nfft - self.P):]
+        if frames.device.type == "cpu":  # numpy's pocketfft: ~2x MKL's r2c at these lengths on one thread
+            X = torch.from_numpy(np.fft.rfft(frames.numpy(), axis=2))  # [S, Q, bins] complex64
+        else:
+            X = torch.fft.rfft(frames, dim=2)  # [S, Q, bins]
         fdl = torch.cat([state["rv_fdl"], X], dim=1)  # [S, K-1+Q, bins]
         state["rv_fdl"] = fdl[:, Q:]
         if Q == 1:
             Y = (fdl.unsqueeze(1) * self.H).sum(dim=2, keepdim=True)  # [S, 2, 1, bins]
         else:
             Y = torch.stack([(fdl[:, q:q + self.K].unsqueeze(1) * self.H).sum(dim=2) for q in range(Q)], dim=2)
-        return torch.fft.irfft(Y, n=2 * self.P, dim=3)[..., self.P:].reshape(S, 2, Q * self.P)
+        return torch.fft.irfft(Y, n=self.nfft, dim=3)[..., self.nfft - self.P:].reshape(S, 2, Q * self.P)
 
     def upsample(self, z: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """[S, 2, n] at the low rate -> [S, 2, 3 n] (polyphase band-limited interpolation)."""
