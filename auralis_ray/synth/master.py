@@ -108,7 +108,7 @@ class MasterBus:
         gains = self._gains(power.double().cpu().tolist(), agc)
         state["ms_agc"] = torch.tensor(agc, dtype=torch.float64)
         g = torch.tensor(gains, dtype=torch.float32, device=x.device)
-        ramp = self.ramp
+        ramp = self.ramp.to(x.device)
         curve = torch.addcmul(g[:, :-1, None], (g[:, 1:] - g[:, :-1])[:, :, None], ramp)  # [S, Q, sub]
         return x * curve.reshape(S, 1, N)
 

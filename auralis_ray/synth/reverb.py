@@ -24,6 +24,7 @@ from auralis_ray.synth.filters import decimate_fir, fir_bank
 
 DECIMATION = 3
 FIR_TAPS = 48  # anti-alias FIR of the send
+DEC_CHUNK = 21  # decimated samples per GEMM row (divides the 1470 of a 100 ms chunk)
 INTERP_TAPS = 72  # multiple of DECIMATION (polyphase interpolation)
 INTERP_CUTOFF_HZ = 7350.0
 INTERP_BETA = 6.8
@@ -90,6 +91,13 @@ class ConvolutionReverb:
         self.H = torch.tensor(H[:, ::-1].copy(), dtype=torch.complex64, device=device)
         h = _kaiser_lowpass(FIR_TAPS, 5600.0, sample_rate)
         self.dec_w = torch.tensor(h[::-1].copy(), dtype=torch.float32, device=device)
+        # the same FIR as one GEMM: DEC_CHUNK outputs from one window of DECIMATION * DEC_CHUNK + FIR_TAPS - 3
+        # inputs times a banded [window, DEC_CHUNK] matrix (no 16x-expanded unfold copy of the send)
+        self.dec_window = DECIMATION * DEC_CHUNK + FIR_TAPS - DECIMATION
+        band = np.zeros((self.dec_window, DEC_CHUNK))
+        for c in range(DEC_CHUNK):
+            band[DECIMATION * c:DECIMATION * c + FIR_TAPS, c] = h[::-1]
+        self.dec_band = torch.tensor(band, dtype=torch.float32, device=device)
         taps_per_phase = INTERP_TAPS // DECIMATION
         hi = DECIMATION * _kaiser_lowpass(INTERP_TAPS, INTERP_CUTOFF_HZ, sample_rate, INTERP_BETA)
         w = np.zeros((DECIMATION, 1, taps_per_phase))
@@ -116,7 +124,10 @@ class ConvolutionReverb:
         """[S, N] at the full rate -> [S, N / 3] (anti-aliased)."""
         xin = torch.cat([state["rv_dec"], send], dim=1)
         state["rv_dec"] = xin[:, -(FIR_TAPS - 1):]
-        return decimate_fir(xin, self.dec_w, DECIMATION)
+        n = send.shape[1] // DECIMATION
+        if n % DEC_CHUNK:
+            return decimate_fir(xin, self.dec_w, DECIMATION)
+        return (xin.unfold(1, self.dec_window, DECIMATION * DEC_CHUNK) @ self.dec_band).reshape(send.shape[0], n)
 
     def convolve(self, y: torch.Tensor, state: dict[str, torch.Tensor]) -> torch.Tensor:
         """[S, n] at the low rate -> wet [S, 2, n] at the low rate (overlap-save, one partition per P)."""
