@@ -3,7 +3,7 @@
 For a linear filter x -> y with state s (s' = A s + B x, y = C s + D x) and a chunk of L samples,
 y = T x + O s0 and s_end = A^L s0 + G x, where T is the L x L Toeplitz matrix of the impulse response.
 The block is cut into sub-blocks of `sub` frames (the 100 ms chunk) and chunks of L frames; the
-zero-state chunk start states inside a sub-block come from a log2(M)-step parallel scan, the sub-block
+zero-state chunk start states inside a sub-block come from a two-level scan in three GEMMs, the sub-block
 states (ten per second) are propagated in Python, and one more product adds their contribution. The realization is balanced so float32 suffices. Cost: about L + 2d multiply-adds per sample plus ~d^2 M / L, all in GEMMs.
 Results match scipy.signal.lfilter to ~1e-6 relative (tests/test_synth_filters.py).
 """

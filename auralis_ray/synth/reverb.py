@@ -25,6 +25,7 @@ from auralis_ray.synth.filters import decimate_fir, fir_bank
 DECIMATION = 3
 FIR_TAPS = 48  # anti-alias FIR of the send
 DEC_CHUNK = 21  # decimated samples per GEMM row (divides the 1470 of a 100 ms chunk)
+UP_CHUNK = 14  # low-rate samples per GEMM row of the interpolator (divides 1470)
 INTERP_TAPS = 72  # multiple of DECIMATION (polyphase interpolation)
 INTERP_CUTOFF_HZ = 7350.0
 INTERP_BETA = 6.8
@@ -106,6 +107,14 @@ class ConvolutionReverb:
                 w[r, 0, j] = hi[DECIMATION * (taps_per_phase - 1 - j) + r]
         self.int_w = torch.tensor(w[:, 0], dtype=torch.float32, device=device)
         self.int_hist_len = taps_per_phase - 1
+        # the same interpolator as one GEMM: UP_CHUNK inputs' worth of output (3 phases, already interleaved)
+        # from one window of UP_CHUNK + taps_per_phase - 1 inputs times a banded matrix
+        self.up_window = UP_CHUNK + taps_per_phase - 1
+        band = np.zeros((self.up_window, UP_CHUNK * DECIMATION))
+        for c in range(UP_CHUNK):
+            for r in range(DECIMATION):
+                band[c:c + taps_per_phase, c * DECIMATION + r] = w[r, 0]
+        self.up_band = torch.tensor(band, dtype=torch.float32, device=device)
 
     def zero_state(self, batch: int, device=None) -> dict[str, torch.Tensor]:
         dev = device or self.H.device
@@ -137,7 +146,7 @@ class ConvolutionReverb:
         frames = xin.unfold(1, self.nfft, self.P)  # [S, Q, nfft]
         state["rv_prev"] = xin[:, -(self.nfft - self.P):]
         if frames.device.type == "cpu":  # numpy's pocketfft: ~2x MKL's r2c at these lengths on one thread
-            X = torch.from_numpy(np.fft.rfft(frames.numpy(), axis=2))  # [S, Q, bins] complex64
+            X = torch.from_numpy(np.fft.rfft(frames.numpy(), axis=2).astype(np.complex64, copy=False))  # [S, Q, bins]
         else:
             X = torch.fft.rfft(frames, dim=2)  # [S, Q, bins]
         fdl = torch.cat([state["rv_fdl"], X], dim=1)  # [S, K-1+Q, bins]
@@ -153,5 +162,7 @@ class ConvolutionReverb:
         S, _, n = z.shape
         zin = torch.cat([state["rv_int"], z], dim=2)
         state["rv_int"] = zin[:, :, -self.int_hist_len:]
+        if n % UP_CHUNK == 0:
+            return (zin.unfold(2, self.up_window, UP_CHUNK) @ self.up_band).reshape(S, 2, n * DECIMATION)
         up = fir_bank(zin.reshape(S * 2, -1), self.int_w)  # [S*2, 3, n]
         return up.transpose(1, 2).reshape(S, 2, n * DECIMATION)
