@@ -51,6 +51,15 @@ def test_station_refuses_a_push_from_a_replaced_timeline():
     assert station.ingest(attach + 10, b"\x00" * CHUNK_BYTES * 10) == attach + 20
 
 
+def test_station_accepts_every_attach_point_it_handed_out():
+    """Station and synthesis starting together both ask; whichever timeline synthesis keeps is accepted."""
+    station = StationCore(StationSpec(name="s"), config_json(), EPOCH)
+    first = station.next_needed_chunk(publish_time(EPOCH, 100))  # the station announcing itself
+    second = station.next_needed_chunk(publish_time(EPOCH, 115))  # synthesis asking after its start
+    assert second > first
+    assert station.ingest(first, b"\x00" * CHUNK_BYTES * 10) == first + 10
+
+
 def test_station_asks_synthesis_to_continue_past_its_live_edge():
     station = StationCore(StationSpec(name="s"), config_json(), EPOCH)
     now = publish_time(EPOCH, 500)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
 import ray
 
@@ -45,22 +46,25 @@ class StationCore:
         self.pool = AudioChunkPool(b.chunk_pool_size)
         self.metrics = get_metrics("station")
         self.encode_seconds = 0.0
-        self.attach_chunk: int | None = None
+        self.attach_points: deque[int] = deque(maxlen=8)
         self.refused_pushes = 0
 
     def ingest(self, first_chunk_id: int, pcm: bytes) -> int:
         """Store consecutive chunks rendered by synthesis; returns the next chunk_id wanted.
 
         Only a continuation is accepted: a block that starts at or before what is held, or exactly at
-        the point this station last asked synthesis to continue from. A push from a timeline that was
-        replaced (in flight across a restart of either actor) would leave a hole, and is refused.
+        a point this station instance asked synthesis to continue from. A push from a timeline this
+        instance never asked for (in flight across a restart) would leave a hole, and is refused.
         """
         if len(pcm) % CHUNK_BYTES:
             raise ValueError(f"PCM length {len(pcm)} is not a whole number of chunks")
         held_to = self.ring.write_position
-        if first_chunk_id != self.attach_chunk and (held_to is None or first_chunk_id > held_to):
+        continues = held_to is not None and first_chunk_id <= held_to
+        if not continues and first_chunk_id not in self.attach_points:
             self.refused_pushes += 1
-            return held_to if held_to is not None else self.attach_chunk
+            if held_to is not None:
+                return held_to
+            return self.attach_points[-1] if self.attach_points else -1
         for i in range(len(pcm) // CHUNK_BYTES):
             cid = first_chunk_id + i
             if held_to is not None and cid < held_to:
@@ -79,11 +83,16 @@ class StationCore:
         return [c.to_wire() for c in self.ring.chunks_after(after_id, upto)]
 
     def next_needed_chunk(self, now: float) -> int:
-        """Where synthesis should continue this station's timeline; remembered as the attach point."""
+        """Where synthesis should continue this station's timeline; remembered as an attach point.
+
+        Both actors may ask at start (the station announcing itself, synthesis asking after its own
+        start), so every recent point handed out is accepted, not only the last.
+        """
         live = live_chunk_id(self.epoch, now)
         held = self.ring.write_position
-        self.attach_chunk = max(live + 2, held if held is not None else 0)
-        return self.attach_chunk
+        point = max(live + 2, held if held is not None else 0)
+        self.attach_points.append(point)
+        return point
 
     def info(self, now: float) -> dict:
         live = live_chunk_id(self.epoch, now)
