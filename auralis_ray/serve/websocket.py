@@ -116,7 +116,6 @@ class AudioEndpoint:
 
     async def _send_loop(self, hub: ListenerHub, listener, send) -> None:
         session = listener.session
-        text, binary = "websocket.send", "websocket.send"
         while True:
             await listener.wake.wait()
             listener.wake.clear()
@@ -126,9 +125,9 @@ class AudioEndpoint:
                 try:
                     for frame in frames:
                         if isinstance(frame, str):
-                            await send({"type": text, "text": frame})
+                            await send({"type": "websocket.send", "text": frame})
                         else:
-                            await send({"type": binary, "bytes": frame})
+                            await send({"type": "websocket.send", "bytes": frame})
                 except Exception as error:  # the socket went away mid-send
                     hub.metrics.inc_websocket_errors(type(error).__name__)
                     return
