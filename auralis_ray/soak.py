@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass
 
 import psutil
 
-from .actors.station import StationCore
-from .config import PerformanceConfig, StationSpec, load_config
+from .config import PerformanceConfig, load_config
 from .monitor.benchmark import BenchmarkRun
 from .monitor.memory import MemoryGrowthTracker
 from .stream.broadcast import BroadcastRingBuffer
 from .stream.client import ClientSession
 from .stream.pool import EncodedChunk
+from .stream.station import StationCore
 from .stream.protocol import CHUNK_SECONDS, FRAMES_PER_CHUNK
 
 
@@ -52,9 +52,8 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
 
     config = config or load_config()
     torch.set_num_threads(config.gpu.torch_threads)
-    spec = StationSpec(name="soak", preset="focus", seed=5)
     epoch = 0.0
-    station = StationCore(spec, config.model_dump_json(), epoch)
+    station = StationCore("soak", epoch, config.buffer)
     block_chunks = 10
     engine = OptimizedSynthesisEngine(config.gpu, block_frames=block_chunks * FRAMES_PER_CHUNK)
     engine.add_station("soak", StationParams.from_preset("focus"), seed=5)

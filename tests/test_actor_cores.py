@@ -1,4 +1,4 @@
-"""The actors' logic without Ray: SynthesisCore renders ahead; StationCore encodes once, on schedule."""
+"""Logic behind the actors, without Ray: SynthesisCore renders ahead; StationCore encodes once, on schedule."""
 
 import asyncio
 import base64
@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from auralis_ray.actors.station import StationCore
 from auralis_ray.actors.synthesis import SynthesisCore
-from auralis_ray.config import StationSpec, load_config
+from auralis_ray.config import load_config
 from auralis_ray.music.params import StationParams
+from auralis_ray.stream.station import StationCore
 from auralis_ray.stream.protocol import CHUNK_BYTES, CHUNK_SECONDS
 from auralis_ray.stream.schedule import publish_time
 
@@ -22,7 +22,7 @@ def config_json(**overrides) -> str:
 
 
 def test_station_encodes_each_chunk_once_and_serves_by_id():
-    station = StationCore(StationSpec(name="s", preset="sleep", seed=3), config_json(), EPOCH)
+    station = StationCore("s", EPOCH, load_config().buffer)
     pcm = np.arange(3 * CHUNK_BYTES // 2, dtype="<i2").tobytes()
     assert station.next_needed_chunk(publish_time(EPOCH, 18)) == 20
     assert station.ingest(20, pcm) == 23
@@ -42,7 +42,7 @@ def test_station_encodes_each_chunk_once_and_serves_by_id():
 
 def test_station_refuses_a_push_from_a_replaced_timeline():
     """A block rendered for the old timeline, arriving after a restart, must not leave a hole."""
-    station = StationCore(StationSpec(name="s"), config_json(), EPOCH)
+    station = StationCore("s", EPOCH, load_config().buffer)
     attach = station.next_needed_chunk(publish_time(EPOCH, 500))  # a restarted, empty station
     assert station.ingest(580, b"\x00" * CHUNK_BYTES * 10) == attach  # stale: far ahead, refused
     assert station.ring.latest_id is None and station.refused_pushes == 1
@@ -53,7 +53,7 @@ def test_station_refuses_a_push_from_a_replaced_timeline():
 
 def test_station_accepts_every_attach_point_it_handed_out():
     """Station and synthesis starting together both ask; whichever timeline synthesis keeps is accepted."""
-    station = StationCore(StationSpec(name="s"), config_json(), EPOCH)
+    station = StationCore("s", EPOCH, load_config().buffer)
     first = station.next_needed_chunk(publish_time(EPOCH, 100))  # the station announcing itself
     second = station.next_needed_chunk(publish_time(EPOCH, 115))  # synthesis asking after its start
     assert second > first
@@ -61,7 +61,7 @@ def test_station_accepts_every_attach_point_it_handed_out():
 
 
 def test_station_asks_synthesis_to_continue_past_its_live_edge():
-    station = StationCore(StationSpec(name="s"), config_json(), EPOCH)
+    station = StationCore("s", EPOCH, load_config().buffer)
     now = publish_time(EPOCH, 500)
     assert station.next_needed_chunk(now) == 502  # empty after a restart: just past live
     station.ingest(502, b"\x00" * CHUNK_BYTES * 40)

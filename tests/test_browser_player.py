@@ -162,7 +162,7 @@ def test_server_side_disconnect_resumes_without_gap(player, auralis_server):
     assert after["gaps"] == 0, after  # chunk ids stayed consecutive across the reconnect
     assert after["lastChunkId"] >= before["lastChunkId"] + 30, (before, after)
     assert len(player.ws_urls) == sockets_before + 1, player.ws_urls
-    assert f"resume_from=" in player.ws_urls[-1], player.ws_urls[-1]
+    assert "resume_from=" in player.ws_urls[-1], player.ws_urls[-1]
     assert not player.console_errors, player.console_errors
 
 

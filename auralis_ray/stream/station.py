@@ -1,0 +1,89 @@
+"""StationCore: one station's encoded timeline, without Ray.
+
+Synthesis pushes PCM blocks; each chunk is encoded once (both wire forms) into a ring keyed by
+chunk_id, and chunk k is stamped for publication at epoch + k * 100 ms. Replicas fetch by chunk_id.
+The Ray actor (`actors/station.py`) only carries calls to and from it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Callable
+
+from ..config import BufferConfig
+from .broadcast import BroadcastRingBuffer
+from .pool import AudioChunkPool
+from .protocol import CHUNK_BYTES
+from .schedule import live_chunk_id, publish_time
+
+
+class StationCore:
+    def __init__(self, name: str, epoch: float, buffer: BufferConfig,
+                 on_encode: Callable[[float], None] | None = None):
+        self.name = name
+        self.epoch = epoch
+        self.ring = BroadcastRingBuffer(buffer.ring_capacity_chunks + buffer.lookahead_chunks + 20,
+                                        buffer.catchup_behind_chunks)
+        self.pool = AudioChunkPool(buffer.chunk_pool_size)
+        self.on_encode = on_encode
+        self.attach_points: deque[int] = deque(maxlen=8)
+        self.refused_pushes = 0
+
+    def ingest(self, first_chunk_id: int, pcm: bytes) -> int:
+        """Store consecutive chunks rendered by synthesis; returns the next chunk_id wanted.
+
+        Only a continuation is accepted: a block that starts at or before what is held, or exactly at
+        a point this station instance asked synthesis to continue from. A push from a timeline this
+        instance never asked for (in flight across a restart) would leave a hole, and is refused.
+        """
+        if len(pcm) % CHUNK_BYTES:
+            raise ValueError(f"PCM length {len(pcm)} is not a whole number of chunks")
+        held_to = self.ring.write_position
+        continues = held_to is not None and first_chunk_id <= held_to
+        if not continues and first_chunk_id not in self.attach_points:
+            self.refused_pushes += 1
+            if held_to is not None:
+                return held_to
+            return self.attach_points[-1] if self.attach_points else -1
+        for i in range(len(pcm) // CHUNK_BYTES):
+            cid = first_chunk_id + i
+            if held_to is not None and cid < held_to:
+                continue
+            start = time.perf_counter()
+            chunk = self.pool.encode_chunk(cid, publish_time(self.epoch, cid), pcm[i * CHUNK_BYTES:(i + 1) * CHUNK_BYTES])
+            if self.on_encode is not None:
+                self.on_encode(time.perf_counter() - start)
+            self.ring.write_chunk(chunk)
+        return self.ring.write_position
+
+    def fetch(self, after_id: int, horizon_chunks: int, now: float) -> list[tuple]:
+        """Encoded chunks with id > after_id, up to `horizon_chunks` past the live edge."""
+        upto = live_chunk_id(self.epoch, now) + horizon_chunks
+        return [c.to_wire() for c in self.ring.chunks_after(after_id, upto)]
+
+    def next_needed_chunk(self, now: float) -> int:
+        """Where synthesis should continue this station's timeline; remembered as an attach point.
+
+        Both actors may ask at start (the station announcing itself, synthesis asking after its own
+        start), so every recent point handed out is accepted, not only the last.
+        """
+        live = live_chunk_id(self.epoch, now)
+        held = self.ring.write_position
+        point = max(live + 2, held if held is not None else 0)
+        self.attach_points.append(point)
+        return point
+
+    def info(self, now: float) -> dict:
+        live = live_chunk_id(self.epoch, now)
+        latest = self.ring.latest_id
+        return {
+            "name": self.name,
+            "epoch": self.epoch,
+            "live_chunk_id": live,
+            "rendered_until": latest,
+            "lookahead_chunks": None if latest is None else latest - live,
+            "ready": self.ring.holds(live),
+            "encoded_chunks": self.pool.encoded_count,
+            "refused_pushes": self.refused_pushes,
+        }
