@@ -74,6 +74,10 @@ class ConcurrencyConfig(_Section):
 
     # Per-listener send queue bound (frames): past it the listener skips to the live edge
     client_queue_max_chunks: int = Field(default=40, ge=2)
+    # Direct writes: unsent bytes a listener's socket may hold before its frames wait in the outbox
+    send_backlog_max_bytes: int = Field(default=65536, ge=4096)
+    # Write pre-framed frames straight to the socket when the ASGI server allows (see serve/direct.py)
+    enable_direct_writes: bool = True
     # A listener that cannot take a frame for this long is disconnected
     stalled_client_timeout_sec: float = Field(default=10.0, gt=0.0)
     # Invalid client messages tolerated in the window before close 1008

@@ -16,7 +16,13 @@ pytestmark = pytest.mark.integration
 
 async def test_ten_listeners_hear_the_same_consecutive_non_silent_audio(auralis_server):
     urls = [auralis_server.audio_url(f"l{i}", format="binary" if i % 2 else "json") for i in range(10)]
-    recs = await asyncio.gather(*(listen(u, 12.0, f"l{i}") for i, u in enumerate(urls)))
+    listening = asyncio.gather(*(listen(u, 12.0, f"l{i}") for i, u in enumerate(urls)))
+    await asyncio.sleep(4.0)
+    async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:
+        details = (await http.get("/api/metrics")).json()["listener_details"]
+    recs = await listening
+    ours = [d for d in details if d["client_id"] in {f"l{i}" for i in range(10)}]
+    assert len(ours) == 10 and all(d["direct_writes"] for d in ours), "audio must take the direct-write path"
     for rec in recs:
         assert rec.established["buffer_config"]["sample_rate"] == 44100
         assert rec.first_audio_at - rec.opened_at < 2.0

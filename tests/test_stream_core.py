@@ -47,6 +47,48 @@ def test_chunk_is_encoded_once_into_both_wire_forms():
     assert chunk.json_frame(2, "stable") is chunk.json_frame(2, "stable")  # shared by listeners
 
 
+def parse_frames(data: bytes) -> list:
+    """Server-to-client bytes -> frames, with the `websockets` parser a client uses."""
+    from websockets.frames import Frame
+    from websockets.streams import StreamReader
+
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    frames = []
+    while reader.buffer:
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            while True:
+                next(parser)
+        except StopIteration as done:
+            frames.append(done.value)
+    return frames
+
+
+def test_wire_frames_are_complete_websocket_frames_shared_by_listeners():
+    from websockets.frames import Opcode
+
+    chunk = AudioChunkPool().encode_chunk(9, 3.25, pcm(5))
+    binary, text = chunk.wire_frame("binary", 1, "normal"), chunk.wire_frame("json", 1, "normal")
+    (fb,), (ft,) = parse_frames(binary), parse_frames(text)
+    assert fb.opcode is Opcode.BINARY and fb.fin and fb.data == chunk.binary
+    assert ft.opcode is Opcode.TEXT and ft.data.decode() == chunk.json_frame(1, "normal")
+    assert chunk.wire_frame("binary", 3, "stable") is binary  # one frame per chunk for every binary listener
+    assert chunk.wire_frame("json", 1, "normal") is text
+    assert chunk.wire_frame("json", 2, "normal") != text
+
+
+def test_session_wire_drain_is_the_framed_drain():
+    plain, wired = session(filled_ring(30), fmt="json"), session(filled_ring(30), fmt="json")
+    for s in (plain, wired):
+        s.open(0.0)
+        s.pump(0.0)
+    expected = plain.drain(0.0)
+    frames = parse_frames(b"".join(wired.drain(0.0, wire=True)))
+    assert [f.data.decode() for f in frames] == expected and len(expected) == 11
+
+
 def test_pool_converts_float_audio_and_rejects_wrong_sizes():
     pool = AudioChunkPool(2)
     audio = np.zeros((p.FRAMES_PER_CHUNK, 2), dtype=np.float32)

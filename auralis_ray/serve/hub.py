@@ -21,6 +21,7 @@ from ..stream.broadcast import BroadcastRingBuffer
 from ..stream.client import ClientSession
 from ..stream.pool import EncodedChunk
 from ..stream.schedule import live_chunk_id
+from .direct import DirectWriter
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,32 @@ class Listener:
     session: ClientSession
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     sender: asyncio.Task | None = None
+    writer: DirectWriter | None = None  # set when frames go straight to the socket
 
     def close(self, code: int, reason: str) -> None:
-        """Ask the sender to close; a sender stuck in a send (socket not draining) is cancelled."""
+        """Ask the sender to close; a listener whose socket is not draining is cut off at once."""
         self.session.close(code, reason)
-        if self.session.sending_since is not None and self.sender is not None:
-            self.sender.cancel()
+        if self.session.sending_since is not None:
+            if self.writer is not None:
+                self.writer.abort()
+            elif self.sender is not None:
+                self.sender.cancel()
         self.wake.set()
+
+    def flush(self, now: float) -> None:
+        """Direct writes: send what the session has, unless the socket still holds too much."""
+        session, writer = self.session, self.writer
+        if writer.closed:
+            return
+        if not writer.has_room():
+            if session.sending_since is None:
+                session.sending_since = now
+            return
+        session.sending_since = None
+        frames = session.drain(now, wire=True)
+        if frames:
+            writer.write(frames)
+            session.note_sent(frames)
 
 
 class StationFeed:
@@ -148,7 +168,8 @@ class StationFeed:
     # ---- fan-out --------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Move the new chunk into every listener's outbox and wake its sender."""
+        """Move the new chunk into every listener's outbox, then write it (direct writes) or wake the
+        listener's sender."""
         for listener in list(self.listeners.values()):
             session = listener.session
             try:
@@ -159,7 +180,10 @@ class StationFeed:
                 if session.status_due(now):
                     session.queue_status(now)
                 if session.pump(now):
-                    listener.wake.set()
+                    if listener.writer is None or session.closing is not None:
+                        listener.wake.set()
+                    else:
+                        listener.flush(now)
             except Exception:  # one broken listener is closed; the others go on
                 log.exception("listener %s failed; closing it", session.client_id)
                 self.metrics.inc_websocket_errors("internal")
@@ -312,5 +336,8 @@ class ListenerHub:
             s = listener.session
             cursor = feed.ring.get_client_stats(s.client_id) if s.client_id in feed.ring.client_cursors else None
             out.append({"station": feed.name, "format": s.fmt, "state": s.state.connection_state.value,
+                        "direct_writes": listener.writer is not None,
+                        "send_backlog_bytes": None if listener.writer is None else listener.writer.backlog,
+                        "stalled_for_sec": None if s.sending_since is None else round(now - s.sending_since, 3),
                         "cursor": cursor, **s.buffer_status(now)})
         return out

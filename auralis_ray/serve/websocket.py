@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from ..stream import protocol as p
 from ..stream.adaptive import TIERS
 from ..stream.client import ClientSession
+from .direct import DirectWriter, find_transport
 from .hub import ListenerHub
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,10 @@ class AudioEndpoint:
         )
         session.open(time.time())
         listener = hub.register(feed, session)
+        conc = hub.config.concurrency
+        transport = find_transport(send) if conc.enable_direct_writes else None
+        if transport is not None:
+            listener.writer = DirectWriter(transport, conc.send_backlog_max_bytes)
         session.pump(time.time())
         listener.wake.set()
         sender = listener.sender = asyncio.create_task(self._send_loop(hub, listener, send))
@@ -108,32 +113,24 @@ class AudioEndpoint:
         try:
             await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # forget the listener first: Serve may cancel this request again (it saw the disconnect too)
+            hub.unregister(feed, listener)
+            session.disconnect()
             for task in (sender, receiver):
                 task.cancel()
             await asyncio.gather(sender, receiver, return_exceptions=True)
-            hub.unregister(feed, listener)
-            session.disconnect()
 
     async def _send_loop(self, hub: ListenerHub, listener, send) -> None:
+        """Sends what the tick did not (the opening burst, replies, the close); with direct writes the
+        tick itself writes every chunk."""
         session = listener.session
         while True:
             await listener.wake.wait()
             listener.wake.clear()
-            frames = session.drain(time.time())
-            if frames:
-                session.sending_since = time.time()
-                try:
-                    for frame in frames:
-                        if isinstance(frame, str):
-                            await send({"type": "websocket.send", "text": frame})
-                        else:
-                            await send({"type": "websocket.send", "bytes": frame})
-                except Exception as error:  # the socket went away mid-send
-                    hub.metrics.inc_websocket_errors(type(error).__name__)
-                    return
-                finally:
-                    session.sending_since = None
-                session.note_sent(frames)
+            if listener.writer is not None:
+                listener.flush(time.time())
+            elif not await self._send_frames(hub, session, send):
+                return
             if session.closing is not None:
                 try:
                     await send({"type": "websocket.close", "code": session.closing.code,
@@ -141,6 +138,27 @@ class AudioEndpoint:
                 except Exception:
                     pass
                 return
+
+    @staticmethod
+    async def _send_frames(hub: ListenerHub, session: ClientSession, send) -> bool:
+        """Through the ASGI `send`; False when the socket went away."""
+        frames = session.drain(time.time())
+        if not frames:
+            return True
+        session.sending_since = time.time()
+        try:
+            for frame in frames:
+                if isinstance(frame, str):
+                    await send({"type": "websocket.send", "text": frame})
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
+        except Exception as error:  # the socket went away mid-send
+            hub.metrics.inc_websocket_errors(type(error).__name__)
+            return False
+        finally:
+            session.sending_since = None
+        session.note_sent(frames)
+        return True
 
     async def _receive_loop(self, hub: ListenerHub, listener, receive) -> None:
         session = listener.session

@@ -16,7 +16,7 @@ from . import protocol as p
 from .adaptive import TIER_ORDER, TIERS, AdaptiveRingBuffer
 from .broadcast import BroadcastRingBuffer, Overrun
 from .jitter import JitterTracker
-from .pool import EncodedChunk
+from .pool import EncodedChunk, ws_frame
 from .token_bucket import TokenBucket
 
 Frame = str | bytes
@@ -207,11 +207,13 @@ class ClientSession:
         ))
         self.outbox.write_chunk(frame)  # in stream order, right before the jump
 
-    def drain(self, now: float) -> list[Frame]:
-        """Frames to send now: control first, then the outbox in order."""
+    def drain(self, now: float, wire: bool = False) -> list[Frame]:
+        """Frames to send now: control first, then the outbox in order. `wire`: as complete WebSocket
+        frames (bytes; a chunk's frame is shared with every listener of the same format)."""
         frames: list[Frame] = []
         while self.control:
-            frames.append(self.control.popleft())
+            frame = self.control.popleft()
+            frames.append(ws_frame(frame) if wire else frame)
         if self.state.connection_state is ConnectionState.DISCONNECTED:
             return frames
         tracker = self.state.jitter_tracker
@@ -223,14 +225,17 @@ class ClientSession:
             if item is None:
                 break
             if isinstance(item, EncodedChunk):
-                frames.append(item.frame(fmt, live - item.chunk_id, tier))
+                if wire:
+                    frames.append(item.wire_frame(fmt, live - item.chunk_id, tier))
+                else:
+                    frames.append(item.frame(fmt, live - item.chunk_id, tier))
                 self.chunks_sent += 1
                 if item.chunk_id > self.burst_end:
                     tracker.record_chunk(item.timestamp, now, item.chunk_id)
                 else:
                     tracker.total_chunks += 1
             else:
-                frames.append(item)
+                frames.append(ws_frame(item) if wire else item)
         return frames
 
     def note_sent(self, frames: list[Frame]) -> None:

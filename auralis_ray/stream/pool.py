@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
+from websockets.frames import Frame, Opcode
 
 from .protocol import BINARY_HEADER_BYTES, CHUNK_BYTES, SAMPLES_PER_CHUNK
 
@@ -35,6 +36,7 @@ class EncodedChunk:
     binary: bytes
     json_head: str
     _variants: dict = field(default_factory=dict, repr=False, compare=False)
+    _wire: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def pcm(self) -> bytes:
@@ -52,6 +54,17 @@ class EncodedChunk:
     def frame(self, fmt: str, buffer_depth: int, tier: str) -> str | bytes:
         return self.binary if fmt == "binary" else self.json_frame(buffer_depth, tier)
 
+    def wire_frame(self, fmt: str, buffer_depth: int, tier: str) -> bytes:
+        """`frame()` as a complete server-to-client WebSocket frame (unmasked, so the same bytes suit
+        every listener): built once per chunk (binary) or per (depth, tier) variant (JSON)."""
+        key = None if fmt == "binary" else (buffer_depth, tier)
+        wire = self._wire.get(key)
+        if wire is None:
+            wire = ws_frame(self.frame(fmt, buffer_depth, tier))
+            if len(self._wire) < 64:
+                self._wire[key] = wire
+        return wire
+
     def to_wire(self) -> tuple[int, float, bytes, str]:
         """Compact form for passing between processes (no memo)."""
         return (self.chunk_id, self.timestamp, self.binary, self.json_head)
@@ -59,6 +72,13 @@ class EncodedChunk:
     @classmethod
     def from_wire(cls, wire: tuple[int, float, bytes, str]) -> "EncodedChunk":
         return cls(*wire)
+
+
+def ws_frame(payload: str | bytes) -> bytes:
+    """One unfragmented, uncompressed server-to-client WebSocket data frame (framing by `websockets`)."""
+    if isinstance(payload, str):
+        return Frame(Opcode.TEXT, payload.encode()).serialize(mask=False)
+    return Frame(Opcode.BINARY, payload).serialize(mask=False)
 
 
 class AudioChunkPool:
