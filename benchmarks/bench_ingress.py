@@ -34,12 +34,12 @@ ONE_STATION = {"server": {"stations": [{"name": "default", "preset": "focus", "s
                "concurrency": {"max_concurrent_clients": 5000}}
 
 
-def start_system(mode: str, port: int) -> subprocess.Popen:
+def start_system(mode: str, port: int, replicas: int = 1) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_")}
     env.update(INGRESS_MODES[mode])
     proc = subprocess.Popen(
         [sys.executable, "-m", "auralis_ray.serve.local", "--port", str(port), "--ingress", mode,
-         "--config-json", json.dumps(ONE_STATION)],
+         "--config-json", json.dumps({**ONE_STATION, "server": {**ONE_STATION["server"], "ingress_replicas": replicas}})],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True,
     )
     deadline = time.time() + 180
@@ -93,15 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=("json", "binary"), default="binary")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=1, help="ingress replicas (haproxy balances them)")
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds the idle server is measured")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     base_config = LoadTestConfig(listeners=args.listeners, seconds=args.seconds, format=args.format,
-                                 procs=args.procs, idle_s=3.0, settle_s=2.0)
+                                 procs=args.procs, idle_s=args.idle, settle_s=2.0)
     reports: dict[str, LoadReport] = {}
     for mode in args.modes:
         port = free_port()
-        proc = start_system(mode, port)
+        proc = start_system(mode, port, args.replicas)
         try:
             time.sleep(5)  # let the look-ahead fill before the idle measurement
             target = replica_port() if mode == "direct" else port  # direct: straight to the replica

@@ -1,13 +1,14 @@
 """The load generator: N listeners over `websockets`, ramped, optionally over P processes.
 
 This module is the I/O edge. Each listener is an asyncio task that decodes messages
-(`frames`) and feeds them, with their arrival time, to its pure `ListenerSession`.
+(`frames`) and feeds them, with their arrival time (when the message's last bytes were read from the
+socket: `StampedConnection`), to its pure `ListenerSession`.
 The parent process measures the server (and itself) with psutil over the steady-state
 window and merges everything into a `LoadReport`.
 
 Timeline of a run (all wall-clock, `time.time()`, the clock the server stamps chunks with):
 
-    idle_s            server measured with no listener (workers start meanwhile)
+    idle_s            server measured with no listener (after the workers started)
     t0                listener i opens at t0 + i / ramp_rate
     ramp end+settle   window_start: steady-state window begins
     + seconds         window_end: every listener is closed, players stop
@@ -23,12 +24,14 @@ import multiprocessing as mp
 import os
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import DATA_OPCODES, Frame
 
 from auralis_ray.loadtest.config import LoadTestConfig
 from auralis_ray.loadtest.frames import CHUNK_S, AudioFrame, FrameError, decode_binary, decode_text
@@ -109,6 +112,26 @@ def _handle(session: ListenerSession, message: str | bytes, now: float) -> None:
         session.on_error(str(event.body.get("error_code")))
 
 
+class StampedConnection(ClientConnection):
+    """A client connection that stamps each complete data message with the time its last bytes were
+    read from the socket, so lateness measures the server and the network, not how long this load
+    generator's own event loop took to get round to the listener's task."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.arrivals: deque[float] = deque()
+        self._read_at = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self._read_at = time.time()
+        super().data_received(data)
+
+    def process_event(self, event: Any) -> None:
+        if isinstance(event, Frame) and event.opcode in DATA_OPCODES and event.fin:
+            self.arrivals.append(self._read_at)
+        super().process_event(event)
+
+
 async def _listen(
     config: LoadTestConfig, session: ListenerSession, opens_at: float, open_conns: set[ClientConnection]
 ) -> None:
@@ -123,14 +146,16 @@ async def _listen(
             close_timeout=CLOSE_TIMEOUT_S,
             max_size=2**20,
             proxy=None,
+            create_connection=StampedConnection,
         )
     except Exception as exc:  # noqa: BLE001 - every failure is a counted outcome
         session.on_failed(_failure_reason(exc))
         return
     open_conns.add(ws)
     try:
+        arrivals = ws.arrivals
         async for message in ws:
-            _handle(session, message, time.time())
+            _handle(session, message, arrivals.popleft() if arrivals else time.time())
     except ConnectionClosed:
         pass
     except Exception as exc:  # noqa: BLE001 - a client-side fault ends this listener only
@@ -271,11 +296,12 @@ async def run_loadtest_async(config: LoadTestConfig) -> LoadReport:
     server = server_process_set(config)
     workers = _Workers(config, run_id) if config.procs > 1 else None
     try:
-        # 1. idle: the server with no listener, while workers start
-        t_idle = time.time()
-        idle0 = await asyncio.to_thread(server.snapshot)
+        # 1. idle: the server with no listener, once the workers have started (their start-up would
+        # compete with the server for the cores and blur the idle figure)
         if workers is not None:
             await asyncio.to_thread(workers.wait_ready)
+        t_idle = time.time()
+        idle0 = await asyncio.to_thread(server.snapshot)
         await _sleep_until(t_idle + config.idle_s)
         idle1 = await asyncio.to_thread(server.snapshot)
         idle_wall = time.time() - t_idle

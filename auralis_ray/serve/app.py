@@ -165,13 +165,15 @@ async def api_metrics(request: Request) -> Response:
     hub = current_hub()
     feeds = {}
     for name, feed in hub.feeds.items():
-        lateness = sorted(feed.publish_lateness_ms)
+        lateness, fanout = sorted(feed.publish_lateness_ms), sorted(feed.fanout_ms)
         feeds[name] = {
             "listeners": len(feed.listeners),
             "published_chunks": feed.published,
             "fetch_failures": feed.fetch_failures,
             "publish_lateness_ms_p50": lateness[len(lateness) // 2] if lateness else None,
             "publish_lateness_ms_p99": lateness[int(len(lateness) * 0.99)] if lateness else None,
+            "fanout_ms_p50": fanout[len(fanout) // 2] if fanout else None,
+            "fanout_ms_p99": fanout[int(len(fanout) * 0.99)] if fanout else None,
             "seconds_since_station_answered": None if feed.last_fetch_ok is None
             else round(time.time() - feed.last_fetch_ok, 3),
         }

@@ -74,6 +74,7 @@ class StationFeed:
         self.last_fetch_ok: float | None = None
         self.published = 0
         self.publish_lateness_ms: deque[float] = deque(maxlen=600)
+        self.fanout_ms: deque[float] = deque(maxlen=600)  # how long one tick takes for all listeners
         self.ready = asyncio.Event()
         self._new_pending = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -164,6 +165,7 @@ class StationFeed:
         if wrote:
             self.ready.set()
             self.tick(now)
+            self.fanout_ms.append((time.time() - now) * 1000)
 
     # ---- fan-out --------------------------------------------------------------------------
 
