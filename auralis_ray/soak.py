@@ -54,7 +54,7 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
     torch.set_num_threads(config.gpu.torch_threads)
     epoch = 0.0
     station = StationCore("soak", epoch, config.buffer)
-    block_chunks = 10
+    block_chunks = config.gpu.render_block_chunks
     engine = OptimizedSynthesisEngine(config.gpu, block_frames=block_chunks * FRAMES_PER_CHUNK)
     engine.add_station("soak", StationParams.from_preset("focus"), seed=5)
     replica_ring = BroadcastRingBuffer(config.buffer.ring_capacity_chunks, config.buffer.catchup_behind_chunks)

@@ -29,7 +29,8 @@ def test_every_pitched_note_is_in_the_key(key, mode, bpm, intensity, density, va
     notes = Composer(p, seed, SR).compose_until(60 * SR)
     scale = set(scale_pcs(key, mode))
     assert notes and all(int(n.midi) % 12 in scale for n in notes if n.instrument in PITCHED)
-    assert all(n.start % 42 == 0 and n.gate % 42 == 0 and n.release % 42 == 0 for n in notes)
+    grid = Composer(p, seed, SR).grid
+    assert all(n.start % grid == 0 and n.gate % grid == 0 and n.release % grid == 0 for n in notes)
     assert all(n.gate > 0 and n.attack > 0 for n in notes)
 
 

@@ -168,3 +168,23 @@ def test_sparse_lane_render_matches_dense():
     sparse = lanes.render_sparse(ctrl, mix)
     assert sparse.shape == dense.shape and torch.allclose(sparse, dense, atol=1e-5)
     assert not sparse[1].any()
+
+
+def test_a_control_segment_of_the_highest_note_never_leaves_its_table_row():
+    from auralis_ray.music.composer import Composer
+    from auralis_ray.music.params import StationParams
+    from auralis_ray.music.theory import midi_to_hz
+    from auralis_ray.synth.tables import CYCLES, MAX_OSC_HZ, SPC
+    from auralis_ray.synth.voices import _MOD, GRID
+
+    # a segment starts anywhere in the first cycle and reads GRID frames at up to MAX_OSC_HZ
+    assert SPC + GRID * MAX_OSC_HZ / 44100 * SPC <= CYCLES * SPC
+    top = 0.0
+    for key in ("B", "A#", "C"):
+        for seed in range(4):
+            p = StationParams.from_preset("bright", key=key)
+            for n in Composer(p, seed, 44100, grid=GRID).compose_until(300 * 44100):
+                if n.instrument in ("pad", "bass", "lead", "thump"):
+                    vib, _, drop, _ = _MOD[n.instrument]
+                    top = max(top, midi_to_hz(n.midi) * 2 ** (n.detune_cents / 1200) * drop * (1 + vib))
+    assert 1000.0 < top < MAX_OSC_HZ

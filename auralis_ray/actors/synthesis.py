@@ -44,7 +44,7 @@ class StationTimeline:
 class SynthesisCore:
     """Decides what to render and renders it; Ray-free so it can be tested directly."""
 
-    def __init__(self, config_json: str, block_chunks: int = 10):
+    def __init__(self, config_json: str):
         import torch
 
         from ..synth.async_engine import AsyncSynthesisEngine
@@ -52,8 +52,8 @@ class SynthesisCore:
 
         self.config = config_from_json(config_json)
         torch.set_num_threads(self.config.gpu.torch_threads)
-        self.block_chunks = block_chunks
-        self.engine = OptimizedSynthesisEngine(self.config.gpu, block_frames=block_chunks * FRAMES_PER_CHUNK)
+        self.block_chunks = self.config.gpu.render_block_chunks
+        self.engine = OptimizedSynthesisEngine(self.config.gpu, block_frames=self.block_chunks * FRAMES_PER_CHUNK)
         self.async_engine = AsyncSynthesisEngine(self.engine, max_workers=self.config.concurrency.thread_pool_workers)
         self.timelines: dict[str, StationTimeline] = {}
         self.metrics = get_metrics("synthesis")

@@ -68,7 +68,7 @@ class Composer:
     """Endless, seeded composition for one station."""
 
     def __init__(self, params: StationParams, seed: int, sample_rate: int = 44100, start_frame: int = 0,
-                 grid: int = 42) -> None:
+                 grid: int = 63) -> None:
         self.sample_rate = sample_rate
         self.grid = grid
         self.params = params

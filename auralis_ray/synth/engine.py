@@ -6,7 +6,7 @@ and slow lanes (pads, bass, swell) at 14.7 kHz -> reverb send (fast send decimat
 convolution reverb at 14.7 kHz -> return + slow dry voices upsampled 3x -> + fast dry voices -> tone filter
 (which also yields the K-weighted signal) -> gated loudness control -> 4x true-peak limiter. All
 per-station state is held in batched tensors that are only re-stacked when a station is added or removed;
-on a CPU the batch is processed in tiles of CPU_STATION_TILE stations.
+on a CPU the batch is processed in tiles of about CPU_TILE_FRAMES station-frames.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 
 CHUNK_FRAMES = 4410  # the station's 100 ms chunk; blocks are whole numbers of chunks
 FADE_IN_FRAMES = 2205  # 50 ms
-# On a CPU the audio-rate stages are memory-bound: a batch is rendered in tiles of this many stations so
-# each stage's working set stays in cache (measured: 4 per tile beats both 1 and 16+; see BENCHMARKS.md).
-CPU_STATION_TILE = 4
+# On a CPU the audio-rate stages are memory-bound: a batch is rendered in tiles of about this many
+# station-frames so each stage's working set stays in cache while per-call costs are shared (measured on
+# 16 stations: 4 stations per tile at 1 s blocks, 2 at 2 s, 16 at 100 ms; see BENCHMARKS.md).
+CPU_TILE_FRAMES = 4 * 44100
 
 # per-preset room: dry level, reverb send level, initial loudness gain
 PRESET_SOUND = {
@@ -182,7 +183,7 @@ class OptimizedSynthesisEngine:
         out: dict[str, np.ndarray] = {}
         size = max(1, self.config.max_batch_size)
         if self.device.type == "cpu":
-            size = min(size, CPU_STATION_TILE)
+            size = min(size, max(1, CPU_TILE_FRAMES // self.block_frames))
         with torch.inference_mode():
             if self._stream is not None:
                 with torch.cuda.stream(self._stream):

@@ -7,11 +7,12 @@ import math
 import wave
 from pathlib import Path
 
+from auralis_ray.config import GPUConfig
 from auralis_ray.music.params import PRESETS, StationParams
 from auralis_ray.synth.engine import CHUNK_FRAMES, OptimizedSynthesisEngine
 
 SAMPLE_RATE = 44100
-BLOCK_FRAMES = 44100
+BLOCK_FRAMES = GPUConfig().render_block_chunks * CHUNK_FRAMES  # the live stream's block size
 
 
 def render_to_wav(out_path, params: StationParams, seed: int, seconds: float, progress: bool = True) -> None:

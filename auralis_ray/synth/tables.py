@@ -1,7 +1,7 @@
 """Band-limited wavetables and periodic noise tables, in one flat lookup table.
 
-Each oscillator row holds CYCLES periods of SPC samples (so a 42-frame control segment never needs a
-wrap) built by additive synthesis with every harmonic below HARMONIC_LIMIT_HZ at the top of the row's
+Each oscillator row holds CYCLES periods of SPC samples (so a control segment of voices.GRID frames never
+needs a wrap, up to MAX_OSC_HZ) built by additive synthesis with every harmonic below HARMONIC_LIMIT_HZ at the top of the row's
 octave: no harmonic can alias. Noise rows are periodic (built in the frequency domain) so reading them
 cyclically is seamless. Entries are stored as (value, slope-to-next) pairs so linear interpolation is
 one gather and one fused multiply-add.
@@ -19,7 +19,8 @@ from functools import lru_cache
 import numpy as np
 
 SPC = 1024  # samples per cycle, oscillator rows
-CYCLES = 4
+CYCLES = 6  # a segment may start anywhere in the first cycle and run GRID * MAX_OSC_HZ / rate cycles
+MAX_OSC_HZ = 2700.0  # the highest oscillator frequency read (melody top, MIDI 99, with vibrato and detune)
 NOISE_LEN = 1 << 16
 GUARD = 64
 HARMONIC_LIMIT_HZ = 16000.0

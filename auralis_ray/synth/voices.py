@@ -24,7 +24,7 @@ from auralis_ray.music.composer import Note
 from auralis_ray.music.theory import midi_to_hz
 from auralis_ray.synth.tables import WaveTables
 
-GRID = 42  # control period in frames (divides the 4410-frame chunk)
+GRID = 63  # control period in frames, 1.4 ms (divides the 4410-frame chunk; see tables.CYCLES)
 SLOW_FACTOR = 3  # slow lanes are rendered at sample_rate / SLOW_FACTOR (divides GRID)
 
 # lane layout: (instrument, lanes, pans in [-1, 1], reverb send, table family)
