@@ -7,11 +7,12 @@ interpolation, so "p99.9 = 41 ms" means at least 99.9 % of values were ≤ 41 ms
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from auralis_ray.monitor.stats import nearest_rank
 
 
 @dataclass
@@ -26,13 +27,9 @@ class Percentiles:
 
 def percentile(sorted_values: Sequence[float] | np.ndarray, q: float) -> float:
     """Nearest-rank percentile of already sorted values (0 < q ≤ 100)."""
-    n = len(sorted_values)
-    if n == 0:
-        raise ValueError("percentile of no values")
     if not 0 < q <= 100:
         raise ValueError(f"q must be in (0, 100], got {q}")
-    rank = max(1, math.ceil(q / 100.0 * n - 1e-9))
-    return float(sorted_values[rank - 1])
+    return nearest_rank(sorted_values, q / 100.0)
 
 
 def summarize(values: Sequence[float] | np.ndarray) -> Percentiles:

@@ -13,11 +13,12 @@ from typing import Sequence
 
 def nearest_rank(sorted_values: Sequence[float], q: float) -> float:
     """The q-quantile (0 < q <= 1) of already sorted values by the nearest-rank rule."""
-    if not sorted_values:
+    if len(sorted_values) == 0:
         raise ValueError("no values")
     if not 0.0 < q <= 1.0:
         raise ValueError(f"quantile must be in (0, 1], got {q}")
-    return float(sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)])
+    # (the tolerance keeps q * n that is an integer up to float rounding, e.g. 0.999 * 1000, on that rank)
+    return float(sorted_values[max(0, math.ceil(q * len(sorted_values) - 1e-9) - 1)])
 
 
 @dataclass(frozen=True)

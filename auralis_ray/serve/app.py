@@ -26,6 +26,7 @@ from .. import __version__
 from ..actors.system import ensure_system, synthesis_handle
 from ..config import PerformanceConfig, config_from_json, load_config
 from ..monitor.metrics import get_metrics
+from ..monitor.stats import nearest_rank
 from ..music.params import StationParams
 from . import state
 from .hub import ListenerHub
@@ -161,19 +162,22 @@ async def api_control(request: Request) -> Response:
     return JSONResponse({"station": name, "params": params})
 
 
+def _p50_p99(name: str, values) -> dict:
+    ordered = sorted(values)
+    return {f"{name}_{label}": nearest_rank(ordered, q) if ordered else None
+            for label, q in (("p50", 0.50), ("p99", 0.99))}
+
+
 async def api_metrics(request: Request) -> Response:
     hub = current_hub()
     feeds = {}
     for name, feed in hub.feeds.items():
-        lateness, fanout = sorted(feed.publish_lateness_ms), sorted(feed.fanout_ms)
         feeds[name] = {
             "listeners": len(feed.listeners),
             "published_chunks": feed.published,
             "fetch_failures": feed.fetch_failures,
-            "publish_lateness_ms_p50": lateness[len(lateness) // 2] if lateness else None,
-            "publish_lateness_ms_p99": lateness[int(len(lateness) * 0.99)] if lateness else None,
-            "fanout_ms_p50": fanout[len(fanout) // 2] if fanout else None,
-            "fanout_ms_p99": fanout[int(len(fanout) * 0.99)] if fanout else None,
+            **_p50_p99("publish_lateness_ms", feed.publish_lateness_ms),
+            **_p50_p99("fanout_ms", feed.fanout_ms),
             "seconds_since_station_answered": None if feed.last_fetch_ok is None
             else round(time.time() - feed.last_fetch_ok, 3),
         }

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-_PROTOCOL_CLASSES = ("WebSocketsSansIOProtocol", "WebSocketProtocol", "WSProtocol")
+# uvicorn's default WebSocket protocol (ws="auto" with `websockets` installed), the one measured and tested
+_PROTOCOL = ("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol")
 _TRANSPORT_METHODS = ("write", "get_write_buffer_size", "is_closing", "abort")
 
 
@@ -33,8 +34,7 @@ def find_transport(send: Any, max_depth: int = 4) -> asyncio.Transport | None:
             continue
         seen.add(id(obj))
         owner = getattr(obj, "__self__", None)
-        if owner is not None and type(owner).__name__ in _PROTOCOL_CLASSES \
-                and type(owner).__module__.startswith("uvicorn.protocols.websockets"):
+        if owner is not None and (type(owner).__module__, type(owner).__name__) == _PROTOCOL:
             transport = getattr(owner, "transport", None)
             # uvloop's transports are not asyncio.Transport subclasses: check the methods used
             if all(callable(getattr(transport, m, None)) for m in _TRANSPORT_METHODS) \

@@ -144,12 +144,10 @@ class MasterBus:
         xd = torch.cat([state["ms_x"], s], dim=2)
         state["ms_x"] = xd[:, :, -(W + 14):]
         if float(peak.max()) <= self.ceiling and bool((state["ms_r"] >= 1.0).all()):
-            return xd[:, :, :N].clone()  # no frame needs gain reduction and none did: unity gain (ms_r stays 1)
+            return xd[:, :, :N].clone()  # nothing to limit in the window: unity gain, exactly (ms_r stays 1)
         need = torch.clamp(self.ceiling / torch.clamp(peak, min=1e-9), max=1.0)
         r = torch.cat([state["ms_r"], need], dim=1)  # [S, 2W + 14 + N]
         state["ms_r"] = r[:, -(2 * W + 14):]
-        if bool((r >= 1.0).all()):  # nothing to limit in the window: unity gain, exactly
-            return xd[:, :, :N].clone()
         hold = running_min(r, W + 16)  # [S, W - 1 + N]
         smooth = moving_average(hold, W)  # [S, N]
         return xd[:, :, :N] * smooth.unsqueeze(1)
