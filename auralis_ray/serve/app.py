@@ -67,15 +67,10 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def _feed_ready(feed, now: float) -> bool:
-    latest = feed.ring.latest_id
-    return latest is not None and feed.live_id(now) is not None and feed.live_id(now) - latest <= 5
-
-
 async def readyz(request: Request) -> Response:
     hub = current_hub()
     now = time.time()
-    stations = {name: _feed_ready(feed, now) for name, feed in hub.feeds.items()}
+    stations = {name: feed.is_ready(now) for name, feed in hub.feeds.items()}
     ready = all(stations.values())
     return JSONResponse({"ready": ready, "stations": stations}, status_code=200 if ready else 503)
 
@@ -109,7 +104,7 @@ async def api_status(request: Request) -> Response:
             "listeners": len(feed.listeners),
             "live_chunk_id": feed.live_id(now),
             "latest_published": feed.ring.latest_id,
-            "ready": _feed_ready(feed, now),
+            "ready": feed.is_ready(now),
             "lookahead_chunks": info.get("lookahead_chunks"),
             "params": info.get("params"),
         })

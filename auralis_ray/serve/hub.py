@@ -194,6 +194,11 @@ class StationFeed:
     def live_id(self, now: float) -> int | None:
         return None if self.epoch is None else live_chunk_id(self.epoch, now)
 
+    def is_ready(self, now: float, max_behind_chunks: int = 5) -> bool:
+        """Publishing within `max_behind_chunks` of the live edge."""
+        latest, live = self.ring.latest_id, self.live_id(now)
+        return latest is not None and live is not None and live - latest <= max_behind_chunks
+
     def add(self, session: ClientSession) -> Listener:
         listener = Listener(session)
         self.listeners[session.client_id] = listener
