@@ -11,7 +11,9 @@ SERVE_CONFIG ?= configs/serve.yaml
 # `make run`'s cluster has its own token (Ray's token auth is on by default; ~/.ray/auth_token is
 # shared by every cluster on the machine). Tests start their own local clusters and need none.
 RAY_TOKEN := $(CURDIR)/build/ray_auth_token
-RAY_ENV := RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$(RAY_TOKEN)
+# Ray starts its workers at nice 15, so any ordinary process on the machine (a load generator, a
+# browser, a build) preempts the fan-out of audio; the bare baseline it is compared to runs at 0.
+RAY_ENV := RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$(RAY_TOKEN) RAY_worker_niceness=0
 # Ingress: HAProxy in front of replicas that serve HTTP/WebSocket themselves (direct ingress).
 # Measured to be the cheapest per listener frame (BENCHMARKS.md); set both to 0 for Serve's proxy.
 export RAY_SERVE_ENABLE_HA_PROXY ?= 1

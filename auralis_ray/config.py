@@ -56,6 +56,10 @@ class BufferConfig(_Section):
     lookahead_chunks: int = Field(default=80, ge=10)
     # What each ingress replica prefetches beyond the live edge: covers a station actor restart
     replica_prefetch_chunks: int = Field(default=30, ge=1)
+    # How often each ingress replica asks a station actor for what is new. The stream is rendered
+    # seconds ahead, so a call a second keeps the replica 2-3 s ahead at a tenth of the actor calls
+    # (and their CPU on both sides) of a call per 100 ms tick.
+    replica_fetch_interval_sec: float = Field(default=1.0, gt=0.0)
 
 
 class ConcurrencyConfig(_Section):
@@ -259,6 +263,9 @@ class PerformanceConfig(BaseSettings):
             raise ValueError("buffer.demote_underrun_rate must not exceed buffer.promote_underrun_rate")
         if self.buffer.replica_prefetch_chunks >= self.buffer.lookahead_chunks:
             raise ValueError("buffer.replica_prefetch_chunks must be below buffer.lookahead_chunks")
+        if self.buffer.replica_fetch_interval_sec * 2 > self.buffer.replica_prefetch_chunks * 0.1:
+            raise ValueError("buffer.replica_fetch_interval_sec must be at most half of what "
+                             "buffer.replica_prefetch_chunks covers (0.1 s a chunk)")
         if self.gpu.render_block_chunks > self.buffer.lookahead_chunks:
             raise ValueError("gpu.render_block_chunks must not exceed buffer.lookahead_chunks")
         return self

@@ -71,7 +71,8 @@ def test_station_asks_synthesis_to_continue_past_its_live_edge():
 
 
 def test_synthesis_renders_all_stations_ahead_in_one_call_and_applies_changes_between_renders():
-    core = SynthesisCore(config_json(buffer={"lookahead_chunks": 20, "replica_prefetch_chunks": 5},
+    core = SynthesisCore(config_json(buffer={"lookahead_chunks": 20, "replica_prefetch_chunks": 5,
+                                             "replica_fetch_interval_sec": 0.2},
                                      gpu={"render_block_chunks": 10}))
     now = publish_time(EPOCH, 100)
     core.attach("a", EPOCH, 102, StationParams.from_preset("focus"), 1, handle=None)

@@ -30,6 +30,7 @@ def test_environment_overrides_nested(monkeypatch):
     ({"AURALIS__BUFFER__INITIAL_TIER": "huge"}, "AURALIS__BUFFER__INITIAL_TIER"),
     ({"AURALIS__BUFFER__JITTER_EMA_ALPHA": "abc"}, "AURALIS__BUFFER__JITTER_EMA_ALPHA"),
     ({"AURALIS__SERVER__STATIONS": '[{"name":"a"},{"name":"a"}]'}, "server.stations"),
+    ({"AURALIS__BUFFER__REPLICA_FETCH_INTERVAL_SEC": "2.5"}, "buffer.replica_fetch_interval_sec"),
 ])
 def test_bad_values_fail_naming_the_setting(monkeypatch, env, named):
     for key, value in env.items():

@@ -118,6 +118,8 @@ async def test_http_endpoints(auralis_server):
         assert {"key", "mode", "bpm", "intensity"} <= set(stations[0]["params"])
         metrics = (await http.get("/api/metrics")).json()
         assert metrics["feeds"]["default"]["published_chunks"] > 0
+        assert metrics["gc"]["frozen_objects"] > 0, "the replica's start-up heap is frozen"
+        assert len(metrics["gc"]["max_pause_ms"]) == 3
 
 
 async def test_station_control_needs_token_and_valid_values(auralis_server):

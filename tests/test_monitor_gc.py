@@ -3,7 +3,7 @@ import gc
 import pytest
 
 from auralis_ray.config import MemoryConfig
-from auralis_ray.monitor.gc_config import GCCollector, GCConfig, apply_gc_config, configure_gc
+from auralis_ray.monitor.gc_config import GCCollector, GCConfig, GCPauseTracker, apply_gc_config, configure_gc
 
 
 @pytest.fixture
@@ -57,3 +57,25 @@ def test_configure_gc(restore_gc):
     before = gc.get_stats()[1]["collections"]
     assert collector.on_render() == 1
     assert gc.get_stats()[1]["collections"] == before + 1  # a real collection, seen by ProcessSampler
+
+
+def test_pause_tracker_times_each_collection_by_generation():
+    ticks = iter([10.0, 10.004, 20.0, 20.25])
+    tracker = GCPauseTracker(clock=lambda: next(ticks))
+    tracker("start", {"generation": 0})
+    tracker("stop", {"generation": 0})
+    tracker("start", {"generation": 2})
+    tracker("stop", {"generation": 2})
+    snap = tracker.snapshot()
+    assert snap["collections"] == [1, 0, 1]
+    assert snap["max_pause_ms"] == [pytest.approx(4.0), 0.0, pytest.approx(250.0)]
+
+
+def test_pause_tracker_sees_real_collections():
+    tracker = GCPauseTracker().install()
+    try:
+        gc.collect()
+    finally:
+        tracker.uninstall()
+    assert tracker.collections[2] == 1 and tracker.max_pause_ms[2] > 0
+    assert tracker not in gc.callbacks

@@ -1,6 +1,7 @@
 """The sans-I/O streaming core, driven with a fake clock."""
 
 import base64
+import gc
 import json
 import struct
 
@@ -14,7 +15,7 @@ from auralis_ray.stream import protocol as p
 from auralis_ray.stream.adaptive import TIER_ORDER, TIERS, AdaptiveRingBuffer
 from auralis_ray.stream.broadcast import BroadcastRingBuffer, Overrun
 from auralis_ray.stream.client import ClientSession, ConnectionState, IllegalTransition, WebSocketClientState
-from auralis_ray.stream.jitter import JitterTracker
+from auralis_ray.stream.jitter import ChunkTimestamp, JitterTracker
 from auralis_ray.stream.pool import AudioChunkPool
 from auralis_ray.stream.schedule import live_chunk_id, publish_time
 from auralis_ray.stream.token_bucket import TokenBucket
@@ -196,8 +197,17 @@ def test_jitter_tracker_ema_and_recommendation():
     for i in range(10):
         tracker.record_chunk(i, i)
     assert len(tracker.timestamps) == 5
+    assert tracker.history()[-1] == ChunkTimestamp(-1, 9, 9) and tracker.history()[-1].jitter_ms == 0
     with pytest.raises(ValueError):
         tracker.get_recommended_buffer_ms(0.5)
+
+
+def test_jitter_window_costs_the_cycle_collector_nothing():
+    tracker = JitterTracker(window_size=50)
+    for i in range(50):
+        tracker.record_chunk(i * 0.1, i * 0.1 + 0.003, i)
+    gc.collect()
+    assert not any(gc.is_tracked(sample) for sample in tracker.timestamps)
 
 
 @settings(max_examples=80, deadline=None)

@@ -1,8 +1,8 @@
 """The load generator: N listeners over `websockets`, ramped, optionally over P processes.
 
-This module is the I/O edge. Each listener is an asyncio task that decodes messages
-(`frames`) and feeds them, with their arrival time (when the message's last bytes were read from the
-socket: `StampedConnection`), to its pure `ListenerSession`.
+This module is the I/O edge. Each listener is an asyncio protocol on websockets' sans-I/O client
+(`ListenerProtocol`) that decodes messages (`frames`) and feeds them, with their arrival time (when
+the message's last bytes were read from the socket), to its pure `ListenerSession`.
 The parent process measures the server (and itself) with psutil over the steady-state
 window and merges everything into a `LoadReport`.
 
@@ -24,14 +24,16 @@ import multiprocessing as mp
 import os
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.frames import DATA_OPCODES, Frame
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.frames import DATA_OPCODES, Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from auralis_ray.loadtest.config import LoadTestConfig
 from auralis_ray.loadtest.frames import CHUNK_S, AudioFrame, FrameError, decode_binary, decode_text
@@ -42,6 +44,7 @@ from auralis_ray.loadtest.session import ListenerSession, ListenerSummary
 START_MARGIN_S = 0.2  # between deciding t0 and the first connection
 RSS_SAMPLE_S = 1.0
 CLOSE_TIMEOUT_S = 2.0
+MAX_MESSAGE_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,9 @@ def _failure_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _handle(session: ListenerSession, message: str | bytes, now: float) -> None:
+def _handle(session: ListenerSession, message: bytes, text: bool, now: float) -> None:
     try:
-        event = decode_binary(message) if isinstance(message, bytes) else decode_text(message)
+        event = decode_text(message) if text else decode_binary(message)
     except FrameError:
         session.on_bad_frame()
         return
@@ -112,60 +115,138 @@ def _handle(session: ListenerSession, message: str | bytes, now: float) -> None:
         session.on_error(str(event.body.get("error_code")))
 
 
-class StampedConnection(ClientConnection):
-    """A client connection that stamps each complete data message with the time its last bytes were
-    read from the socket, so lateness measures the server and the network, not how long this load
-    generator's own event loop took to get round to the listener's task."""
+class ListenerProtocol(asyncio.Protocol):
+    """One listener, driven by websockets' sans-I/O client (`ClientProtocol`) straight from the event
+    loop's callbacks: no reader task, queue or message assembler per listener, so a thousand of them
+    leave the cores to the server under test. Each complete message is stamped with the time its last
+    bytes were read from the socket, so lateness measures the server and the network, not this load
+    generator's own scheduling."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.arrivals: deque[float] = deque()
-        self._read_at = 0.0
+    def __init__(self, ws: ClientProtocol, session: ListenerSession) -> None:
+        loop = asyncio.get_running_loop()
+        self.ws = ws
+        self.session = session
+        self.transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self._fragments: list[bytes] = []
+        self._text = False
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.ws.send_request(self.ws.connect())
+        self._send_pending()
 
     def data_received(self, data: bytes) -> None:
-        self._read_at = time.time()
-        super().data_received(data)
+        now = time.time()
+        self.ws.receive_data(data)
+        self._process(now)
 
-    def process_event(self, event: Any) -> None:
-        if isinstance(event, Frame) and event.opcode in DATA_OPCODES and event.fin:
-            self.arrivals.append(self._read_at)
-        super().process_event(event)
+    def eof_received(self) -> bool:
+        self.ws.receive_eof()
+        self._process(time.time())
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # -- websocket events -------------------------------------------------------------------
+    def _process(self, now: float) -> None:
+        for event in self.ws.events_received():
+            if isinstance(event, Frame):
+                self._on_frame(event, now)
+            elif not self.opened.done():  # the handshake response
+                if self.ws.handshake_exc is not None:
+                    self.opened.set_exception(self.ws.handshake_exc)
+                else:
+                    self.opened.set_result(None)
+        self._send_pending()
+
+    def _on_frame(self, frame: Frame, now: float) -> None:
+        if frame.opcode not in DATA_OPCODES:
+            return  # ping, pong, close: the sans-I/O protocol answers them
+        if frame.opcode is not Opcode.CONT:
+            self._fragments.clear()
+            self._text = frame.opcode is Opcode.TEXT
+        self._fragments.append(frame.data)
+        if not frame.fin:
+            return
+        message = self._fragments[0] if len(self._fragments) == 1 else b"".join(self._fragments)
+        self._fragments.clear()
+        _handle(self.session, message, self._text, now)
+
+    def _send_pending(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for data in self.ws.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()
+        if self.ws.close_expected():
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.close)
+
+    # -- the edge's own actions -------------------------------------------------------------
+    async def close(self) -> None:
+        """Close handshake (1000), then the socket; give up waiting after CLOSE_TIMEOUT_S."""
+        if self.transport is None or self.closed.done():
+            return
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(1000)
+            self._send_pending()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.closed), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self.transport.abort()
+
+    @property
+    def close_code(self) -> int | None:
+        return self.ws.close_code
+
+
+async def _open(config: LoadTestConfig, session: ListenerSession) -> ListenerProtocol:
+    uri = parse_uri(config.listener_uri(session.client_id))
+    ws = ClientProtocol(
+        uri,
+        extensions=enable_client_permessage_deflate(None) if config.deflate else None,
+        max_size=MAX_MESSAGE_BYTES,
+    )
+    loop = asyncio.get_running_loop()
+    _, listener = await loop.create_connection(
+        lambda: ListenerProtocol(ws, session), uri.host, uri.port,
+        ssl=True if uri.secure else None,
+    )
+    try:
+        await listener.opened
+    except BaseException:
+        listener.transport.abort()
+        raise
+    return listener
 
 
 async def _listen(
-    config: LoadTestConfig, session: ListenerSession, opens_at: float, open_conns: set[ClientConnection]
+    config: LoadTestConfig, session: ListenerSession, opens_at: float, open_conns: set[ListenerProtocol]
 ) -> None:
     await _sleep_until(opens_at)
     session.on_handshake_start(time.time())
     try:
-        ws = await connect(
-            config.listener_uri(session.client_id),
-            compression="deflate" if config.deflate else None,
-            open_timeout=config.connect_timeout_s,
-            ping_interval=None,
-            close_timeout=CLOSE_TIMEOUT_S,
-            max_size=2**20,
-            proxy=None,
-            create_connection=StampedConnection,
-        )
+        listener = await asyncio.wait_for(_open(config, session), config.connect_timeout_s)
     except Exception as exc:  # noqa: BLE001 - every failure is a counted outcome
         session.on_failed(_failure_reason(exc))
         return
-    open_conns.add(ws)
+    open_conns.add(listener)
     try:
-        arrivals = ws.arrivals
-        async for message in ws:
-            _handle(session, message, arrivals.popleft() if arrivals else time.time())
-    except ConnectionClosed:
-        pass
-    except Exception as exc:  # noqa: BLE001 - a client-side fault ends this listener only
-        session.on_failed(f"client error: {type(exc).__name__}: {exc}")
+        await listener.closed
     finally:
-        open_conns.discard(ws)
-        code = ws.close_code
+        open_conns.discard(listener)
         if session.established_at is None and session.failure is None:
-            session.on_failed(f"closed {code} before connection_established")
-        session.on_closed(code, time.time())
+            session.on_failed(f"closed {listener.close_code} before connection_established")
+        session.on_closed(listener.close_code, time.time())
 
 
 async def run_listeners(
@@ -179,7 +260,7 @@ async def run_listeners(
         )
         for i in indices
     ]
-    open_conns: set[ClientConnection] = set()
+    open_conns: set[ListenerProtocol] = set()
     tasks = [
         asyncio.create_task(_listen(config, s, schedule.opens_at(s.index, config.ramp_rate), open_conns))
         for s in sessions

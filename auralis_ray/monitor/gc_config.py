@@ -111,3 +111,49 @@ def configure_gc(config: MemoryConfig) -> GCCollector:
         return GCCollector(GCConfig(auto_gc_enabled=True))
     apply_gc_config(gc_config)
     return GCCollector(gc_config)
+
+
+class GCPauseTracker:
+    """Times every collection through `gc.callbacks`: count and longest pause per generation.
+
+    An event loop that fans audio out every 100 ms cannot hide a pause: a full collection of a heap
+    holding a thousand listeners stops every listener at once, so the longest pause is the figure
+    to watch (`/api/metrics` → `gc`).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
+        self._started: float | None = None
+        self.collections = [0, 0, 0]
+        self.max_pause_ms = [0.0, 0.0, 0.0]
+        self.last_pause_ms = [0.0, 0.0, 0.0]
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = self._clock()
+            return
+        if self._started is None:
+            return
+        generation = int(info.get("generation", 2))
+        pause_ms = (self._clock() - self._started) * 1000.0
+        self._started = None
+        self.collections[generation] += 1
+        self.last_pause_ms[generation] = pause_ms
+        self.max_pause_ms[generation] = max(self.max_pause_ms[generation], pause_ms)
+
+    def install(self) -> "GCPauseTracker":
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+        return self
+
+    def uninstall(self) -> None:
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)
+
+    def snapshot(self) -> dict:
+        return {
+            "collections": list(self.collections),
+            "max_pause_ms": [round(v, 3) for v in self.max_pause_ms],
+            "last_pause_ms": [round(v, 3) for v in self.last_pause_ms],
+            "frozen_objects": gc.get_freeze_count(),
+        }

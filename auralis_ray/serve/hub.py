@@ -1,7 +1,7 @@
-"""Per-replica fan-out: one actor call per station per tick, every listener fed from one ring.
+"""Per-replica fan-out: one actor call per station per fetch interval, every listener fed from one ring.
 
-Each StationFeed prefetches encoded chunks from its station actor (one call per tick for all of
-this replica's listeners) and publishes chunk k at exactly epoch + k * 100 ms from its own
+Each StationFeed prefetches encoded chunks from its station actor (one call every
+`buffer.replica_fetch_interval_sec`, for all of this replica's listeners) and publishes chunk k at exactly epoch + k * 100 ms from its own
 replica-local BroadcastRingBuffer. Listeners never call an actor and nothing is encoded per
 listener.
 """
@@ -98,7 +98,7 @@ class StationFeed:
         return -1 if self.ring.latest_id is None else self.ring.latest_id
 
     async def _fetch_loop(self) -> None:
-        """One actor call per tick: everything new up to the prefetch horizon."""
+        """One actor call per fetch interval: everything new up to the prefetch horizon."""
         first = True
         while True:
             try:
@@ -129,7 +129,9 @@ class StationFeed:
                 self.metrics.inc_websocket_errors("station_fetch")
                 if self.fetch_failures in (1, 10) or self.fetch_failures % 100 == 0:
                     log.warning("fetch from station %s failed (%d): %r", self.name, self.fetch_failures, error)
-            await asyncio.sleep(p.CHUNK_SECONDS)
+            # at the tick's pace until the feed is up, and while the station does not answer
+            settled = self.ready.is_set() and self.fetch_failures == 0
+            await asyncio.sleep(self.config.buffer.replica_fetch_interval_sec if settled else p.CHUNK_SECONDS)
 
     async def _publish_loop(self) -> None:
         while True:

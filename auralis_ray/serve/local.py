@@ -59,6 +59,9 @@ def start_local(port: int, metrics_port: int, overrides: dict | None = None, ing
     for key, value in INGRESS_MODES[ingress].items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")
+    # as `make run`: Ray's workers at nice 0, not 15, so audio fan-out is not preempted by any
+    # ordinary process (the load generator included)
+    os.environ.setdefault("RAY_worker_niceness", "0")
     os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
     os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
     import ray

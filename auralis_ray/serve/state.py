@@ -9,3 +9,4 @@ hub: Any = None
 control_token: str = ""
 replica_id: str | None = None
 device: dict | None = None
+gc_pauses: Any = None  # GCPauseTracker of this replica
