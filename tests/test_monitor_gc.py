@@ -3,7 +3,14 @@ import gc
 import pytest
 
 from auralis_ray.config import MemoryConfig
-from auralis_ray.monitor.gc_config import GCCollector, GCConfig, GCPauseTracker, apply_gc_config, configure_gc
+from auralis_ray.monitor.gc_config import (
+    GCCollector,
+    GCConfig,
+    GCPauseTracker,
+    ScheduledFullCollection,
+    apply_gc_config,
+    configure_gc,
+)
 
 
 @pytest.fixture
@@ -79,3 +86,24 @@ def test_pause_tracker_sees_real_collections():
         tracker.uninstall()
     assert tracker.collections[2] == 1 and tracker.max_pause_ms[2] > 0
     assert tracker not in gc.callbacks
+
+
+def test_scheduled_full_collection_turns_automatic_full_collections_off(restore_gc):
+    gc.set_threshold(700, 10, 10)
+    previous = ScheduledFullCollection(300.0).apply()
+    assert gc.get_threshold()[:2] == (700, 10) and gc.get_threshold()[2] >= 100_000 and gc.isenabled()
+    previous.restore()
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_scheduled_full_collection_runs_once_per_interval():
+    collected = []
+    schedule = ScheduledFullCollection(300.0, collect=lambda gen: collected.append(gen) or 0)
+    assert not schedule.due(1000.0)  # the first tick starts the clock
+    assert not schedule.due(1299.9) and not schedule.collect(1299.9)
+    assert schedule.due(1300.0)
+    assert schedule.collect(1300.0) and collected == [2]
+    assert not schedule.collect(1300.1), "two feeds asking for the same collection get one"
+    assert schedule.collect(1600.0) and collected == [2, 2] and schedule.collections == 2
+    with pytest.raises(ValueError):
+        ScheduledFullCollection(0)

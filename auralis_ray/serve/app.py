@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from .. import __version__
 from ..actors.system import ensure_system, synthesis_handle
 from ..config import PerformanceConfig, config_from_json, load_config
-from ..monitor.gc_config import GCPauseTracker
+from ..monitor.gc_config import GCPauseTracker, ScheduledFullCollection
 from ..monitor.metrics import get_metrics
 from ..monitor.stats import nearest_rank
 from ..music.params import StationParams
@@ -183,7 +183,10 @@ async def api_metrics(request: Request) -> Response:
         "listeners": hub.listener_count,
         "feeds": feeds,
         "metrics": hub.metrics.snapshot(),
-        "gc": state.gc_pauses.snapshot() if state.gc_pauses is not None else None,
+        "gc": None if state.gc_pauses is None else {
+            **state.gc_pauses.snapshot(),
+            "scheduled_full_collections": None if hub.full_gc is None else hub.full_gc.collections,
+        },
         "listener_details": hub.listener_details(),
     })
 
@@ -262,11 +265,15 @@ class AuralisIngress:
     async def __init__(self, config_json: str):
         config = config_from_json(config_json)
         # CPython's young-generation thresholds stay as they are here: the seed's larger ones (used by
-        # the synthesis and station actors) made single young collections of this heap last 200 ms
+        # the synthesis and station actors) made single young collections of this heap last 200 ms.
+        # Full collections run on the fan-out's schedule (ScheduledFullCollection).
         state.gc_pauses = GCPauseTracker().install()
+        full_gc = ScheduledFullCollection(config.memory.ingress_full_gc_interval_sec)
+        full_gc.apply()
         stations = ensure_system(config)
         direct_ingress = os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1"
-        hub = ListenerHub(config, stations, get_metrics("ingress"), watch_shutdown=direct_ingress)
+        hub = ListenerHub(config, stations, get_metrics("ingress"), watch_shutdown=direct_ingress,
+                          full_gc=full_gc)
         state.hub, state.control_token = hub, config.server.control_token
         try:
             state.replica_id = serve.get_replica_context().replica_id.unique_id

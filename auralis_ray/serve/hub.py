@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..config import PerformanceConfig
+from ..monitor.gc_config import ScheduledFullCollection
 from ..monitor.metrics import PerformanceMetrics
 from ..stream import protocol as p
 from ..stream.broadcast import BroadcastRingBuffer
@@ -60,8 +61,10 @@ class Listener:
 
 
 class StationFeed:
-    def __init__(self, name: str, handle, config: PerformanceConfig, metrics: PerformanceMetrics):
+    def __init__(self, name: str, handle, config: PerformanceConfig, metrics: PerformanceMetrics,
+                 full_gc: ScheduledFullCollection | None = None):
         self.name = name
+        self.full_gc = full_gc
         self.handle = handle
         self.config = config
         self.metrics = metrics
@@ -168,6 +171,9 @@ class StationFeed:
             self.ready.set()
             self.tick(now)
             self.fanout_ms.append((time.time() - now) * 1000)
+            if self.full_gc is not None and self.full_gc.due(now):
+                # behind the other stations' fan-out of this tick, if it is due too
+                asyncio.get_running_loop().call_soon(self.full_gc.collect, time.time())
 
     # ---- fan-out --------------------------------------------------------------------------
 
@@ -215,10 +221,11 @@ class ListenerHub:
     """All feeds and listeners of one ingress replica."""
 
     def __init__(self, config: PerformanceConfig, stations: dict, metrics: PerformanceMetrics,
-                 watch_shutdown: bool = False):
+                 watch_shutdown: bool = False, full_gc: ScheduledFullCollection | None = None):
         self.config = config
         self.metrics = metrics
-        self.feeds = {name: StationFeed(name, handle, config, metrics) for name, handle in stations.items()}
+        self.full_gc = full_gc
+        self.feeds = {name: StationFeed(name, handle, config, metrics, full_gc) for name, handle in stations.items()}
         self.by_client: dict[str, tuple[StationFeed, Listener]] = {}
         self.started_at = time.time()
         self.draining = False
