@@ -42,6 +42,9 @@ async def test_generator_against_baseline_has_no_gaps_and_expected_chunk_counts(
         assert abs(r.chunks_received - LISTENERS * per_listener) <= 2 * LISTENERS, r.chunks_received
         assert abs(r.live_chunks_in_window - LISTENERS * SECONDS * 10) <= 1.5 * LISTENERS
         assert r.lateness_ms.max is not None and r.lateness_ms.p50 < 50
+        # arrival (kernel stamp) can only precede the generator's read of the same chunk
+        assert r.read_lateness_ms.count == r.lateness_ms.count
+        assert r.lateness_ms.p50 <= r.read_lateness_ms.p50 and r.lateness_ms.max <= r.read_lateness_ms.max
         assert r.first_audio_ms.count == LISTENERS and r.first_audio_ms.max < 2000
         assert r.server.pids == [pid] and r.server.cpu_percent is not None
         assert r.to_json()

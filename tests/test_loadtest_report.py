@@ -163,6 +163,12 @@ def test_json_audio_roundtrip_and_validation():
                 b'{"type": "audio", "chunk_id": "1", "timestamp": 1, "data": ""}'):
         with pytest.raises(FrameError):
             decode_text(bad)
+    not_base64 = encode_audio_json(7, 99.5, "*" * len(pcm_b64), buffer_depth=0, tier="normal")
+    with pytest.raises(FrameError):
+        decode_text(not_base64)
+    assert decode_text(not_base64, verify_pcm=False) == AudioFrame(7, 99.5), "only the length is checked"
+    with pytest.raises(FrameError):
+        decode_text(short, verify_pcm=False)
     control = decode_text('{"type": "error", "error_code": "BUFFER_OVERRUN"}')
     assert isinstance(control, ControlMessage) and control.body["error_code"] == "BUFFER_OVERRUN"
 

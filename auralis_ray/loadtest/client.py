@@ -2,7 +2,8 @@
 
 This module is the I/O edge. Each listener is an asyncio protocol on websockets' sans-I/O client
 (`ListenerProtocol`) that decodes messages (`frames`) and feeds them, with their arrival time (when
-the message's last bytes were read from the socket), to its pure `ListenerSession`.
+the message's last bytes reached the socket, stamped by the kernel: `stamped`) and the time they
+were read, to its pure `ListenerSession`.
 The parent process measures the server (and itself) with psutil over the steady-state
 window and merges everything into a `LoadReport`.
 
@@ -40,10 +41,14 @@ from auralis_ray.loadtest.frames import CHUNK_S, AudioFrame, FrameError, decode_
 from auralis_ray.loadtest.procmon import ProcessSet, Snapshot, cpu_percent_between, self_and_workers, total_rss
 from auralis_ray.loadtest.report import MB, LoadReport, ProcessUsage, build_report
 from auralis_ray.loadtest.session import ListenerSession, ListenerSummary
+from auralis_ray.loadtest.stamped import StampedSocketTransport
 
 START_MARGIN_S = 0.2  # between deciding t0 and the first connection
 RSS_SAMPLE_S = 1.0
 CLOSE_TIMEOUT_S = 2.0
+# JSON audio: every listener's first chunk and one in this many after it are base64-decoded and
+# checked in full; the others have their JSON, fields and encoded length checked (see decode_text)
+VERIFY_PCM_EVERY = 10
 MAX_MESSAGE_BYTES = 2**20
 
 
@@ -66,6 +71,7 @@ class Schedule:
 class WorkerResult:
     summaries: list[ListenerSummary]
     lateness_ms: np.ndarray  # live chunks in the window, all listeners of the worker
+    read_lateness_ms: np.ndarray  # the same chunks, by when the generator read them
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -101,14 +107,17 @@ def _failure_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _handle(session: ListenerSession, message: bytes, text: bool, now: float) -> None:
+def _handle(session: ListenerSession, message: bytes, text: bool, arrived_at: float, now: float) -> None:
     try:
-        event = decode_text(message) if text else decode_binary(message)
+        if text:
+            event = decode_text(message, verify_pcm=session.chunks_received % VERIFY_PCM_EVERY == 0)
+        else:
+            event = decode_binary(message)
     except FrameError:
         session.on_bad_frame()
         return
     if isinstance(event, AudioFrame):
-        session.on_audio(event.chunk_id, event.timestamp, now)
+        session.on_audio(event.chunk_id, event.timestamp, now, arrived_at)
     elif event.type == "connection_established":
         session.on_established(event.body.get("server_time"), now)
     elif event.type == "error":
@@ -140,12 +149,17 @@ class ListenerProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
+        self.receive(data, now, now)
+
+    def receive(self, data: bytes, arrived_at: float, read_at: float) -> None:
+        """Bytes that reached the socket at `arrived_at` and were read at `read_at`."""
         self.ws.receive_data(data)
-        self._process(now)
+        self._process(arrived_at, read_at)
 
     def eof_received(self) -> bool:
         self.ws.receive_eof()
-        self._process(time.time())
+        now = time.time()
+        self._process(now, now)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -155,10 +169,10 @@ class ListenerProtocol(asyncio.Protocol):
             self.closed.set_result(None)
 
     # -- websocket events -------------------------------------------------------------------
-    def _process(self, now: float) -> None:
+    def _process(self, arrived_at: float, now: float) -> None:
         for event in self.ws.events_received():
             if isinstance(event, Frame):
-                self._on_frame(event, now)
+                self._on_frame(event, arrived_at, now)
             elif not self.opened.done():  # the handshake response
                 if self.ws.handshake_exc is not None:
                     self.opened.set_exception(self.ws.handshake_exc)
@@ -166,7 +180,7 @@ class ListenerProtocol(asyncio.Protocol):
                     self.opened.set_result(None)
         self._send_pending()
 
-    def _on_frame(self, frame: Frame, now: float) -> None:
+    def _on_frame(self, frame: Frame, arrived_at: float, now: float) -> None:
         if frame.opcode not in DATA_OPCODES:
             return  # ping, pong, close: the sans-I/O protocol answers them
         if frame.opcode is not Opcode.CONT:
@@ -177,7 +191,7 @@ class ListenerProtocol(asyncio.Protocol):
             return
         message = self._fragments[0] if len(self._fragments) == 1 else b"".join(self._fragments)
         self._fragments.clear()
-        _handle(self.session, message, self._text, now)
+        _handle(self.session, message, self._text, arrived_at, now)
 
     def _send_pending(self) -> None:
         transport = self.transport
@@ -216,11 +230,11 @@ async def _open(config: LoadTestConfig, session: ListenerSession) -> ListenerPro
         extensions=enable_client_permessage_deflate(None) if config.deflate else None,
         max_size=MAX_MESSAGE_BYTES,
     )
-    loop = asyncio.get_running_loop()
-    _, listener = await loop.create_connection(
-        lambda: ListenerProtocol(ws, session), uri.host, uri.port,
-        ssl=True if uri.secure else None,
-    )
+    listener = ListenerProtocol(ws, session)
+    if uri.secure:  # TLS: asyncio's transport, chunks stamped when read
+        await asyncio.get_running_loop().create_connection(lambda: listener, uri.host, uri.port, ssl=True)
+    else:  # stamped by the kernel on arrival
+        await StampedSocketTransport.connect(uri.host, uri.port, listener)
     try:
         await listener.opened
     except BaseException:
@@ -277,7 +291,9 @@ async def run_listeners(
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     lateness = [v for s in sessions for v in s.window_lateness_ms()]
-    return WorkerResult([s.summary() for s in sessions], np.asarray(lateness, dtype=np.float64))
+    read_lateness = [v for s in sessions for v in s.window_lateness_ms(by_read=True)]
+    return WorkerResult([s.summary() for s in sessions], np.asarray(lateness, dtype=np.float64),
+                        np.asarray(read_lateness, dtype=np.float64))
 
 
 # -- worker processes -----------------------------------------------------------------
@@ -416,6 +432,8 @@ async def run_loadtest_async(config: LoadTestConfig) -> LoadReport:
     )
     summaries = sorted((s for r in results for s in r.summaries), key=lambda s: s.index)
     lateness = np.concatenate([r.lateness_ms for r in results]) if results else np.empty(0)
+    read_lateness = np.concatenate([r.read_lateness_ms for r in results]) if results else np.empty(0)
     return build_report(
-        config, summaries, lateness, window_s=wall, server=usage, generator_cpu_percent=gen_cpu
+        config, summaries, lateness, window_s=wall, server=usage, generator_cpu_percent=gen_cpu,
+        read_lateness_ms=read_lateness,
     )

@@ -55,7 +55,8 @@ class ListenerSession:
         self.gaps = GapDetector()
         self.chunk_ids = array("q")
         self.timestamps = array("d")  # server publish time of each chunk
-        self.arrivals = array("d")  # local arrival time of each chunk
+        self.arrivals = array("d")  # when each chunk's last bytes reached this listener's socket
+        self.reads = array("d")  # when the load generator read them (arrival + its own queueing)
         self.live = array("b")  # 1 once past the initial burst
         self.handshake_start: float | None = None
         self.established_at: float | None = None
@@ -90,7 +91,9 @@ class ListenerSession:
     def on_bad_frame(self) -> None:
         self.bad_frames += 1
 
-    def on_audio(self, chunk_id: int, timestamp: float, now: float) -> None:
+    def on_audio(self, chunk_id: int, timestamp: float, now: float, arrived_at: float | None = None) -> None:
+        """A chunk read at `now` that reached the socket at `arrived_at` (default: `now`). The player
+        and first audio go by the read, lateness by the arrival."""
         if self.finished:
             return
         if self.established_at is None:
@@ -102,7 +105,8 @@ class ListenerSession:
         self.player.push(now)
         self.chunk_ids.append(chunk_id)
         self.timestamps.append(timestamp)
-        self.arrivals.append(now)
+        self.arrivals.append(now if arrived_at is None else arrived_at)
+        self.reads.append(now)
         self.live.append(1 if timestamp > self.live_after else 0)
 
     def on_closed(self, code: int | None, now: float) -> None:
@@ -121,12 +125,17 @@ class ListenerSession:
         self.finished = True
 
     # -- outputs --------------------------------------------------------------------
-    def window_lateness_ms(self) -> list[float]:
-        """Arrival − publish time of live chunks that arrived in the window, in ms."""
+    @property
+    def chunks_received(self) -> int:
+        return len(self.chunk_ids)
+
+    def window_lateness_ms(self, by_read: bool = False) -> list[float]:
+        """Arrival (or, `by_read`, read) − publish time of live chunks that arrived in the window, in ms."""
         lo, hi = self.window_start, self.window_end
+        seen = self.reads if by_read else self.arrivals
         return [
-            (arrival - ts) * 1000.0
-            for ts, arrival, live in zip(self.timestamps, self.arrivals, self.live)
+            (at - ts) * 1000.0
+            for ts, arrival, at, live in zip(self.timestamps, self.arrivals, seen, self.live)
             if live and lo <= arrival <= hi
         ]
 
