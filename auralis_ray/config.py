@@ -94,6 +94,9 @@ class ConcurrencyConfig(_Section):
     buffer_status_interval_sec: float = Field(default=5.0, gt=0.0)
     # One fetch from a station actor per tick; past this the replica serves what it holds
     station_fetch_timeout_sec: float = Field(default=2.0, gt=0.0)
+    # Synthesis and station actors work seconds ahead of the live edge: they run at this niceness
+    # (or lower priority if started lower), so the live fan-out gets a shared CPU first
+    ahead_of_live_niceness: int = Field(default=10, ge=0, le=19)
 
     # Graceful shutdown
     drain_timeout_sec: float = Field(default=5.0, ge=0.0)

@@ -51,3 +51,29 @@ def test_for_component_uses_configuration(monkeypatch):
     sampler = ProcessSampler.for_component("synthesis", cfg)
     assert sampler.interval_sec == 7 and sampler.tracker.alert_threshold == 3.0
     assert sampler.metrics is metrics_module.get_metrics("synthesis")
+
+
+LOWER_PRIORITY_CHILD = """
+import os, sys, threading
+from auralis_ray.monitor.process import lower_priority
+target = int(sys.argv[1])
+started, stop = threading.Event(), threading.Event()
+worker = threading.Thread(target=lambda: (started.set(), stop.wait()))
+worker.start()
+started.wait()
+now = lower_priority(target)
+after = lower_priority(target - 5)  # asking for a higher priority changes nothing
+print(now, after, os.getpriority(os.PRIO_PROCESS, worker.native_id))
+stop.set()
+"""
+
+
+def test_lower_priority_sets_every_thread_and_never_raises_priority():
+    import os
+    import subprocess
+    import sys
+
+    target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
+    out = subprocess.run([sys.executable, "-c", LOWER_PRIORITY_CHILD, str(target)], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split()
+    assert [int(v) for v in out] == [target, target, target]

@@ -15,7 +15,7 @@ import ray
 from ..config import StationSpec, config_from_json
 from ..monitor.gc_config import configure_gc
 from ..monitor.metrics import get_metrics
-from ..monitor.process import ProcessSampler
+from ..monitor.process import ProcessSampler, lower_priority
 from ..music.params import StationParams
 from ..stream.station import StationCore
 from .names import NAMESPACE
@@ -32,6 +32,7 @@ def params_for(spec: StationSpec) -> StationParams:
 class StationActor:
     def __init__(self, spec_json: str, config_json: str, epoch: float, synthesis_name: str):
         config = config_from_json(config_json)
+        lower_priority(config.concurrency.ahead_of_live_niceness)
         self.spec = StationSpec.model_validate_json(spec_json)
         self.params = params_for(self.spec)
         metrics = get_metrics("station")

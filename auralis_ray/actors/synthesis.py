@@ -24,7 +24,7 @@ import ray
 from ..config import config_from_json
 from ..monitor.gc_config import configure_gc
 from ..monitor.metrics import get_metrics
-from ..monitor.process import ProcessSampler
+from ..monitor.process import ProcessSampler, lower_priority
 from ..music.params import StationParams
 from ..stream.protocol import FRAMES_PER_CHUNK
 from ..stream.schedule import live_chunk_id
@@ -115,6 +115,7 @@ def _consume_result(push: asyncio.Future) -> None:
 class SynthesisActor:
     def __init__(self, config_json: str, station_names: list[str]):
         self.core = SynthesisCore(config_json)
+        lower_priority(self.core.config.concurrency.ahead_of_live_niceness)
         self.gc = configure_gc(self.core.config.memory)
         self.sampler = ProcessSampler(self.core.metrics, self.core.config.monitoring.metrics_collection_interval_sec)
         self._stop = threading.Event()
