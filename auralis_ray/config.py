@@ -92,7 +92,7 @@ class ConcurrencyConfig(_Section):
     client_message_burst: int = Field(default=20, ge=1)
     client_message_rate: float = Field(default=10.0, gt=0.0)
     buffer_status_interval_sec: float = Field(default=5.0, gt=0.0)
-    # One fetch from a station actor per tick; past this the replica serves what it holds
+    # A fetch from a station actor that takes longer fails; the replica serves what it holds
     station_fetch_timeout_sec: float = Field(default=2.0, gt=0.0)
     # Synthesis and station actors work seconds ahead of the live edge: they run at this niceness
     # (or lower priority if started lower), so the live fan-out gets a shared CPU first

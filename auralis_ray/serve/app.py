@@ -281,7 +281,7 @@ class AuralisIngress:
             state.replica_id = None
         hub.start()
         # Ray, Serve and the hub live as long as the replica: keep them out of every later collection,
-        # so a full collection scans only what listeners brought (see GCPauseTracker)
+        # so a full collection scans only what listeners brought (see ScheduledFullCollection)
         gc.freeze()
 
     async def check_health(self) -> None:

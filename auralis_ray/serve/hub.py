@@ -1,8 +1,8 @@
 """Per-replica fan-out: one actor call per station per fetch interval, every listener fed from one ring.
 
 Each StationFeed prefetches encoded chunks from its station actor (one call every
-`buffer.replica_fetch_interval_sec`, for all of this replica's listeners) and publishes chunk k at exactly epoch + k * 100 ms from its own
-replica-local BroadcastRingBuffer. Listeners never call an actor and nothing is encoded per
+`buffer.replica_fetch_interval_sec`, for all of this replica's listeners) and publishes chunk k at
+exactly epoch + k * 100 ms from its own replica-local BroadcastRingBuffer. Listeners never call an actor and nothing is encoded per
 listener.
 """
 
