@@ -18,10 +18,13 @@ RAY_ENV := RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$(RAY_TOKEN) RAY_worker_nicen
 # Measured to be the cheapest per listener frame (BENCHMARKS.md); set both to 0 for Serve's proxy.
 export RAY_SERVE_ENABLE_HA_PROXY ?= 1
 export RAY_SERVE_ENABLE_DIRECT_INGRESS ?= 1
-# HAProxy: one thread per 4 cores (Ray's default of 4 threads costs 20 % more per listener on 2 cores)
-# and 64 KiB buffers (a 17.6 KB audio frame in one buffer)
-export RAY_SERVE_HAPROXY_NBTHREAD ?= $(shell n=$$(( $$(nproc) / 4 )); [ $$n -ge 1 ] || n=1; echo $$n)
+# HAProxy: a thread per 4 cores but at least 2 (one thread relaying both replicas' frames was the
+# bottleneck at 1,000 listeners; Ray's default of 4 costs 20 % more per listener on 2 cores), 64 KiB
+# buffers (a 17.6 KB audio frame in one buffer), and each audio path (/ws/audio/<client_id>) hashed to
+# one replica, so a reconnecting client_id meets, and replaces, its older socket (close 4000)
+export RAY_SERVE_HAPROXY_NBTHREAD ?= $(shell c=$$(nproc); n=$$(( c / 4 )); [ $$n -ge 2 ] || n=2; [ $$n -le $$c ] || n=$$c; echo $$n)
 export RAY_SERVE_HAPROXY_TUNE_BUFSIZE ?= 65536
+export RAY_SERVE_HAPROXY_BALANCE_ALGORITHM ?= uri path-only
 
 .PHONY: run test bench stop install test-tools clean
 

@@ -20,10 +20,12 @@ import urllib.request
 
 # Ingress modes: the environment Ray Serve reads at start (see BENCHMARKS.md for the measurements).
 INGRESS_MODES: dict[str, dict[str, str]] = {
-    # HAProxy in front, tuned as the Makefile tunes it: a thread per 4 cores, 64 KiB buffers
+    # HAProxy in front, tuned as the Makefile tunes it: a thread per 4 cores but at least 2, 64 KiB
+    # buffers, a listener's path hashed to one replica
     "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-                "RAY_SERVE_HAPROXY_NBTHREAD": str(max(1, (os.cpu_count() or 4) // 4)),
-                "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": "65536"},
+                "RAY_SERVE_HAPROXY_NBTHREAD": str(min(os.cpu_count() or 1, max(2, (os.cpu_count() or 4) // 4))),
+                "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": "65536",
+                "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM": "uri path-only"},
     "haproxy-default": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
     # replicas serve HTTP themselves on ports 30000+, Serve's proxy stays in front (an outside L4
     # load balancer can target the replica ports directly)
