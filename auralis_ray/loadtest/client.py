@@ -127,9 +127,9 @@ def _handle(session: ListenerSession, message: bytes, text: bool, arrived_at: fl
 class ListenerProtocol(asyncio.Protocol):
     """One listener, driven by websockets' sans-I/O client (`ClientProtocol`) straight from the event
     loop's callbacks: no reader task, queue or message assembler per listener, so a thousand of them
-    leave the cores to the server under test. Each complete message is stamped with the time its last
-    bytes were read from the socket, so lateness measures the server and the network, not this load
-    generator's own scheduling."""
+    leave the cores to the server under test. Each complete message carries the time its last bytes
+    reached the socket (the kernel's stamp, where the transport has one) and the time they were read,
+    so lateness measures the server and the network, not this load generator's own scheduling."""
 
     def __init__(self, ws: ClientProtocol, session: ListenerSession) -> None:
         loop = asyncio.get_running_loop()
@@ -153,8 +153,13 @@ class ListenerProtocol(asyncio.Protocol):
 
     def receive(self, data: bytes, arrived_at: float, read_at: float) -> None:
         """Bytes that reached the socket at `arrived_at` and were read at `read_at`."""
-        self.ws.receive_data(data)
-        self._process(arrived_at, read_at)
+        try:
+            self.ws.receive_data(data)
+            self._process(arrived_at, read_at)
+        except Exception as exc:  # noqa: BLE001 - a client-side fault ends this listener only
+            self.session.on_failed(f"client error: {type(exc).__name__}: {exc}")
+            if self.transport is not None:
+                self.transport.abort()
 
     def eof_received(self) -> bool:
         self.ws.receive_eof()
