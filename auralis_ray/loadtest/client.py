@@ -44,7 +44,7 @@ from auralis_ray.loadtest.session import ListenerSession, ListenerSummary
 from auralis_ray.loadtest.stamped import StampedSocketTransport
 
 START_MARGIN_S = 0.2  # between deciding t0 and the first connection
-RSS_SAMPLE_S = 1.0
+RSS_SAMPLE_S = 2.0
 CLOSE_TIMEOUT_S = 2.0
 # JSON audio: every listener's first chunk and one in this many after it are base64-decoded and
 # checked in full; the others have their JSON, fields and encoded length checked (see decode_text)
@@ -376,7 +376,7 @@ async def _measure_window(
     rss_samples = [total_rss(s0)]
     while time.time() + RSS_SAMPLE_S < schedule.window_end:
         await asyncio.sleep(RSS_SAMPLE_S)
-        rss_samples.append(total_rss(await asyncio.to_thread(server.snapshot)))
+        rss_samples.append(total_rss(await asyncio.to_thread(server.snapshot, False)))
     await _sleep_until(schedule.window_end)
     t_end = time.time()
     s1, g1 = await asyncio.to_thread(lambda: (server.snapshot(), generator.snapshot()))

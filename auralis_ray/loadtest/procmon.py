@@ -78,6 +78,7 @@ class ProcessSet:
         self.pattern = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self.with_children = with_children
         self.exclude_own_family = exclude_own_family
+        self._known: list[psutil.Process] = []
 
     def processes(self) -> list[psutil.Process]:
         excluded = own_family() if self.exclude_own_family else set()
@@ -104,9 +105,14 @@ class ProcessSet:
                 found[proc.pid] = proc
         return list(found.values())
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, rediscover: bool = True) -> Snapshot:
+        """CPU times and RSS of the measured processes. `rediscover=False` reuses the processes found
+        by the last snapshot: a search walks every process on the machine (~15 ms of CPU here), which
+        in the middle of a measurement would compete with the server being measured."""
+        if rediscover or not self._known:
+            self._known = self.processes()
         snap: Snapshot = {}
-        for proc in self.processes():
+        for proc in self._known:
             try:
                 with proc.oneshot():
                     times = proc.cpu_times()

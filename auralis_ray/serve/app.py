@@ -253,7 +253,7 @@ app = AuralisApp(http_app, AudioEndpoint(current_hub, __version__))
 # The ingress runs our ASGI code on the replica's own event loop, not on a second loop in another
 # thread: every audio frame would otherwise cross threads (and the GIL) once more (BENCHMARKS.md).
 INGRESS_ACTOR_OPTIONS = {
-    "num_cpus": 0.5,
+    "num_cpus": 0.25,  # as configs/serve.yaml: four replicas fit beside synthesis on two cores
     "runtime_env": {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}},
 }
 
