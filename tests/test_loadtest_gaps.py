@@ -67,6 +67,16 @@ def test_session_splits_burst_from_live_and_measures_window_lateness():
     assert summary.unannounced_gaps == 0 and summary.underruns == 0
 
 
+def test_lateness_goes_by_arrival_at_the_socket_and_the_read_is_kept_beside_it():
+    s = _session()
+    s.on_established(server_time=9.010, now=9.012)
+    s.on_audio(11, 10.0, now=10.070, arrived_at=10.004)  # reached the socket 4 ms late, read at 70 ms
+    s.on_audio(12, 10.1, now=10.150, arrived_at=10.130)
+    assert [round(v, 6) for v in s.window_lateness_ms()] == [4.0, 30.0]
+    assert [round(v, 6) for v in s.window_lateness_ms(by_read=True)] == [70.0, 50.0]
+    assert abs(s.summary().first_audio_ms - 1070.0) < 1e-6, "first audio goes by the read"
+
+
 def test_session_counts_gaps_skips_and_protocol_errors():
     s = _session()
     s.on_audio(0, 9.0, now=9.01)  # audio before connection_established
