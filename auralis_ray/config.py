@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .stream.protocol import CHUNK_SECONDS
+
 TierName = Literal["minimal", "normal", "stable", "defensive"]
 
 
@@ -271,9 +273,9 @@ class PerformanceConfig(BaseSettings):
             raise ValueError("buffer.demote_underrun_rate must not exceed buffer.promote_underrun_rate")
         if self.buffer.replica_prefetch_chunks >= self.buffer.lookahead_chunks:
             raise ValueError("buffer.replica_prefetch_chunks must be below buffer.lookahead_chunks")
-        if self.buffer.replica_fetch_interval_sec * 2 > self.buffer.replica_prefetch_chunks * 0.1:
+        if self.buffer.replica_fetch_interval_sec * 2 > self.buffer.replica_prefetch_chunks * CHUNK_SECONDS:
             raise ValueError("buffer.replica_fetch_interval_sec must be at most half of what "
-                             "buffer.replica_prefetch_chunks covers (0.1 s a chunk)")
+                             f"buffer.replica_prefetch_chunks covers ({CHUNK_SECONDS:g} s a chunk)")
         if self.gpu.render_block_chunks > self.buffer.lookahead_chunks:
             raise ValueError("gpu.render_block_chunks must not exceed buffer.lookahead_chunks")
         return self

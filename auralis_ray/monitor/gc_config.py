@@ -147,11 +147,8 @@ class ScheduledFullCollection:
 
     def apply(self) -> GCState:
         """Keep the young thresholds, switch automatic full collections off; return what was before."""
-        previous = GCState(gc.get_threshold(), gc.isenabled())
-        young0, young1 = previous.threshold[0], previous.threshold[1]
-        gc.set_threshold(young0, young1, NO_AUTOMATIC_FULL_COLLECTION)
-        gc.enable()
-        return previous
+        young0, young1, _ = gc.get_threshold()
+        return apply_gc_config(GCConfig(young0, young1, NO_AUTOMATIC_FULL_COLLECTION, auto_gc_enabled=True))
 
     def due(self, now: float) -> bool:
         """Whether a full collection is due at `now` (the first call only starts the clock)."""

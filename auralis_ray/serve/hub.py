@@ -2,8 +2,8 @@
 
 Each StationFeed prefetches encoded chunks from its station actor (one call every
 `buffer.replica_fetch_interval_sec`, for all of this replica's listeners) and publishes chunk k at
-exactly epoch + k * 100 ms from its own replica-local BroadcastRingBuffer. Listeners never call an actor and nothing is encoded per
-listener.
+exactly epoch + k * 100 ms from its own replica-local BroadcastRingBuffer. Listeners never call an
+actor and nothing is encoded per listener.
 """
 
 from __future__ import annotations

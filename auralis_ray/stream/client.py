@@ -225,10 +225,8 @@ class ClientSession:
             if item is None:
                 break
             if isinstance(item, EncodedChunk):
-                if wire:
-                    frames.append(item.wire_frame(fmt, live - item.chunk_id, tier))
-                else:
-                    frames.append(item.frame(fmt, live - item.chunk_id, tier))
+                frame_of = item.wire_frame if wire else item.frame
+                frames.append(frame_of(fmt, live - item.chunk_id, tier))
                 self.chunks_sent += 1
                 if item.chunk_id > self.burst_end:
                     tracker.record_chunk(item.timestamp, now, item.chunk_id)
