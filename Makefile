@@ -11,20 +11,12 @@ SERVE_CONFIG ?= configs/serve.yaml
 # `make run`'s cluster has its own token (Ray's token auth is on by default; ~/.ray/auth_token is
 # shared by every cluster on the machine). Tests start their own local clusters and need none.
 RAY_TOKEN := $(CURDIR)/build/ray_auth_token
-# Ray starts its workers at nice 15, so any ordinary process on the machine (a load generator, a
-# browser, a build) preempts the fan-out of audio; the bare baseline it is compared to runs at 0.
-RAY_ENV := RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$(RAY_TOKEN) RAY_worker_niceness=0
-# Ingress: HAProxy in front of replicas that serve HTTP/WebSocket themselves (direct ingress).
-# Measured to be the cheapest per listener frame (BENCHMARKS.md); set both to 0 for Serve's proxy.
-export RAY_SERVE_ENABLE_HA_PROXY ?= 1
-export RAY_SERVE_ENABLE_DIRECT_INGRESS ?= 1
-# HAProxy: a thread per 4 cores but at least 2 (one thread relaying both replicas' frames was the
-# bottleneck at 1,000 listeners; Ray's default of 4 costs 20 % more per listener on 2 cores), 64 KiB
-# buffers (a 17.6 KB audio frame in one buffer), and each audio path (/ws/audio/<client_id>) hashed to
-# one replica, so a reconnecting client_id meets, and replaces, its older socket (close 4000)
-export RAY_SERVE_HAPROXY_NBTHREAD ?= $(shell c=$$(nproc); n=$$(( c / 4 )); [ $$n -ge 2 ] || n=2; [ $$n -le $$c ] || n=$$c; echo $$n)
-export RAY_SERVE_HAPROXY_TUNE_BUFSIZE ?= 65536
-export RAY_SERVE_HAPROXY_BALANCE_ALGORITHM ?= uri path-only
+RAY_ENV := RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$(RAY_TOKEN)
+# What Ray and Serve read at start (HAProxy in front of replicas that serve HTTP/WebSocket themselves,
+# its tuning, Ray's worker priority) is one list, shared with the tests and benchmarks:
+# `system_env` in auralis_ray/serve/local.py. A variable given on the command line or in the
+# environment wins, e.g. Serve's own proxy: make run RAY_SERVE_ENABLE_HA_PROXY=0 RAY_SERVE_ENABLE_DIRECT_INGRESS=0
+SYSTEM_ENV = eval "$$($(BIN)/python -m auralis_ray.serve.local --print-env)";
 
 .PHONY: run test bench stop install test-tools clean
 
@@ -40,10 +32,10 @@ run: $(STAMP)
 	mkdir -p build
 	test -s $(RAY_TOKEN) || (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $(RAY_TOKEN))
 	sed -e 's/port: 8000/port: $(PORT)/' $(SERVE_CONFIG) > build/serve.yaml
-	$(RAY_ENV) $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
+	$(SYSTEM_ENV) $(RAY_ENV) $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
 		--dashboard-host=127.0.0.1 --disable-usage-stats
 	trap '$(MAKE) --no-print-directory stop >/dev/null 2>&1' EXIT INT TERM; \
-		$(RAY_ENV) $(BIN)/serve run --address=127.0.0.1:$(RAY_PORT) build/serve.yaml
+		$(SYSTEM_ENV) $(RAY_ENV) $(BIN)/serve run --address=127.0.0.1:$(RAY_PORT) build/serve.yaml
 
 stop:
 	-$(RAY_ENV) $(BIN)/ray stop

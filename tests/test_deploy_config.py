@@ -110,3 +110,17 @@ def test_auto_device_falls_back_to_cpu_without_cuda(monkeypatch):
     assert select_device("auto").type in ("cpu", "mps")
     with pytest.raises(RuntimeError):
         select_device("cuda")
+
+
+def test_make_run_environment_comes_from_one_list_and_the_caller_overrides_it():
+    import subprocess
+
+    from auralis_ray.serve.local import shell_exports, system_env
+
+    env = system_env("haproxy")
+    assert env["RAY_worker_niceness"] == "0" and env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    exports = shell_exports(env, given={"RAY_SERVE_ENABLE_HA_PROXY": "0"})
+    assert "RAY_SERVE_ENABLE_HA_PROXY" not in exports, "a variable the caller set wins"
+    seen = subprocess.run(["sh", "-c", exports + 'printf "%s" "$RAY_SERVE_HAPROXY_BALANCE_ALGORITHM"'],
+                          capture_output=True, text=True, check=True).stdout
+    assert seen == env["RAY_SERVE_HAPROXY_BALANCE_ALGORITHM"] == "uri path-only"

@@ -1,6 +1,7 @@
 """A whole Auralis system on a fresh local Ray, in this process: for tests and benchmarks.
 
     python -m auralis_ray.serve.local --port 8100 [--metrics-port 8101] [--ingress haproxy|proxy|grpc]
+    python -m auralis_ray.serve.local --print-env     # what `make run` exports before Ray starts
 
 prints `READY <url>` once `/readyz` answers 200 and serves until SIGTERM/SIGINT. `make run` uses
 `serve run configs/serve.yaml` instead; this exists so a benchmark can start one system per
@@ -12,18 +13,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
 import time
 import urllib.request
 
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# Ray starts its workers at nice 15, so any ordinary process on the machine (a load generator, a
+# browser, a build) would preempt the fan-out of audio; the bare baseline it is compared to runs at 0.
+RAY_ENV: dict[str, str] = {"RAY_worker_niceness": "0"}
+
 # Ingress modes: the environment Ray Serve reads at start (see BENCHMARKS.md for the measurements).
 INGRESS_MODES: dict[str, dict[str, str]] = {
-    # HAProxy in front, tuned as the Makefile tunes it: a thread per 4 cores but at least 2, 64 KiB
-    # buffers, a listener's path hashed to one replica
+    # HAProxy in front (`make run`'s default): a thread per 4 cores but at least 2 (one thread relaying
+    # two replicas' frames was the bottleneck at 1,000 listeners; Ray's default of 4 costs 20 % more
+    # per listener on 2 cores), 64 KiB buffers (a 17.6 KB audio frame in one buffer), and each audio
+    # path (/ws/audio/<client_id>) hashed to one replica, so a reconnecting client_id meets, and
+    # replaces, its older socket (close 4000)
     "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-                "RAY_SERVE_HAPROXY_NBTHREAD": str(min(os.cpu_count() or 1, max(2, (os.cpu_count() or 4) // 4))),
+                "RAY_SERVE_HAPROXY_NBTHREAD": str(min(_cores(), max(2, _cores() // 4))),
                 "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": "65536",
                 "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM": "uri path-only"},
     "haproxy-default": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
@@ -34,6 +48,16 @@ INGRESS_MODES: dict[str, dict[str, str]] = {
     "grpc": {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
              "RAY_SERVE_PROXY_USE_GRPC": "1"},
 }
+
+
+def system_env(ingress: str = "haproxy") -> dict[str, str]:
+    """What Ray and Serve read at start for a local system with this ingress (`make run` included)."""
+    return {**RAY_ENV, **INGRESS_MODES[ingress]}
+
+
+def shell_exports(env: dict[str, str], given: dict[str, str] | os._Environ = os.environ) -> str:
+    """`export` lines for a shell's `eval`, leaving out what `given` already sets (so it wins)."""
+    return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items() if key not in given)
 
 
 def free_port() -> int:
@@ -58,12 +82,9 @@ def wait_ready(http_url: str, timeout: float = 90.0) -> None:
 def start_local(port: int, metrics_port: int, overrides: dict | None = None, ingress: str = "haproxy",
                 num_cpus: int = 4) -> str:
     """Start Ray (address="local") and Serve with Auralis; return the HTTP URL once ready."""
-    for key, value in INGRESS_MODES[ingress].items():
+    for key, value in system_env(ingress).items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")
-    # as `make run`: Ray's workers at nice 0, not 15, so audio fan-out is not preempted by any
-    # ordinary process (the load generator included)
-    os.environ.setdefault("RAY_worker_niceness", "0")
     os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
     os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
     import ray
@@ -94,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument("--ingress", choices=sorted(INGRESS_MODES), default="haproxy")
     parser.add_argument("--config-json", default="{}", help="configuration overrides, as JSON")
+    parser.add_argument("--print-env", action="store_true",
+                        help="print the ingress's environment as shell exports (for `make run`) and exit")
     args = parser.parse_args(argv)
+    if args.print_env:
+        print(shell_exports(system_env(args.ingress)), end="")
+        return 0
     url = start_local(args.port, args.metrics_port or free_port(), json.loads(args.config_json), args.ingress)
     print(f"READY {url}", flush=True)
 
