@@ -1,4 +1,7 @@
-"""Cost of Auralis's own per-listener work: N sessions pumped and drained per chunk, no sockets.
+"""Cost of Auralis's own per-listener work: N sessions fed one chunk per tick, no sockets.
+
+"queued" goes through each listener's outbox (pump + drain), "live" takes the common tick's
+one-step path (`ClientSession.take_live`) the replica's fan-out uses, falling back to the outbox.
 
     python benchmarks/bench_core.py [--listeners 1000] [--chunks 100]
 """
@@ -39,18 +42,23 @@ def main() -> int:
         s.pump(2.0)
         s.drain(2.0)
         sessions.append(s)
-    started = time.perf_counter()
-    for cid in range(20, 20 + args.chunks):
-        now = cid * CHUNK_SECONDS
-        ring.write_chunk(pool.encode_chunk(cid, now, pcm))
-        for s in sessions:
-            if s.status_due(now):
-                s.queue_status(now)
-            if s.pump(now):
-                s.note_sent(s.drain(now))
-    per = (time.perf_counter() - started) / args.chunks / args.listeners
-    print(f"{per * 1e6:.2f} µs per listener per chunk; {per * 10 * args.listeners * 100:.1f} % of a core "
-          f"for {args.listeners} listeners at 10 chunks/s")
+    first = 20
+    for path in ("queued", "live"):
+        started = time.perf_counter()
+        for cid in range(first, first + args.chunks):
+            now = cid * CHUNK_SECONDS
+            ring.write_chunk(pool.encode_chunk(cid, now, pcm))
+            for s in sessions:
+                if s.status_due(now):
+                    s.queue_status(now)
+                if path == "live" and s.take_live(now) is not None:
+                    continue
+                if s.pump(now):
+                    s.note_sent(s.drain(now, wire=True))
+        first += args.chunks
+        per = (time.perf_counter() - started) / args.chunks / args.listeners
+        print(f"{path:>6}: {per * 1e6:.2f} µs per listener per chunk; {per * 10 * args.listeners * 100:.1f} % "
+              f"of a core for {args.listeners} listeners at 10 chunks/s")
     return 0
 
 

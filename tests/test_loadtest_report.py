@@ -18,7 +18,8 @@ from auralis_ray.loadtest.frames import (
     encode_binary,
 )
 from auralis_ray.loadtest.procmon import ProcSample, cpu_percent_between
-from auralis_ray.loadtest.report import ProcessUsage, build_report, cpu_ratio, format_side_by_side
+from auralis_ray.loadtest.report import (ProcessUsage, build_report, cpu_ratio, format_report, format_side_by_side,
+                                        late_ticks)
 from auralis_ray.loadtest.session import ListenerSummary
 from auralis_ray.loadtest.stats import fraction_within, percentile, summarize
 
@@ -180,3 +181,17 @@ def test_config_validates_and_builds_uri():
                 dict(listeners=2, procs=3), dict(server_patterns=("(",))):
         with pytest.raises((ValueError, Exception)):
             LoadTestConfig(**bad)
+
+
+def test_late_ticks_tell_one_bad_tick_from_steady_overload():
+    # 3 ticks x 4 listeners; tick 11 is late for 3 of 4, tick 12 for 1 of 4
+    ids = np.array([10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12, 12])
+    lateness = np.array([5, 6, 7, 8, 60, 70, 80, 9, 5, 5, 5, 51.0])
+    seen, late, worst = late_ticks(lateness, ids, 50.0)
+    assert (seen, late) == (3, 2)
+    assert [(w.chunk_id, w.listeners, w.late_fraction, w.max_ms) for w in worst] == [(11, 4, 0.75, 80.0),
+                                                                                    (12, 4, 0.25, 51.0)]
+    r = build_report(_config(4), [_ok(i) for i in range(4)], lateness, window_s=1.0, window_chunk_ids=ids)
+    assert (r.ticks_in_window, r.ticks_with_late_chunks, r.worst_ticks[0].chunk_id) == (3, 2, 11)
+    assert "2 of 3; 11 75% 80 ms" in format_report(r)
+    assert late_ticks(lateness, ids[:3], 50.0) == (0, 0, [])  # mismatched inputs: nothing claimed

@@ -415,3 +415,65 @@ def test_drain_and_lifecycle():
     state = WebSocketClientState("x", None, ConnectionState.DISCONNECTED, 0, 0)
     with pytest.raises(IllegalTransition):
         state.transition(ConnectionState.ACTIVE)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fmt=st.sampled_from(["json", "binary"]),
+       steps=st.lists(st.tuples(st.integers(0, 3), st.sampled_from([None, "ping", "tier", "status"]),
+                                st.floats(0.0, 0.3)), max_size=40))
+def test_take_live_is_the_pump_drain_path_in_one_step(fmt, steps):
+    """The fan-out's one-step tick sends the same frames and leaves the same state as pump + drain."""
+    pool = AudioChunkPool(4)
+    rings = [filled_ring(20), filled_ring(20)]
+    queued, live = (session(ring, fmt=fmt, client_id="c1") for ring in rings)
+    sent: dict[int, list[bytes]] = {0: [], 1: []}
+    now, cid = 0.0, 20
+    for s in (queued, live):
+        s.open(now)
+    for new_chunks, message, dt in steps:
+        now += dt
+        for _ in range(new_chunks):
+            for ring in rings:
+                ring.write_chunk(pool.encode_chunk(cid, publish_time(EPOCH, cid), pcm(cid)))
+            cid += 1
+        for index, s in enumerate((queued, live)):
+            if message == "ping":
+                s.on_message('{"type": "ping", "timestamp": 1.0}', now)
+            elif message == "tier":
+                s.on_message('{"type": "buffer_control", "requested_tier": "stable"}', now)
+            elif message == "status":
+                s.queue_status(now)
+            frame = s.take_live(now) if s is live else None
+            if frame is not None:
+                sent[index].append(frame)
+            elif s.pump(now):
+                frames = s.drain(now, wire=True)
+                s.note_sent(frames)
+                sent[index].extend(frames)
+    assert sent[0] == sent[1]
+    a, b = queued, live
+    assert (a.chunks_sent, a.state.messages_sent, a.state.bytes_sent) == (b.chunks_sent, b.state.messages_sent,
+                                                                          b.state.bytes_sent)
+    assert a.ring.get_client_stats("c1") == b.ring.get_client_stats("c1")
+    ta, tb = a.state.jitter_tracker, b.state.jitter_tracker
+    assert (ta.total_chunks, list(ta.timestamps), ta.mean_jitter_ms) == (tb.total_chunks, list(tb.timestamps),
+                                                                         tb.mean_jitter_ms)
+    assert a.flow.tokens == pytest.approx(b.flow.tokens)
+
+
+def test_take_live_declines_whatever_is_not_the_common_tick():
+    ring = filled_ring(30)
+    s = session(ring, fmt="binary")
+    assert s.take_live(0.0) is None  # not opened: no cursor
+    s.open(0.0)
+    assert s.take_live(0.0) is None  # connection_established and the burst wait
+    s.pump(0.0)
+    s.drain(0.0)
+    assert s.take_live(0.0) is None  # nothing new
+    pool = AudioChunkPool(4)
+    ring.write_chunk(pool.encode_chunk(30, publish_time(EPOCH, 30), pcm(30)))
+    frame = s.take_live(0.1)
+    assert audio_ids([bytes(parse_frames(frame)[0].data)]) == [30]
+    for cid in (31, 32):
+        ring.write_chunk(pool.encode_chunk(cid, publish_time(EPOCH, cid), pcm(cid)))
+    assert s.take_live(0.2) is None  # two behind: the outbox path keeps order and pacing

@@ -72,6 +72,7 @@ class WorkerResult:
     summaries: list[ListenerSummary]
     lateness_ms: np.ndarray  # live chunks in the window, all listeners of the worker
     read_lateness_ms: np.ndarray  # the same chunks, by when the generator read them
+    chunk_ids: np.ndarray  # the chunk id of each lateness value
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -297,8 +298,9 @@ async def run_listeners(
     await asyncio.gather(*tasks, return_exceptions=True)
     lateness = [v for s in sessions for v in s.window_lateness_ms()]
     read_lateness = [v for s in sessions for v in s.window_lateness_ms(by_read=True)]
+    chunk_ids = [v for s in sessions for v in s.window_chunk_ids()]
     return WorkerResult([s.summary() for s in sessions], np.asarray(lateness, dtype=np.float64),
-                        np.asarray(read_lateness, dtype=np.float64))
+                        np.asarray(read_lateness, dtype=np.float64), np.asarray(chunk_ids, dtype=np.int64))
 
 
 # -- worker processes -----------------------------------------------------------------
@@ -438,7 +440,8 @@ async def run_loadtest_async(config: LoadTestConfig) -> LoadReport:
     summaries = sorted((s for r in results for s in r.summaries), key=lambda s: s.index)
     lateness = np.concatenate([r.lateness_ms for r in results]) if results else np.empty(0)
     read_lateness = np.concatenate([r.read_lateness_ms for r in results]) if results else np.empty(0)
+    chunk_ids = np.concatenate([r.chunk_ids for r in results]) if results else np.empty(0, dtype=np.int64)
     return build_report(
         config, summaries, lateness, window_s=wall, server=usage, generator_cpu_percent=gen_cpu,
-        read_lateness_ms=read_lateness,
+        read_lateness_ms=read_lateness, window_chunk_ids=chunk_ids,
     )

@@ -43,6 +43,16 @@ class GoalResult:
 
 
 @dataclass
+class LateChunk:
+    """One chunk id (one tick of the broadcast) and how its listeners received it."""
+
+    chunk_id: int
+    listeners: int
+    late_fraction: float  # of its arrivals, later than the goal's limit
+    max_ms: float
+
+
+@dataclass
 class LoadReport:
     label: str
     url: str
@@ -68,6 +78,10 @@ class LoadReport:
     # the same chunks by when the load generator read them: adds the generator's own queueing
     read_lateness_ms: Percentiles
     read_lateness_within_50ms: float | None
+    # are late chunks spread over every tick (steady overload) or a few bad ticks (a disturbance)?
+    ticks_in_window: int
+    ticks_with_late_chunks: int
+    worst_ticks: list[LateChunk]
     established_ms: Percentiles
     first_audio_ms: Percentiles
     unannounced_gaps: int
@@ -119,6 +133,23 @@ def evaluate_goals(report: LoadReport, goals: Goals, lateness_ms: np.ndarray) ->
     ]
 
 
+def late_ticks(lateness_ms: np.ndarray, chunk_ids: np.ndarray, limit_ms: float,
+               worst: int = 5) -> tuple[int, int, list[LateChunk]]:
+    """(ticks seen, ticks with any arrival later than `limit_ms`, the `worst` of them by late share)."""
+    if chunk_ids.size == 0 or chunk_ids.size != lateness_ms.size:
+        return 0, 0, []
+    ids, index = np.unique(chunk_ids, return_inverse=True)
+    arrivals = np.bincount(index, minlength=ids.size)
+    late = np.bincount(index, weights=lateness_ms > limit_ms, minlength=ids.size)
+    peak = np.full(ids.size, -np.inf)
+    np.maximum.at(peak, index, lateness_ms)
+    order = np.lexsort((-peak, -late / arrivals))
+    chosen = [i for i in order[:worst] if late[i] > 0]
+    return int(ids.size), int(np.count_nonzero(late)), [
+        LateChunk(int(ids[i]), int(arrivals[i]), float(late[i] / arrivals[i]), float(peak[i])) for i in chosen
+    ]
+
+
 def build_report(
     config: LoadTestConfig,
     summaries: Sequence[ListenerSummary],
@@ -128,6 +159,7 @@ def build_report(
     server: ProcessUsage | None = None,
     generator_cpu_percent: float | None = None,
     read_lateness_ms: Iterable[float] | np.ndarray | None = None,
+    window_chunk_ids: Sequence[int] | np.ndarray | None = None,
 ) -> LoadReport:
     lateness = np.asarray(
         window_lateness_ms if isinstance(window_lateness_ms, np.ndarray) else list(window_lateness_ms),
@@ -137,6 +169,9 @@ def build_report(
         read_lateness_ms if isinstance(read_lateness_ms, np.ndarray) else list(read_lateness_ms),
         dtype=np.float64,
     )
+    ticks, late_count, worst = late_ticks(
+        lateness, np.asarray(window_chunk_ids if window_chunk_ids is not None else [], dtype=np.int64),
+        config.goals.lateness_limit_ms)
     server = server or ProcessUsage()
     connected = [s for s in summaries if s.connected]
     n = len(connected)
@@ -172,6 +207,9 @@ def build_report(
         lateness_within_20ms=fraction_within(lateness, 20.0),
         read_lateness_ms=summarize(read_lateness),
         read_lateness_within_50ms=fraction_within(read_lateness, 50.0),
+        ticks_in_window=ticks,
+        ticks_with_late_chunks=late_count,
+        worst_ticks=worst,
         established_ms=summarize([s.established_ms for s in connected if s.established_ms is not None]),
         first_audio_ms=summarize([s.first_audio_ms for s in connected if s.first_audio_ms is not None]),
         unannounced_gaps=sum(s.unannounced_gaps for s in summaries),
@@ -228,6 +266,9 @@ def _rows(r: LoadReport) -> list[tuple[str, str]]:
         ("within 50 ms / 20 ms", f"{pct(r.lateness_within_50ms)} / {pct(r.lateness_within_20ms)}"),
         ("read by generator: p99 ms, within 50 ms",
          f"{_fmt(r.read_lateness_ms.p99)}, {pct(r.read_lateness_within_50ms)}"),
+        ("ticks with late chunks (worst: id late% max)",
+         f"{r.ticks_with_late_chunks} of {r.ticks_in_window}"
+         + "".join(f"; {w.chunk_id} {w.late_fraction:.0%} {w.max_ms:.0f} ms" for w in r.worst_ticks[:3])),
         ("established p50/p99 ms", f"{_fmt(r.established_ms.p50)}/{_fmt(r.established_ms.p99)}"),
         ("first audio p50/p99/max ms", f"{_fmt(fa.p50)}/{_fmt(fa.p99)}/{_fmt(fa.max)}"),
         ("unannounced gaps (missing chunks)", f"{r.unannounced_gaps} ({r.missing_chunks})"),

@@ -28,7 +28,6 @@ from ..actors.system import ensure_system, synthesis_handle
 from ..config import PerformanceConfig, config_from_json, load_config
 from ..monitor.gc_config import GCPauseTracker, ScheduledFullCollection
 from ..monitor.metrics import get_metrics
-from ..monitor.stats import nearest_rank
 from ..music.params import StationParams
 from . import state
 from .hub import ListenerHub
@@ -159,12 +158,6 @@ async def api_control(request: Request) -> Response:
     return JSONResponse({"station": name, "params": params})
 
 
-def _p50_p99(name: str, values) -> dict:
-    ordered = sorted(values)
-    return {f"{name}_{label}": nearest_rank(ordered, q) if ordered else None
-            for label, q in (("p50", 0.50), ("p99", 0.99))}
-
-
 async def api_metrics(request: Request) -> Response:
     hub = current_hub()
     feeds = {}
@@ -173,8 +166,7 @@ async def api_metrics(request: Request) -> Response:
             "listeners": len(feed.listeners),
             "published_chunks": feed.published,
             "fetch_failures": feed.fetch_failures,
-            **_p50_p99("publish_lateness_ms", feed.publish_lateness_ms),
-            **_p50_p99("fanout_ms", feed.fanout_ms),
+            **feed.tick_stats(),
             "seconds_since_station_answered": None if feed.last_fetch_ok is None
             else round(time.time() - feed.last_fetch_ok, 3),
         }

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ..config import PerformanceConfig
 from ..monitor.gc_config import ScheduledFullCollection
 from ..monitor.metrics import PerformanceMetrics
+from ..monitor.stats import nearest_rank
 from ..stream import protocol as p
 from ..stream.broadcast import BroadcastRingBuffer
 from ..stream.client import ClientSession
@@ -25,6 +26,8 @@ from ..stream.schedule import live_chunk_id
 from .direct import DirectWriter
 
 log = logging.getLogger(__name__)
+
+_QUANTILES = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
 
 
 @dataclass
@@ -43,6 +46,19 @@ class Listener:
             elif self.sender is not None:
                 self.sender.cancel()
         self.wake.set()
+
+    def send_live(self, now: float) -> bool:
+        """Direct writes, the common tick: write the newest chunk if it is all there is to send.
+        False: nothing was done (use the session's pump and `flush`)."""
+        writer = self.writer
+        if writer is None or self.session.closing is not None or writer.closed or not writer.has_room():
+            return False
+        frame = self.session.take_live(now)
+        if frame is None:
+            return False
+        self.session.sending_since = None
+        writer.transport.write(frame)
+        return True
 
     def flush(self, now: float) -> None:
         """Direct writes: send what the session has, unless the socket still holds too much."""
@@ -76,8 +92,8 @@ class StationFeed:
         self.fetch_failures = 0
         self.last_fetch_ok: float | None = None
         self.published = 0
-        self.publish_lateness_ms: deque[float] = deque(maxlen=600)
-        self.fanout_ms: deque[float] = deque(maxlen=600)  # how long one tick takes for all listeners
+        # the last minute of ticks: (chunk_id, published at, publish lateness ms, fan-out ms, listeners)
+        self.ticks: deque[tuple[int, float, float, float, int]] = deque(maxlen=600)
         self.ready = asyncio.Event()
         self._new_pending = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -157,20 +173,20 @@ class StationFeed:
         if delay > 0:
             await asyncio.sleep(delay)
         now = time.time()
-        wrote = False
+        newest = None
         while self.pending and self.pending[0].timestamp <= now:
             chunk = self.pending.popleft()
             if self.ring.latest_id is not None and chunk.chunk_id <= self.ring.latest_id:
                 continue
             self.ring.write_chunk(chunk)
             self.published += 1
-            self.publish_lateness_ms.append((now - chunk.timestamp) * 1000)
             self.metrics.observe_chunk_jitter(self.name, (now - chunk.timestamp) * 1000)
-            wrote = True
-        if wrote:
+            newest = chunk
+        if newest is not None:
             self.ready.set()
             self.tick(now)
-            self.fanout_ms.append((time.time() - now) * 1000)
+            self.ticks.append((newest.chunk_id, now, (now - newest.timestamp) * 1000,
+                               (time.time() - now) * 1000, len(self.listeners)))
             if self.full_gc is not None and self.full_gc.due(now):
                 # behind the other stations' fan-out of this tick, if it is due too
                 asyncio.get_running_loop().call_soon(self.full_gc.collect, time.time())
@@ -189,6 +205,8 @@ class StationFeed:
                     continue
                 if session.status_due(now):
                     session.queue_status(now)
+                if listener.send_live(now):
+                    continue
                 if session.pump(now):
                     if listener.writer is None or session.closing is not None:
                         listener.wake.set()
@@ -198,6 +216,19 @@ class StationFeed:
                 log.exception("listener %s failed; closing it", session.client_id)
                 self.metrics.inc_websocket_errors("internal")
                 listener.close(p.CloseCode.POLICY_VIOLATION, "internal error")
+
+    def tick_stats(self, slowest: int = 5) -> dict:
+        """Publish lateness and fan-out time over the last minute, and the slowest ticks in it."""
+        late = sorted(t[2] for t in self.ticks)
+        fanout = sorted(t[3] for t in self.ticks)
+        worst = sorted(self.ticks, key=lambda t: t[2] + t[3], reverse=True)[:slowest]
+        return {
+            **{f"publish_lateness_ms_{label}": nearest_rank(late, q) if late else None for label, q in _QUANTILES},
+            **{f"fanout_ms_{label}": nearest_rank(fanout, q) if fanout else None for label, q in _QUANTILES},
+            "slowest_ticks": [{"chunk_id": cid, "published_at": round(at, 4), "publish_lateness_ms": round(lateness, 2),
+                               "fanout_ms": round(took, 2), "listeners": count}
+                              for cid, at, lateness, took, count in worst],
+        }
 
     def live_id(self, now: float) -> int | None:
         return None if self.epoch is None else live_chunk_id(self.epoch, now)

@@ -191,6 +191,36 @@ class ClientSession:
                 self._overflow(item, now)
         return bool(self.control) or self.outbox.get_depth() > 0
 
+    def take_live(self, now: float) -> bytes | None:
+        """The common tick in one step, as a wire frame: the newest chunk, when it is the only one
+        this listener has not had and nothing else waits (no control message, an empty outbox, a
+        token to spend). Same effects as pump() + drain(wire=True) + note_sent(); None: use those.
+        """
+        ring, outbox = self.ring, self.outbox
+        position = ring.write_position
+        if (self.control or outbox.write_cursor != outbox.read_cursor or position is None
+                or self.state.connection_state is ConnectionState.DISCONNECTED):
+            return None
+        cursor = ring.client_cursors.get(self.client_id)
+        if cursor is None or cursor.read_position != position - 1:
+            return None
+        chunk = ring.get(position - 1)
+        if chunk is None or self.buffer_cfg.enable_token_bucket and not self.flow.consume(now):
+            return None
+        cursor.read_position = position  # what ring.read_chunk does for a held chunk
+        cursor.chunks_read += 1
+        cursor.last_read_time = now
+        frame = chunk.wire_frame(self.fmt, 0, outbox.current_tier)
+        self.chunks_sent += 1
+        tracker = self.state.jitter_tracker
+        if chunk.chunk_id > self.burst_end:
+            tracker.record_chunk(chunk.timestamp, now, chunk.chunk_id)
+        else:
+            tracker.total_chunks += 1
+        self.state.messages_sent += 1
+        self.state.bytes_sent += len(frame)
+        return frame
+
     def _overflow(self, item: EncodedChunk, now: float) -> None:
         """The socket is not draining: drop the queue and jump to just behind the live edge."""
         dropped_from = item.chunk_id - self.outbox.clear()

@@ -32,7 +32,8 @@ class TokenBucket:
         self.last_refill = now
 
     def consume(self, now: float, tokens: int = 1) -> bool:
-        self._refill(now)
+        if now != self.last_refill:
+            self._refill(now)
         if self.tokens >= tokens:
             self.tokens -= tokens
             return True
