@@ -62,6 +62,10 @@ class BufferConfig(_Section):
     # seconds ahead, so a call a second keeps the replica 2-3 s ahead at a tenth of the actor calls
     # (and their CPU on both sides) of a call per 100 ms tick.
     replica_fetch_interval_sec: float = Field(default=1.0, gt=0.0)
+    # A replica is ready for listeners (`/readyz`) once it holds this much audio past the live edge:
+    # at start-up synthesis is still warming up, and a listener let in while the replica held
+    # nothing ahead waited 0.4 s for its fifth chunk
+    ready_ahead_chunks: int = Field(default=10, ge=0)
 
 
 class ConcurrencyConfig(_Section):
@@ -276,6 +280,10 @@ class PerformanceConfig(BaseSettings):
         if self.buffer.replica_fetch_interval_sec * 2 > self.buffer.replica_prefetch_chunks * CHUNK_SECONDS:
             raise ValueError("buffer.replica_fetch_interval_sec must be at most half of what "
                              f"buffer.replica_prefetch_chunks covers ({CHUNK_SECONDS:g} s a chunk)")
+        if self.buffer.ready_ahead_chunks + self.buffer.replica_fetch_interval_sec / CHUNK_SECONDS \
+                > self.buffer.replica_prefetch_chunks:
+            raise ValueError("buffer.ready_ahead_chunks plus a fetch interval's chunks must fit in "
+                             "buffer.replica_prefetch_chunks (or readiness would flicker between fetches)")
         if self.gpu.render_block_chunks > self.buffer.lookahead_chunks:
             raise ValueError("gpu.render_block_chunks must not exceed buffer.lookahead_chunks")
         return self

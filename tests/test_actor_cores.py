@@ -72,7 +72,7 @@ def test_station_asks_synthesis_to_continue_past_its_live_edge():
 
 def test_synthesis_renders_all_stations_ahead_in_one_call_and_applies_changes_between_renders():
     core = SynthesisCore(config_json(buffer={"lookahead_chunks": 20, "replica_prefetch_chunks": 5,
-                                             "replica_fetch_interval_sec": 0.2},
+                                             "ready_ahead_chunks": 2, "replica_fetch_interval_sec": 0.2},
                                      gpu={"render_block_chunks": 10}))
     now = publish_time(EPOCH, 100)
     core.attach("a", EPOCH, 102, StationParams.from_preset("focus"), 1, handle=None)
@@ -83,6 +83,9 @@ def test_synthesis_renders_all_stations_ahead_in_one_call_and_applies_changes_be
     rendered = asyncio.run(core.render())
     assert {name: first for name, (first, _) in rendered.items()} == {"a": 102, "b": 102}
     assert all(len(pcm) == 10 * CHUNK_BYTES for _, pcm in rendered.values())
+    for name, (_, pcm) in rendered.items():  # attached 10 s into the timeline: sounding from its first chunk
+        first_chunk = np.frombuffer(pcm[:CHUNK_BYTES], "<i2").astype(np.float64) / 32768.0
+        assert np.sqrt(np.mean(first_chunk ** 2)) > 0.01, name
     assert core.engine.render_count == 1 and core.blocks_rendered == 1
     second = asyncio.run(core.render())
     assert second["a"][0] == 112 and not core.needs_render(now)

@@ -31,6 +31,7 @@ def test_environment_overrides_nested(monkeypatch):
     ({"AURALIS__BUFFER__JITTER_EMA_ALPHA": "abc"}, "AURALIS__BUFFER__JITTER_EMA_ALPHA"),
     ({"AURALIS__SERVER__STATIONS": '[{"name":"a"},{"name":"a"}]'}, "server.stations"),
     ({"AURALIS__BUFFER__REPLICA_FETCH_INTERVAL_SEC": "2.5"}, "buffer.replica_fetch_interval_sec"),
+    ({"AURALIS__BUFFER__READY_AHEAD_CHUNKS": "25"}, "buffer.ready_ahead_chunks"),
 ])
 def test_bad_values_fail_naming_the_setting(monkeypatch, env, named):
     for key, value in env.items():

@@ -64,3 +64,14 @@ def test_stereo_not_mono():
     x = render("focus").astype(np.float64)
     side = x[:, 0] - x[:, 1]
     assert np.sqrt((side**2).mean()) > 0.1 * np.sqrt((x**2).mean())
+
+
+@pytest.mark.parametrize("start_chunk", [50, 360_000])  # 5 s and 10 h into the station's timeline
+def test_a_station_attached_mid_timeline_sounds_from_its_first_chunk(start_chunk):
+    """A restarted synthesis actor attaches each station where its timeline continues: the audio
+    goes on there, with no silence while the engine would count up to that point."""
+    e = OptimizedSynthesisEngine(device="cpu")
+    e.add_station("s", StationParams.from_preset("focus"), 1, start_frame=start_chunk * 4410)
+    x = np.concatenate([e.render_block()["s"] for _ in range(6)])
+    assert dropouts(x, skip_s=0.0) == 0
+    assert clicks(x).count == 0

@@ -165,6 +165,7 @@ async def api_metrics(request: Request) -> Response:
         feeds[name] = {
             "listeners": len(feed.listeners),
             "published_chunks": feed.published,
+            "ahead_chunks": feed.ahead_chunks(time.time()),
             "fetch_failures": feed.fetch_failures,
             **feed.tick_stats(),
             "seconds_since_station_answered": None if feed.last_fetch_ok is None

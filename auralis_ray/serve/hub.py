@@ -233,10 +233,18 @@ class StationFeed:
     def live_id(self, now: float) -> int | None:
         return None if self.epoch is None else live_chunk_id(self.epoch, now)
 
+    def ahead_chunks(self, now: float) -> int | None:
+        """How far past the live edge this replica holds the station's audio."""
+        live = self.live_id(now)
+        return None if live is None or self.newest_known < 0 else self.newest_known - live
+
     def is_ready(self, now: float, max_behind_chunks: int = 5) -> bool:
-        """Publishing within `max_behind_chunks` of the live edge."""
+        """Publishing within `max_behind_chunks` of the live edge, holding `buffer.ready_ahead_chunks`
+        past it."""
         latest, live = self.ring.latest_id, self.live_id(now)
-        return latest is not None and live is not None and live - latest <= max_behind_chunks
+        if latest is None or live is None or live - latest > max_behind_chunks:
+            return False
+        return self.newest_known - live >= self.config.buffer.ready_ahead_chunks
 
     def add(self, session: ClientSession) -> Listener:
         listener = Listener(session)

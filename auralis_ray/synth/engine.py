@@ -92,7 +92,7 @@ class _Station:
     composer: Composer
     schedule: LaneSchedule
     mix: np.ndarray
-    frame: int = 0  # local frames rendered since add_station
+    frame: int = 0  # the station's timeline position (absolute frames, as the composer's notes are)
     fade_left: int = FADE_IN_FRAMES
 
 
@@ -142,7 +142,7 @@ class OptimizedSynthesisEngine:
         self._stations[station] = _Station(
             name=station, params=params, seed=int(seed),
             composer=Composer(params, seed, self.sample_rate, start_frame=start_frame, grid=GRID),
-            schedule=LaneSchedule.empty(), mix=mix_matrix(dry, wet),
+            schedule=LaneSchedule.empty(), mix=mix_matrix(dry, wet), frame=start_frame,
         )
         fresh = {"tone": self.tone.zero_state(1, 2, self.device)}
         fresh.update(self.reverb.zero_state(1, self.device))
