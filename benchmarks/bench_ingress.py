@@ -96,13 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     # adds another contender for the two cores at each tick (measured: 99.2 % against 95-97 % within
     # 50 ms through HAProxy, BENCHMARKS.md)
     parser.add_argument("--procs", type=int, default=1, help="load generator processes")
+    parser.add_argument("--nice", type=int, default=10, help="load generator priority (see `auralis loadtest --nice`)")
     parser.add_argument("--replicas", type=int, default=1, help="ingress replicas (haproxy balances them)")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds the idle server is measured")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     base_config = LoadTestConfig(listeners=args.listeners, seconds=args.seconds, format=args.format,
-                                 procs=args.procs, idle_s=args.idle, settle_s=2.0)
+                                 procs=args.procs, nice=args.nice, idle_s=args.idle, settle_s=2.0)
     reports: dict[str, LoadReport] = {}
     for mode in args.modes:
         port = free_port()

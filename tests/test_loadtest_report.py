@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 
 import numpy as np
 import pytest
@@ -66,6 +67,7 @@ def test_clean_run_passes_and_serializes():
     r = build_report(_config(10), summaries, lateness, window_s=10.0, server=usage,
                      generator_cpu_percent=12.0)
     assert r.passed and all(g.ok for g in r.goals)
+    assert r.generator_nice == 10 and "nice=10" in format_report(r)
     assert (r.listeners_connected, r.listeners_failed, r.chunks_received) == (10, 0, 600)
     assert r.first_audio_ms.p50 == 12.0 and r.first_audio_ms.max == 17.0
     assert r.server_cpu_percent_per_listener == pytest.approx(2.5)
@@ -178,7 +180,7 @@ def test_config_validates_and_builds_uri():
     c = LoadTestConfig(url="ws://127.0.0.1:8000/", station="a b", format="json", tier="stable")
     assert c.listener_uri("x1") == "ws://127.0.0.1:8000/ws/audio/x1?station=a%20b&format=json&buffer_tier=stable"
     for bad in (dict(url="http://x"), dict(format="xml"), dict(tier="huge"), dict(listeners=0),
-                dict(listeners=2, procs=3), dict(server_patterns=("(",))):
+                dict(listeners=2, procs=3), dict(server_patterns=("(",)), dict(nice=-1), dict(nice=20)):
         with pytest.raises((ValueError, Exception)):
             LoadTestConfig(**bad)
 
@@ -195,3 +197,15 @@ def test_late_ticks_tell_one_bad_tick_from_steady_overload():
     assert (r.ticks_in_window, r.ticks_with_late_chunks, r.worst_ticks[0].chunk_id) == (3, 2, 11)
     assert "2 of 3; 11 75% 80 ms" in format_report(r)
     assert late_ticks(lateness, ids[:3], 50.0) == (0, 0, [])  # mismatched inputs: nothing claimed
+
+
+def test_listener_processes_yield_priority_and_never_raise_it():
+    import subprocess
+    import sys
+
+    code = "from auralis_ray.loadtest.client import yield_priority; print(yield_priority({}))"
+    lowered = subprocess.run([sys.executable, "-c", code.format(7)], capture_output=True, text=True, check=True)
+    assert int(lowered.stdout) == max(7, os.getpriority(os.PRIO_PROCESS, 0))
+    kept = subprocess.run(["nice", "-n", "12", sys.executable, "-c", code.format(3)], capture_output=True,
+                          text=True, check=True)
+    assert int(kept.stdout) >= 12  # already lower: left as it is

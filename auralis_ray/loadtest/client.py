@@ -305,7 +305,17 @@ async def run_listeners(
 
 # -- worker processes -----------------------------------------------------------------
 
+def yield_priority(nice: int) -> int:
+    """Lower this process's priority to `nice` (never raise it); first thing, so every thread it
+    starts inherits it (Linux keeps a nice value per thread). Returns the nice value in effect."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def _worker_main(config: LoadTestConfig, indices: list[int], run_id: str, conn: Any) -> None:
+    yield_priority(config.nice)
     conn.send(("ready", os.getpid()))
     schedule = conn.recv()
     if schedule is None:
@@ -398,7 +408,9 @@ async def run_loadtest_async(config: LoadTestConfig) -> LoadReport:
     """The same as `run_loadtest`, inside a running event loop."""
     run_id = secrets.token_hex(4)
     server = server_process_set(config)
-    workers = _Workers(config, run_id) if config.procs > 1 else None
+    # listeners run in worker processes when there are several or they run at a lower priority
+    # (this process measures, and may start a baseline server after, at its own priority)
+    workers = _Workers(config, run_id) if config.procs > 1 or config.nice > 0 else None
     try:
         # 1. idle: the server with no listener, once the workers have started (their start-up would
         # compete with the server for the cores and blur the idle figure)

@@ -37,6 +37,11 @@ class LoadTestConfig:
     station: str = "default"
     tier: str = "normal"
     procs: int = 1  # worker processes the listeners are split across
+    # The listener processes' scheduling priority (nice, 0-19). Lateness is taken from the kernel's
+    # arrival stamps, not from when the generator reads, and the generator stands in for listeners
+    # on other machines: on a shared machine it yields the cores to the server under test rather
+    # than competing with it as an equal (0).
+    nice: int = 10
     ramp_rate: float = 200.0  # connections opened per second
     settle_s: float = 1.0  # after the last connection opens, before the window starts
     idle_s: float = 1.0  # server CPU/RSS sampled with no listener, before the ramp
@@ -62,6 +67,8 @@ class LoadTestConfig:
             raise ValueError(f"tier must be one of {tuple(TIER_TARGET_MS)}, got {self.tier!r}")
         if not 1 <= self.procs <= self.listeners:
             raise ValueError("procs must be between 1 and the number of listeners")
+        if not 0 <= self.nice <= 19:
+            raise ValueError("nice must be between 0 and 19")
         if self.ramp_rate <= 0:
             raise ValueError("ramp_rate must be positive")
         if self.settle_s < 0 or self.idle_s < 0:

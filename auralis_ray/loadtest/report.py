@@ -60,6 +60,7 @@ class LoadReport:
     station: str
     tier: str
     procs: int
+    generator_nice: int
     ramp_s: float
     window_s: float
     listeners_requested: int
@@ -190,6 +191,7 @@ def build_report(
         station=config.station,
         tier=config.tier,
         procs=config.procs,
+        generator_nice=config.nice,
         ramp_s=config.ramp_s,
         window_s=window_s,
         listeners_requested=config.listeners,
@@ -290,7 +292,7 @@ def _rows(r: LoadReport) -> list[tuple[str, str]]:
 
 def format_report(r: LoadReport) -> str:
     head = (f"{r.label}: {r.url} format={r.format} station={r.station} tier={r.tier} "
-            f"procs={r.procs} ramp={r.ramp_s:.1f}s window={r.window_s:.1f}s")
+            f"procs={r.procs} nice={r.generator_nice} ramp={r.ramp_s:.1f}s window={r.window_s:.1f}s")
     rows = _rows(r)
     width = max(len(k) for k, _ in rows)
     return "\n".join([head, *(f"  {k:<{width}}  {v}" for k, v in rows)])
