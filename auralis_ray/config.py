@@ -66,6 +66,10 @@ class BufferConfig(_Section):
     # at start-up synthesis is still warming up, and a listener let in while the replica held
     # nothing ahead waited 0.4 s for its fifth chunk
     ready_ahead_chunks: int = Field(default=10, ge=0)
+    # A restarted synthesis actor starts each station's new timeline this far before the end of
+    # what the station holds, and the station crossfades the overlap (equal power): the old
+    # timeline's last note would otherwise stop dead mid-wave, a click. 0: a plain cut.
+    restart_crossfade_chunks: int = Field(default=10, ge=0)
 
 
 class ConcurrencyConfig(_Section):
@@ -284,6 +288,9 @@ class PerformanceConfig(BaseSettings):
                 > self.buffer.replica_prefetch_chunks:
             raise ValueError("buffer.ready_ahead_chunks plus a fetch interval's chunks must fit in "
                              "buffer.replica_prefetch_chunks (or readiness would flicker between fetches)")
+        if self.buffer.restart_crossfade_chunks >= self.gpu.render_block_chunks:
+            raise ValueError("buffer.restart_crossfade_chunks must be below gpu.render_block_chunks "
+                             "(the overlap comes in the new timeline's first block)")
         if self.gpu.render_block_chunks > self.buffer.lookahead_chunks:
             raise ValueError("gpu.render_block_chunks must not exceed buffer.lookahead_chunks")
         return self

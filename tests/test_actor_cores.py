@@ -65,14 +65,17 @@ def test_station_asks_synthesis_to_continue_past_its_live_edge():
     now = publish_time(EPOCH, 500)
     assert station.next_needed_chunk(now) == 502  # empty after a restart: just past live
     station.ingest(502, b"\x00" * CHUNK_BYTES * 40)
-    assert station.next_needed_chunk(now) == 542
+    assert station.next_needed_chunk(now) == 532  # 10 chunks before the end held: crossfaded in
+    station.fetch(501, horizon_chunks=33, now=now)  # a replica took up to 533
+    assert station.next_needed_chunk(now) == 542  # nothing left to crossfade over: a plain continuation
     info = station.info(now + 3 * CHUNK_SECONDS)
     assert info["ready"] and info["lookahead_chunks"] == 541 - 503
 
 
 def test_synthesis_renders_all_stations_ahead_in_one_call_and_applies_changes_between_renders():
     core = SynthesisCore(config_json(buffer={"lookahead_chunks": 20, "replica_prefetch_chunks": 5,
-                                             "ready_ahead_chunks": 2, "replica_fetch_interval_sec": 0.2},
+                                             "ready_ahead_chunks": 2, "replica_fetch_interval_sec": 0.2,
+                                             "restart_crossfade_chunks": 5},
                                      gpu={"render_block_chunks": 10}))
     now = publish_time(EPOCH, 100)
     core.attach("a", EPOCH, 102, StationParams.from_preset("focus"), 1, handle=None)
@@ -92,3 +95,25 @@ def test_synthesis_renders_all_stations_ahead_in_one_call_and_applies_changes_be
     core.set_params("a", StationParams.from_preset("focus").updated(key="E"))
     core.apply_commands()
     assert core.engine.stations() == ["a", "b"]
+
+
+def test_a_restarted_timeline_is_crossfaded_into_the_held_audio():
+    station = StationCore("s", EPOCH, load_config().buffer)
+    now = publish_time(EPOCH, 500)
+    start = station.next_needed_chunk(now)
+    old = np.full((40 * CHUNK_BYTES) // 2, 8000, dtype="<i2").tobytes()
+    station.ingest(start, old)  # held to start + 40
+    point = station.next_needed_chunk(now)  # synthesis restarted
+    assert point == start + 30
+    new = np.full((20 * CHUNK_BYTES) // 2, -8000, dtype="<i2").tobytes()
+    assert station.ingest(point, new) == start + 50
+    pcm = np.frombuffer(b"".join(station.ring.get(c).pcm for c in range(start, start + 50)), "<i2")
+    frames = pcm.reshape(-1, 2)[:, 0].astype(float)
+    fade = frames[30 * 4410:40 * 4410]
+    assert frames[30 * 4410 - 1] == 8000 and frames[40 * 4410] == -8000
+    assert fade[0] > 7900 and fade[-1] < -7900 and np.all(np.diff(fade) <= 0)  # smooth, no step
+    assert np.max(np.abs(np.diff(frames))) < 10  # the largest sample step anywhere (a cut: 16000)
+    assert station.crossfades == 1
+    binary = station.ring.get(start + 35).binary
+    assert binary[16:] == pcm[35 * CHUNK_BYTES // 2:36 * CHUNK_BYTES // 2].tobytes()  # re-encoded
+    assert station.ingest(point, new) == start + 50 and station.crossfades == 1  # a retry: nothing more

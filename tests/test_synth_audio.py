@@ -75,3 +75,28 @@ def test_a_station_attached_mid_timeline_sounds_from_its_first_chunk(start_chunk
     x = np.concatenate([e.render_block()["s"] for _ in range(6)])
     assert dropouts(x, skip_s=0.0) == 0
     assert clicks(x).count == 0
+
+
+def test_a_restarted_synthesis_timeline_joins_the_held_audio_without_a_click():
+    """Synthesis restarts: a new timeline (new engine, same station) starts inside what the station
+    holds and is crossfaded in (cut off instead, the old timeline's last notes stop dead: a step)."""
+    from auralis_ray.config import load_config
+    from auralis_ray.stream.schedule import publish_time
+    from auralis_ray.stream.station import StationCore
+
+    params, epoch = StationParams.from_preset("focus"), 1_000_000.0
+    station = StationCore("s", epoch, load_config().buffer)
+    now = publish_time(epoch, 100)
+    first = station.next_needed_chunk(now)
+    old = OptimizedSynthesisEngine(device="cpu", block_frames=20 * 4410)
+    old.add_station("s", params, 1, start_frame=first * 4410)
+    for block in range(3):
+        station.ingest(first + 20 * block, old.render_block()["s"].tobytes())
+    point = station.next_needed_chunk(now)
+    assert point == first + 50  # 10 chunks before the end of what is held
+    new = OptimizedSynthesisEngine(device="cpu", block_frames=20 * 4410)
+    new.add_station("s", params, 1, start_frame=point * 4410)
+    station.ingest(point, new.render_block()["s"].tobytes())
+    joined = np.frombuffer(b"".join(station.ring.get(c).pcm for c in range(first, point + 20)), "<i2")
+    assert clicks(joined.reshape(-1, 2)).count == 0
+    assert dropouts(joined.reshape(-1, 2), skip_s=0.0) == 0

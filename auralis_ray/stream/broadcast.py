@@ -82,6 +82,12 @@ class BroadcastRingBuffer:
         chunk = self.slots[chunk_id % self.capacity]
         return chunk if chunk is not None and chunk.chunk_id == chunk_id else None
 
+    def replace(self, chunk: EncodedChunk) -> None:
+        """Put a new version of a held chunk in its place (readers that already took it keep theirs)."""
+        if not self.holds(chunk.chunk_id):
+            raise KeyError(f"chunk {chunk.chunk_id} is not held")
+        self.slots[chunk.chunk_id % self.capacity] = chunk
+
     def holds(self, chunk_id: int) -> bool:
         return self.get(chunk_id) is not None
 

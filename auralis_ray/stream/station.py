@@ -11,6 +11,8 @@ import time
 from collections import deque
 from typing import Callable
 
+import numpy as np
+
 from ..config import BufferConfig
 from .broadcast import BroadcastRingBuffer
 from .pool import AudioChunkPool
@@ -29,19 +31,30 @@ class StationCore:
         self.on_encode = on_encode
         self.attach_points: deque[int] = deque(maxlen=8)
         self.refused_pushes = 0
+        self.crossfade_chunks = buffer.restart_crossfade_chunks
+        self.prefetch_chunks = buffer.replica_prefetch_chunks
+        self.served_upto = -1  # the newest chunk_id a replica may have fetched
+        self.crossfades = 0
 
     def ingest(self, first_chunk_id: int, pcm: bytes) -> int:
         """Store consecutive chunks rendered by synthesis; returns the next chunk_id wanted.
 
         Only a continuation is accepted: a block that starts at or before what is held, or exactly at
         a point this station instance asked synthesis to continue from. A push from a timeline this
-        instance never asked for (in flight across a restart) would leave a hole, and is refused.
+        instance never asked for (in flight across a restart) would leave a hole, and is refused. A
+        new timeline that starts inside what is held (a restarted synthesis actor, see
+        `next_needed_chunk`) is crossfaded into the held chunks it overlaps.
         """
         if len(pcm) % CHUNK_BYTES:
             raise ValueError(f"PCM length {len(pcm)} is not a whole number of chunks")
         held_to = self.ring.write_position
+        attached = first_chunk_id in self.attach_points
+        if attached:
+            self.attach_points.remove(first_chunk_id)  # used once: a retried delivery is a duplicate
+            if held_to is not None and self.served_upto < first_chunk_id < held_to:
+                self._crossfade(first_chunk_id, pcm[:(held_to - first_chunk_id) * CHUNK_BYTES])
         continues = held_to is not None and first_chunk_id <= held_to
-        if not continues and first_chunk_id not in self.attach_points:
+        if not continues and not attached:
             self.refused_pushes += 1
             if held_to is not None:
                 return held_to
@@ -57,13 +70,32 @@ class StationCore:
             self.ring.write_chunk(chunk)
         return self.ring.write_position
 
+    def _crossfade(self, first_chunk_id: int, new_pcm: bytes) -> None:
+        """Blend a new timeline's first chunks into the held end of the old one (equal power), in place."""
+        old = b"".join(self.ring.get(cid).pcm for cid in range(first_chunk_id, first_chunk_id + len(new_pcm) // CHUNK_BYTES))
+        a = np.frombuffer(old, "<i2").reshape(-1, 2).astype(np.float32)
+        b = np.frombuffer(new_pcm, "<i2").reshape(-1, 2).astype(np.float32)
+        t = (np.arange(len(a), dtype=np.float32) + 0.5)[:, None] * (np.float32(np.pi / 2) / len(a))
+        mixed = np.clip(np.rint(a * np.cos(t) + b * np.sin(t)), -32767, 32767).astype("<i2").tobytes()
+        for i in range(len(mixed) // CHUNK_BYTES):
+            cid = first_chunk_id + i
+            self.ring.replace(self.pool.encode_chunk(cid, publish_time(self.epoch, cid),
+                                                     mixed[i * CHUNK_BYTES:(i + 1) * CHUNK_BYTES]))
+        self.crossfades += 1
+
     def fetch(self, after_id: int, horizon_chunks: int, now: float) -> list[tuple]:
         """Encoded chunks with id > after_id, up to `horizon_chunks` past the live edge."""
         upto = live_chunk_id(self.epoch, now) + horizon_chunks
-        return [c.to_wire() for c in self.ring.chunks_after(after_id, upto)]
+        chunks = self.ring.chunks_after(after_id, upto)
+        if chunks:
+            self.served_upto = max(self.served_upto, chunks[-1].chunk_id)
+        return [c.to_wire() for c in chunks]
 
     def next_needed_chunk(self, now: float) -> int:
         """Where synthesis should continue this station's timeline; remembered as an attach point.
+
+        While the station holds audio that no replica has fetched yet, the point lies
+        `buffer.restart_crossfade_chunks` before its end, so the new timeline can be crossfaded in.
 
         Both actors may ask at start (the station announcing itself, synthesis asking after its own
         start), so every recent point handed out is accepted, not only the last.
@@ -71,6 +103,11 @@ class StationCore:
         live = live_chunk_id(self.epoch, now)
         held = self.ring.write_position
         point = max(live + 2, held if held is not None else 0)
+        if held is not None and self.crossfade_chunks:
+            overlap_from = held - self.crossfade_chunks
+            # only over chunks no replica can have fetched yet (with a tick's margin)
+            if overlap_from > max(self.served_upto, live + self.prefetch_chunks) + 1:
+                point = overlap_from
         self.attach_points.append(point)
         return point
 
@@ -86,4 +123,5 @@ class StationCore:
             "ready": self.ring.holds(live),
             "encoded_chunks": self.pool.encoded_count,
             "refused_pushes": self.refused_pushes,
+            "crossfades": self.crossfades,
         }
