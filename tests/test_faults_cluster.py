@@ -90,6 +90,11 @@ class Driver:
         self.nodes["cpu"] = self.cluster.add_node(num_cpus=1)
         self.cluster.wait_for_nodes()
         ray.init(address=self.cluster.address, namespace="auralis", log_to_driver=False)
+        # deploy onto a settled cluster: a node whose resources the scheduler has not seen yet is
+        # passed over by the stations' soft node affinity (all three once landed on the head)
+        deadline = time.time() + 30
+        while ray.cluster_resources().get("CPU", 0) < 5 and time.time() < deadline:
+            time.sleep(0.2)
         return {**self.deploy(serve_config(port), start=True), "nodes": self.node_ids()}
 
     def node_ids(self) -> dict:
