@@ -64,7 +64,7 @@ class BufferConfig(_Section):
     replica_fetch_interval_sec: float = Field(default=1.0, gt=0.0)
     # A replica is ready for listeners (`/readyz`) once it holds this much audio past the live edge:
     # at start-up synthesis is still warming up, and a listener let in while the replica held
-    # nothing ahead waited 0.4 s for its fifth chunk
+    # nothing ahead got chunks up to 0.4 s late
     ready_ahead_chunks: int = Field(default=10, ge=0)
     # A restarted synthesis actor starts each station's new timeline this far before the end of
     # what the station holds, and the station crossfades the overlap (equal power): the old

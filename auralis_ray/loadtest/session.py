@@ -142,7 +142,8 @@ class ListenerSession:
     def window_chunk_ids(self) -> list[int]:
         """The chunk ids of `window_lateness_ms()`'s values, in the same order."""
         lo, hi = self.window_start, self.window_end
-        return [cid for cid, arrival, live in zip(self.chunk_ids, self.arrivals, self.live) if live and lo <= arrival <= hi]
+        return [cid for cid, arrival, live in zip(self.chunk_ids, self.arrivals, self.live)
+                if live and lo <= arrival <= hi]
 
     def summary(self) -> ListenerSummary:
         start = self.handshake_start

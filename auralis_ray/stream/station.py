@@ -72,7 +72,10 @@ class StationCore:
 
     def _crossfade(self, first_chunk_id: int, new_pcm: bytes) -> None:
         """Blend a new timeline's first chunks into the held end of the old one (equal power), in place."""
-        old = b"".join(self.ring.get(cid).pcm for cid in range(first_chunk_id, first_chunk_id + len(new_pcm) // CHUNK_BYTES))
+        held = [self.ring.get(cid) for cid in range(first_chunk_id, first_chunk_id + len(new_pcm) // CHUNK_BYTES)]
+        if not held or any(chunk is None for chunk in held):
+            return  # nothing whole to blend into: a plain continuation
+        old = b"".join(chunk.pcm for chunk in held)
         a = np.frombuffer(old, "<i2").reshape(-1, 2).astype(np.float32)
         b = np.frombuffer(new_pcm, "<i2").reshape(-1, 2).astype(np.float32)
         t = (np.arange(len(a), dtype=np.float32) + 0.5)[:, None] * (np.float32(np.pi / 2) / len(a))
