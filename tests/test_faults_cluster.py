@@ -90,11 +90,17 @@ class Driver:
         self.nodes["cpu"] = self.cluster.add_node(num_cpus=1)
         self.cluster.wait_for_nodes()
         ray.init(address=self.cluster.address, namespace="auralis", log_to_driver=False)
-        # deploy onto a settled cluster: a node whose resources the scheduler has not seen yet is
-        # passed over by the stations' soft node affinity (all three once landed on the head)
-        deadline = time.time() + 30
-        while ray.cluster_resources().get("CPU", 0) < 5 and time.time() < deadline:
-            time.sleep(0.2)
+        # deploy onto a settled cluster: every node has run work of this job. A raylet that had not
+        # yet (1-2 s after it registered) turned the stations' soft node affinity away, and all
+        # three landed on the head
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        @ray.remote(num_cpus=0)
+        def here() -> str:
+            return ray.get_runtime_context().get_node_id()
+
+        ray.get([here.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False)).remote()
+                 for node in self.nodes.values()], timeout=60)
         return {**self.deploy(serve_config(port), start=True), "nodes": self.node_ids()}
 
     def node_ids(self) -> dict:
@@ -135,6 +141,11 @@ class Driver:
         import ray
 
         return ray.get(ray.get_actor("synthesis-0", namespace="auralis").status.remote(), timeout=10)
+
+    def station_info(self, name: str) -> dict:
+        import ray
+
+        return ray.get(ray.get_actor(f"station-{name}", namespace="auralis").info.remote(), timeout=10)
 
     def kill(self, name: str, namespace: str, no_restart: bool = False) -> dict:
         import ray
@@ -326,13 +337,20 @@ async def test_kill_synthesis_lookahead_covers_the_restart(cluster_server):
         except RuntimeError:
             pass
         await asyncio.sleep(0.2)
+    crossfades = 0
+    while rendering_at is not None and time.time() - killed_at < 30:
+        crossfades = (await cluster_server.driver.acall("station_info", name="alpha"))["crossfades"]
+        if crossfades:
+            break
+        await asyncio.sleep(0.2)
     recs = await asyncio.gather(*tasks)
     summary = summarize(recs, killed_at)
-    summary.update(actor_alive_after_s=round(alive_at - killed_at, 2),
+    summary.update(crossfades_alpha=crossfades, actor_alive_after_s=round(alive_at - killed_at, 2),
                    rendering_after_s=None if rendering_at is None else round(rendering_at - killed_at, 2),
                    lead_chunks_after=status["lead_chunks"])
     cluster_server.results["kill_synthesis"] = summary
     assert rendering_at is not None, "synthesis did not render again"
+    assert crossfades == 1, "the new timeline is crossfaded into what the station holds"
     assert summary["unannounced_gaps"] == 0 and summary["announced_skips"] == 0
     assert summary["underruns_500ms"] == 0, summary
     assert summary["reconnects"] == 0
