@@ -90,17 +90,6 @@ class Driver:
         self.nodes["cpu"] = self.cluster.add_node(num_cpus=1)
         self.cluster.wait_for_nodes()
         ray.init(address=self.cluster.address, namespace="auralis", log_to_driver=False)
-        # deploy onto a settled cluster: every node has run work of this job. A raylet that had not
-        # yet (1-2 s after it registered) turned the stations' soft node affinity away, and all
-        # three landed on the head
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        @ray.remote(num_cpus=0)
-        def here() -> str:
-            return ray.get_runtime_context().get_node_id()
-
-        ray.get([here.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False)).remote()
-                 for node in self.nodes.values()], timeout=60)
         return {**self.deploy(serve_config(port), start=True), "nodes": self.node_ids()}
 
     def node_ids(self) -> dict:

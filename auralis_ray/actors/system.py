@@ -5,19 +5,24 @@ Placement on a cluster:
   `gpu.device` is not `cpu`), so Ray schedules it on a GPU node; on a cluster without GPUs it asks
   for CPU only and renders on CPU. A node with a GPU Ray knows of but torch cannot use (a logical
   GPU, a CPU build of torch) still renders: `gpu.device=auto` falls back to CPU.
-- station actors are spread across nodes, round-robin over the alive nodes with a *soft* node
-  affinity (Ray's SPREAD strategy is best effort and, measured here, put all three stations of a
-  3-node cluster on one node), so losing one node costs at most the stations that lived there, and
-  each restarts elsewhere from its epoch and seed.
+- station actors are spread across nodes through a placement group with one small bundle per
+  station and the SPREAD strategy: Ray places the bundles with the whole cluster in view and moves a
+  dead node's bundles to the nodes left, so losing one node costs at most the stations that lived
+  there, and each restarts elsewhere from its epoch and seed. (Measured here: the SPREAD strategy on
+  the actors themselves put all three stations of a 3-node cluster on one node; a soft node
+  affinity per station did so too, in 2 of 3 full test runs, when the preferred nodes' raylets
+  turned the leases away.)
 All actors are detached, named in namespace `auralis` and restart without limit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from ray.util.placement_group import PlacementGroup, get_placement_group, placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from ..config import PerformanceConfig
 from .names import NAMESPACE, station_actor_name, synthesis_actor_name
@@ -27,10 +32,26 @@ from .synthesis import SynthesisActor
 SYNTHESIS_CPUS = 1  # the render thread
 
 
-def station_placements(count: int) -> list[NodeAffinitySchedulingStrategy]:
-    """Station i prefers alive node i mod N (sorted by id, so every replica computes the same)."""
-    nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
-    return [NodeAffinitySchedulingStrategy(node_id=nodes[i % len(nodes)], soft=True) for i in range(count)]
+# A bundle must hold some resource. A station asks for no CPU (it mostly waits on calls), and a
+# CPU fraction here would also break the exact fit of synthesis and every ingress replica on a
+# 2-core machine (configs/serve.yaml): 1 MiB of Ray's memory resource holds the place instead.
+STATION_BUNDLE = {"memory": 1024 * 1024}
+
+
+def station_placement_group(names: list[str], timeout: float = 60.0) -> PlacementGroup:
+    """One bundle per station, spread over the nodes; named and detached, so every replica finds the
+    same one (and a deploy with other stations gets its own)."""
+    name = "auralis-stations-" + hashlib.sha1(",".join(names).encode()).hexdigest()[:12]
+    try:
+        group = get_placement_group(name)
+    except ValueError:
+        try:
+            group = placement_group([dict(STATION_BUNDLE) for _ in names], strategy="SPREAD", name=name,
+                                    lifetime="detached")
+        except Exception:  # another replica created it first
+            group = get_placement_group(name)
+    ray.get(group.ready(), timeout=timeout)
+    return group
 
 
 def cluster_gpus() -> float:
@@ -62,11 +83,11 @@ def ensure_system(config: PerformanceConfig) -> dict[str, "ray.actor.ActorHandle
     ).remote(config_json, names)
     epoch = round(time.time(), 3)
     stations = {}
-    placements = station_placements(len(config.server.stations))
-    for spec, placement in zip(config.server.stations, placements):
+    group = station_placement_group(names)
+    for index, spec in enumerate(config.server.stations):
         stations[spec.name] = StationActor.options(
             name=station_actor_name(spec.name), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-            scheduling_strategy=placement,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index),
         ).remote(spec.model_dump_json(), config_json, epoch, synth_name)
     return stations
 
