@@ -241,10 +241,10 @@ class StationFeed:
     def is_ready(self, now: float, max_behind_chunks: int = 5) -> bool:
         """Publishing within `max_behind_chunks` of the live edge, holding `buffer.ready_ahead_chunks`
         past it."""
-        latest, live = self.ring.latest_id, self.live_id(now)
+        latest, live, ahead = self.ring.latest_id, self.live_id(now), self.ahead_chunks(now)
         if latest is None or live is None or live - latest > max_behind_chunks:
             return False
-        return self.newest_known - live >= self.config.buffer.ready_ahead_chunks
+        return ahead is not None and ahead >= self.config.buffer.ready_ahead_chunks
 
     def add(self, session: ClientSession) -> Listener:
         listener = Listener(session)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Sequence
 
 from ..config import BufferConfig, ConcurrencyConfig
 from . import protocol as p
@@ -204,22 +204,22 @@ class ClientSession:
         cursor = ring.client_cursors.get(self.client_id)
         if cursor is None or cursor.read_position != position - 1:
             return None
-        chunk = ring.get(position - 1)
-        if chunk is None or self.buffer_cfg.enable_token_bucket and not self.flow.consume(now):
+        if not ring.holds(position - 1) or self.buffer_cfg.enable_token_bucket and not self.flow.consume(now):
             return None
-        cursor.read_position = position  # what ring.read_chunk does for a held chunk
-        cursor.chunks_read += 1
-        cursor.last_read_time = now
+        chunk = ring.read_chunk(self.client_id, now)
         frame = chunk.wire_frame(self.fmt, 0, outbox.current_tier)
+        self._count_audio(chunk, now)
+        self.note_sent((frame,))
+        return frame
+
+    def _count_audio(self, chunk: EncodedChunk, now: float) -> None:
+        """A chunk leaves for the listener: count it, and time it unless it belongs to the burst."""
         self.chunks_sent += 1
         tracker = self.state.jitter_tracker
         if chunk.chunk_id > self.burst_end:
             tracker.record_chunk(chunk.timestamp, now, chunk.chunk_id)
         else:
             tracker.total_chunks += 1
-        self.state.messages_sent += 1
-        self.state.bytes_sent += len(frame)
-        return frame
 
     def _overflow(self, item: EncodedChunk, now: float) -> None:
         """The socket is not draining: drop the queue and jump to just behind the live edge."""
@@ -246,7 +246,6 @@ class ClientSession:
             frames.append(ws_frame(frame) if wire else frame)
         if self.state.connection_state is ConnectionState.DISCONNECTED:
             return frames
-        tracker = self.state.jitter_tracker
         live = self.ring.latest_id or 0
         tier = self.outbox.current_tier
         fmt = self.fmt
@@ -257,16 +256,12 @@ class ClientSession:
             if isinstance(item, EncodedChunk):
                 frame_of = item.wire_frame if wire else item.frame
                 frames.append(frame_of(fmt, live - item.chunk_id, tier))
-                self.chunks_sent += 1
-                if item.chunk_id > self.burst_end:
-                    tracker.record_chunk(item.timestamp, now, item.chunk_id)
-                else:
-                    tracker.total_chunks += 1
+                self._count_audio(item, now)
             else:
                 frames.append(ws_frame(item) if wire else item)
         return frames
 
-    def note_sent(self, frames: list[Frame]) -> None:
+    def note_sent(self, frames: Sequence[Frame]) -> None:
         self.state.messages_sent += len(frames)
         self.state.bytes_sent += sum(len(f) for f in frames)
 
