@@ -203,7 +203,7 @@ def test_listener_processes_yield_priority_and_never_raise_it():
     import subprocess
     import sys
 
-    code = "from auralis_ray.loadtest.client import yield_priority; print(yield_priority({}))"
+    code = "from auralis_ray.monitor.priority import lower_priority; print(lower_priority({}))"
     lowered = subprocess.run([sys.executable, "-c", code.format(7)], capture_output=True, text=True, check=True)
     assert int(lowered.stdout) == max(7, os.getpriority(os.PRIO_PROCESS, 0))
     kept = subprocess.run(["nice", "-n", "12", sys.executable, "-c", code.format(3)], capture_output=True,

@@ -55,7 +55,7 @@ def test_for_component_uses_configuration(monkeypatch):
 
 LOWER_PRIORITY_CHILD = """
 import os, sys, threading
-from auralis_ray.monitor.process import lower_priority
+from auralis_ray.monitor.priority import lower_priority
 target = int(sys.argv[1])
 started, stop = threading.Event(), threading.Event()
 worker = threading.Thread(target=lambda: (started.set(), stop.wait()))

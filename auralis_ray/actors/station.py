@@ -15,7 +15,8 @@ import ray
 from ..config import StationSpec, config_from_json
 from ..monitor.gc_config import configure_gc
 from ..monitor.metrics import get_metrics
-from ..monitor.process import ProcessSampler, lower_priority
+from ..monitor.priority import lower_priority
+from ..monitor.process import ProcessSampler
 from ..music.params import StationParams
 from ..stream.station import StationCore
 from .names import NAMESPACE

@@ -42,6 +42,7 @@ from auralis_ray.loadtest.procmon import ProcessSet, Snapshot, cpu_percent_betwe
 from auralis_ray.loadtest.report import MB, LoadReport, ProcessUsage, build_report
 from auralis_ray.loadtest.session import ListenerSession, ListenerSummary
 from auralis_ray.loadtest.stamped import StampedSocketTransport
+from auralis_ray.monitor.priority import lower_priority
 
 START_MARGIN_S = 0.2  # between deciding t0 and the first connection
 RSS_SAMPLE_S = 2.0
@@ -305,17 +306,8 @@ async def run_listeners(
 
 # -- worker processes -----------------------------------------------------------------
 
-def yield_priority(nice: int) -> int:
-    """Lower this process's priority to `nice` (never raise it); first thing, so every thread it
-    starts inherits it (Linux keeps a nice value per thread). Returns the nice value in effect."""
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if nice > current:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    return os.getpriority(os.PRIO_PROCESS, 0)
-
-
 def _worker_main(config: LoadTestConfig, indices: list[int], run_id: str, conn: Any) -> None:
-    yield_priority(config.nice)
+    lower_priority(config.nice)
     conn.send(("ready", os.getpid()))
     schedule = conn.recv()
     if schedule is None:

@@ -3,7 +3,9 @@ detection, alert rules, benchmark records. Each module holds one concept:
 
 * `metrics`     PerformanceMetrics (seed §5.1), get_metrics, the metric definitions
 * `process`     ProcessSampler: RSS, GPU memory, GC collection deltas, per actor
-* `gc_config`   GCConfig (seed §4.4), apply_gc_config, GCCollector, configure_gc
+* `priority`    lower_priority: work ahead of the live edge yields the CPU (actors, load generator)
+* `gc_config`   GCConfig (seed §4.4), apply_gc_config, GCCollector, configure_gc, the ingress's
+                ScheduledFullCollection and GCPauseTracker
 * `memory`      MemorySnapshot, MemoryMonitor, MemoryMeasurement, MemoryGrowthTracker (seed §4)
 * `alerts`      AlertSeverity, AlertRule, AlertConfig (seed §6.2) -> configs/prometheus/alerts.yml
 * `grafana`     the dashboard -> configs/grafana/auralis.json

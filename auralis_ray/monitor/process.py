@@ -9,7 +9,6 @@ The actor calls `sample(now)` from its loop (cheap when not due); the sampler re
 from __future__ import annotations
 
 import gc
-import os
 from typing import Callable
 
 import psutil
@@ -75,20 +74,3 @@ class ProcessSampler:
             self.tracker.record("sample", now=now, rss_mb=rss)
         return True
 
-
-def lower_priority(niceness: int) -> int:
-    """Run this process at `niceness` unless it already runs lower; return the niceness now in force.
-
-    Linux keeps a niceness per thread and `setpriority(PRIO_PROCESS, 0)` changes only the caller,
-    so every thread of the process is set (threads started later inherit it). Lowering priority
-    needs no privilege; raising it would.
-    """
-    tasks = "/proc/self/task"
-    threads = [int(t) for t in os.listdir(tasks)] if os.path.isdir(tasks) else [0]
-    for tid in threads:
-        try:
-            if niceness > os.getpriority(os.PRIO_PROCESS, tid):
-                os.setpriority(os.PRIO_PROCESS, tid, niceness)
-        except (ProcessLookupError, PermissionError):
-            continue  # a thread that ended meanwhile
-    return os.getpriority(os.PRIO_PROCESS, 0)
