@@ -1,6 +1,8 @@
 # Auralis: `make run` starts the whole system locally, `make test` runs the test suite.
 PORT ?= 8000
 METRICS_PORT ?= 8080
+# Serve's own HTTP door (HAProxy); listeners use $(PORT), the replicas' shared port
+SERVE_PORT ?= $(shell echo $$(($(PORT) + 1)))
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -31,7 +33,8 @@ install: $(STAMP)
 run: $(STAMP)
 	mkdir -p build
 	test -s $(RAY_TOKEN) || (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $(RAY_TOKEN))
-	sed -e 's/port: 8000/port: $(PORT)/' $(SERVE_CONFIG) > build/serve.yaml
+	sed -e 's/shared_port: 8000/shared_port: $(PORT)/' -e 's/^  port: 8001/  port: $(SERVE_PORT)/' \
+		$(SERVE_CONFIG) > build/serve.yaml
 	$(SYSTEM_ENV) $(RAY_ENV) $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
 		--dashboard-host=127.0.0.1 --disable-usage-stats
 	trap '$(MAKE) --no-print-directory stop >/dev/null 2>&1' EXIT INT TERM; \

@@ -230,6 +230,11 @@ class ServerConfig(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The listeners' front door without a relay: every ingress replica also accepts on this port
+    # (SO_REUSEPORT; the kernel spreads connections over the node's replicas). None: only Serve's
+    # own HTTP door (HAProxy or Serve's proxy, http_options.port) and each replica's own port.
+    shared_port: int | None = Field(default=None, ge=1, le=65535)
+    shared_host: str = "127.0.0.1"
     route_prefix: str = "/"
     ingress_replicas: int = Field(default=1, ge=1)
     # Each open WebSocket holds one of these slots on its replica

@@ -45,7 +45,7 @@ DRAIN_SEC = 3.0
 LATE_MS = 50.0  # PROTOCOL.md: 99 % of live chunks within 50 ms of their schedule
 
 
-def serve_config(port: int, version: str = "v1", replicas: int = 2) -> dict:
+def serve_config(port: int, shared_port: int, version: str = "v1", replicas: int = 2) -> dict:
     """configs/serve.yaml as loaded, with the overrides a 2-core test machine needs."""
     import yaml
 
@@ -54,14 +54,16 @@ def serve_config(port: int, version: str = "v1", replicas: int = 2) -> dict:
     config["http_options"]["port"] = port
     app = config["applications"][0]
     args = copy.deepcopy(app["args"])
-    args["server"] = {**args.get("server", {}), "stations": STATIONS, "control_token": TOKEN}
+    args["server"] = {**args.get("server", {}), "stations": STATIONS, "control_token": TOKEN,
+                      "shared_port": shared_port}
     args["concurrency"] = {**args.get("concurrency", {}), "drain_timeout_sec": DRAIN_SEC,
                            "max_concurrent_clients": 100}
     args["monitoring"] = {"metrics_collection_interval_sec": 1}
     args["enable_performance_mode"] = version != "v2"  # a changed arg: a new version (rolling update)
     app["args"] = args
     deployment = app["deployments"][0]
-    deployment["graceful_shutdown_timeout_s"] = 3
+    # long enough for a replica being replaced to notice (<= 1 s), drain (DRAIN_SEC) and close with 1012
+    deployment["graceful_shutdown_timeout_s"] = DRAIN_SEC + 3
     deployment["autoscaling_config"].update(min_replicas=replicas, initial_replicas=replicas,
                                             max_replicas=replicas)
     deployment["ray_actor_options"] = {**deployment.get("ray_actor_options", {}), "num_cpus": 0.1}
@@ -77,7 +79,7 @@ class Driver:
         self.cluster = None
         self.nodes: dict[str, object] = {}
 
-    def start(self, port: int) -> dict:
+    def start(self, port: int, shared_port: int) -> dict:
         import ray
         from ray.cluster_utils import Cluster
 
@@ -90,7 +92,7 @@ class Driver:
         self.nodes["cpu"] = self.cluster.add_node(num_cpus=1)
         self.cluster.wait_for_nodes()
         ray.init(address=self.cluster.address, namespace="auralis", log_to_driver=False)
-        return {**self.deploy(serve_config(port), start=True), "nodes": self.node_ids()}
+        return {**self.deploy(serve_config(port, shared_port), start=True), "nodes": self.node_ids()}
 
     def node_ids(self) -> dict:
         return {role: node.node_id for role, node in self.nodes.items()}
@@ -179,9 +181,10 @@ class ClusterProcess:
     """The test side of the driver."""
 
     def __init__(self):
-        # Serve's own proxy on the head only: one machine cannot host a per-node HAProxy each
+        # Serve's own proxy on the head only (one machine cannot host a per-node HAProxy each);
+        # replicas serve their own ports and the shared port (direct ingress)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0",
-               "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}
+               "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"}
         self.log = open(ARTIFACTS / "cluster-driver.log", "w")
         self.proc = subprocess.Popen([sys.executable, __file__], cwd=ROOT, env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
@@ -216,24 +219,28 @@ class ClusterProcess:
 @dataclass
 class ClusterServer:
     driver: ClusterProcess
-    port: int
+    port: int  # Serve's proxy
+    shared_port: int  # the replicas' own front door
     nodes: dict
     results: dict
 
-    def url(self, client_id: str, station: str, fmt: str = "binary") -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/audio/{client_id}?station={station}&format={fmt}"
+    def url(self, client_id: str, station: str, fmt: str = "binary", shared: bool = False) -> str:
+        port = self.shared_port if shared else self.port
+        return f"ws://127.0.0.1:{port}/ws/audio/{client_id}?station={station}&format={fmt}"
 
 
 @pytest.fixture(scope="module")
 def cluster_server():
     ARTIFACTS.mkdir(exist_ok=True)
     driver = ClusterProcess()
-    port = free_port()
+    port, shared_port = free_port(), free_port()
     try:
         started = time.time()
-        reply = driver.call("start", port=port)
+        reply = driver.call("start", port=port, shared_port=shared_port)
         wait_ready(f"http://127.0.0.1:{port}", timeout=120.0)
-        server = ClusterServer(driver, port, reply["nodes"], {"startup_s": round(time.time() - started, 1)})
+        wait_ready(f"http://127.0.0.1:{shared_port}", timeout=60.0)
+        server = ClusterServer(driver, port, shared_port, reply["nodes"],
+                               {"startup_s": round(time.time() - started, 1)})
         yield server
     finally:
         driver.close()
@@ -241,11 +248,11 @@ def cluster_server():
 
 
 async def play(server: ClusterServer, seconds: float, n: int, station: str, prefix: str,
-               resume: bool = True) -> list:
+               resume: bool = True, shared: bool = False) -> list:
     """n listeners of `station` (alternating binary and JSON frames), started together."""
     return [asyncio.create_task(listen_resuming(
-        server.url(f"{prefix}{i}", station, "binary" if i % 2 == 0 else "json"), seconds, f"{prefix}{i}",
-        resume=resume)) for i in range(n)]
+        server.url(f"{prefix}{i}", station, "binary" if i % 2 == 0 else "json", shared), seconds,
+        f"{prefix}{i}", resume=resume)) for i in range(n)]
 
 
 def summarize(recs: list[Session], since: float) -> dict:
@@ -307,6 +314,35 @@ def test_every_actor_lands_where_intended(cluster_server):
         "stations": {s["name"]: [k for k, v in nodes.items() if v == s["node_id"]][0] for s in stations},
         "replicas": [[k for k, v in nodes.items() if v == r["node_id"]][0] for r in replicas],
     }
+
+
+# ---- the shared port ----------------------------------------------------------------------------------
+
+async def replicas_behind(port: int, connections: int = 64) -> dict[str, int]:
+    """replica id -> its own port, as answered over `connections` new connections to `port`."""
+    import httpx
+
+    seen: dict[str, int] = {}
+    for _ in range(connections):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            status = (await http.get("/api/status")).json()
+        assert status["shared_port_open"]
+        seen[status["replica"]] = status["replica_port"]
+    return seen
+
+
+async def test_shared_port_spreads_listeners_and_replaces_a_duplicate_on_another_replica(cluster_server):
+    from listeners import listen
+
+    replicas = await replicas_behind(cluster_server.shared_port)
+    assert len(replicas) == 2, f"both replicas accept on the shared port: {replicas}"
+    first_port, second_port = sorted(replicas.values())
+    older = asyncio.create_task(listen(f"ws://127.0.0.1:{first_port}/ws/audio/twin?station=alpha&format=binary", 6.0))
+    await asyncio.sleep(1.5)
+    newer = await listen(f"ws://127.0.0.1:{second_port}/ws/audio/twin?station=alpha&format=binary", 2.0)
+    old = await older
+    assert old.close_code == 4000, "the newer socket on the other replica replaces the older one"
+    assert len(newer.order) >= 15 and newer.close_code is None
 
 
 # ---- faults -----------------------------------------------------------------------------------------
@@ -424,10 +460,12 @@ async def test_remove_worker_node_actors_move_and_listeners_recover(cluster_serv
 
 
 async def test_deploy_new_version_while_listeners_play(cluster_server):
-    tasks = await play(cluster_server, 22.0, 6, "alpha", "dep")
+    # through the shared port: the old replicas close it as they drain, the new one opens it when ready
+    tasks = await play(cluster_server, 22.0, 6, "alpha", "dep", shared=True)
     await asyncio.sleep(3.0)
     deployed_at = (await cluster_server.driver.acall(
-        "deploy", config=serve_config(cluster_server.port, version="v2", replicas=1)))["deployed_at"]
+        "deploy", config=serve_config(cluster_server.port, cluster_server.shared_port, version="v2",
+                                      replicas=1)))["deployed_at"]
     recs = await asyncio.gather(*tasks)
     summary = summarize(recs, deployed_at)
     summary["shutdown_warnings"] = sum(len(r.of_type("shutdown_warning")) for r in recs)
@@ -436,6 +474,7 @@ async def test_deploy_new_version_while_listeners_play(cluster_server):
                 if a["namespace"] == "serve" and "AuralisIngress" in a["name"] and a["state"] == "ALIVE"]
     assert len(replicas) == 1, "the old version's replicas are gone"
     assert summary["reconnects"] >= 1, "the rolling update moved no listener"
+    assert summary["shutdown_warnings"] >= 1 and "1012" in summary["close_codes"], "replaced replicas drain"
     assert summary["unannounced_gaps"] == 0, summary
     assert all(r.arrivals[-1] - r.timestamps[-1] < 0.5 for r in recs)
 

@@ -9,3 +9,6 @@ def station_actor_name(station: str) -> str:
 
 def synthesis_actor_name(index: int) -> str:
     return f"synthesis-{index}"
+
+
+LISTENER_REGISTRY_NAME = "listener-registry"

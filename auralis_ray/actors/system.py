@@ -25,7 +25,8 @@ from ray.util.placement_group import PlacementGroup, get_placement_group, placem
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from ..config import PerformanceConfig
-from .names import NAMESPACE, station_actor_name, synthesis_actor_name
+from .names import LISTENER_REGISTRY_NAME, NAMESPACE, station_actor_name, synthesis_actor_name
+from .registry import ListenerRegistryActor
 from .station import StationActor
 from .synthesis import SynthesisActor
 
@@ -90,6 +91,12 @@ def ensure_system(config: PerformanceConfig) -> dict[str, "ray.actor.ActorHandle
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index),
         ).remote(spec.model_dump_json(), config_json, epoch, synth_name)
     return stations
+
+
+def listener_registry() -> "ray.actor.ActorHandle":
+    """Get-or-create the cluster-wide client_id registry (duplicate ids across replicas)."""
+    return ListenerRegistryActor.options(name=LISTENER_REGISTRY_NAME, namespace=NAMESPACE, lifetime="detached",
+                                         get_if_exists=True).remote()
 
 
 def synthesis_handle() -> "ray.actor.ActorHandle":

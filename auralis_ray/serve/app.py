@@ -24,13 +24,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from ..actors.system import ensure_system, synthesis_handle
+from ..actors.system import ensure_system, listener_registry, synthesis_handle
 from ..config import PerformanceConfig, config_from_json, load_config
 from ..monitor.gc_config import GCPauseTracker, ScheduledFullCollection
 from ..monitor.metrics import get_metrics
 from ..music.params import StationParams
 from . import state
 from .hub import ListenerHub
+from .shared_port import SharedPort, open_when_ready
 from .websocket import AudioEndpoint
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ async def api_status(request: Request) -> Response:
         "stations": stations,
         "device": await _device(),
         "replica": state.replica_id,
+        "replica_port": None if hub.server_address is None else hub.server_address[1],
+        "shared_port_open": any(door.is_open for door in hub.front_doors),
     })
 
 
@@ -272,7 +275,13 @@ class AuralisIngress:
             state.replica_id = serve.get_replica_context().replica_id.unique_id
         except Exception:
             state.replica_id = None
+        hub.use_registry(listener_registry(), state.replica_id or secrets.token_hex(8))
         hub.start()
+        if config.server.shared_port is not None:
+            door = SharedPort(config.server.shared_host, config.server.shared_port)
+            hub.front_doors.append(door)
+            state.shared_port_task = asyncio.get_running_loop().create_task(open_when_ready(
+                door, app, lambda: hub.is_ready(time.time()), hub.note_server_address))
         # Ray, Serve and the hub live as long as the replica: keep them out of every later collection,
         # so a full collection scans only what listeners brought (see ScheduledFullCollection)
         gc.freeze()

@@ -9,6 +9,7 @@ actor and nothing is encoded per listener.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from ..stream.broadcast import BroadcastRingBuffer
 from ..stream.client import ClientSession
 from ..stream.pool import EncodedChunk
 from ..stream.schedule import live_chunk_id
+from .claims import ClaimSync
 from .direct import DirectWriter
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Listener:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     sender: asyncio.Task | None = None
     writer: DirectWriter | None = None  # set when frames go straight to the socket
+    token: int = 0  # this socket among the client_id's sockets over time (client_id registry)
 
     def close(self, code: int, reason: str) -> None:
         """Ask the sender to close; a listener whose socket is not draining is cut off at once."""
@@ -271,19 +274,35 @@ class ListenerHub:
         self.watch_shutdown = watch_shutdown
         self._stats_task: asyncio.Task | None = None
         self._watch_task: asyncio.Task | None = None
+        self._tokens = itertools.count(1)
+        self.claims: ClaimSync | None = None  # the cluster-wide client_id registry, when there is one
+        self.server_address: tuple[str, int] | None = None  # this replica's own port (direct ingress)
+        self.front_doors: list = []  # listening sockets to close when this replica starts draining
 
     def start(self) -> None:
         for feed in self.feeds.values():
             feed.start()
         if self._stats_task is None:
             self._stats_task = asyncio.create_task(self._stats_loop())
+        if self.claims is not None:
+            self.claims.start()
+
+    def use_registry(self, registry, owner: str) -> None:
+        """Report client_ids to `registry`, so a newer socket on another replica replaces ours (4000)."""
+        self.claims = ClaimSync(registry, owner, self.evict)
+
+    def is_ready(self, now: float) -> bool:
+        return all(feed.is_ready(now) for feed in self.feeds.values())
 
     def note_server_address(self, server: tuple | None) -> None:
         """Learn where this replica serves (direct ingress) and start watching for its shutdown."""
-        if self._watch_task is not None or not server or not self.watch_shutdown:
+        if self.server_address is not None or not server:
             return
         host, port = server[0], server[1]
         host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        self.server_address = (host, port)
+        if not self.watch_shutdown:
+            return
         self._watch_task = asyncio.create_task(self.watch_replica_shutdown(f"http://{host}:{port}/-/healthz"))
 
     @property
@@ -296,18 +315,34 @@ class ListenerHub:
     def register(self, feed: StationFeed, session: ClientSession) -> Listener:
         previous = self.by_client.get(session.client_id)
         if previous is not None:
-            old_feed, old = previous
-            old.close(p.CloseCode.REPLACED, "replaced by a newer connection with the same client_id")
-            old_feed.remove(session.client_id, old)
+            self._replace(*previous)
         listener = feed.add(session)
+        listener.token = next(self._tokens)
         self.by_client[session.client_id] = (feed, listener)
+        if self.claims is not None:
+            self.claims.claim(session.client_id, listener.token)
         return listener
+
+    def _replace(self, feed: StationFeed, old: Listener) -> None:
+        old.close(p.CloseCode.REPLACED, "replaced by a newer connection with the same client_id")
+        feed.remove(old.session.client_id, old)
+
+    def evict(self, client_id: str, token: int) -> bool:
+        """A newer socket with this client_id opened on another replica: close ours, if still that one."""
+        entry = self.by_client.get(client_id)
+        if entry is None or entry[1].token != token:
+            return False
+        del self.by_client[client_id]
+        self._replace(*entry)
+        return True
 
     def unregister(self, feed: StationFeed, listener: Listener) -> None:
         cid = listener.session.client_id
         feed.remove(cid, listener)
         if self.by_client.get(cid, (None, None))[1] is listener:
             del self.by_client[cid]
+            if self.claims is not None:
+                self.claims.release(cid, listener.token)
 
     def drop(self, client_id: str, code: int = p.CloseCode.SERVICE_RESTART) -> bool:
         entry = self.by_client.get(client_id)
@@ -321,7 +356,12 @@ class ListenerHub:
 
         New listeners are refused (1012, reconnect elsewhere) while draining; a `final` drain (the
         replica is going away) keeps refusing, an operator's drain accepts listeners again after.
+        A final drain first closes this replica's front doors (the shared port), so new listeners
+        reach the other replicas.
         """
+        if final:
+            for door in self.front_doors:
+                door.close()
         if self.draining:
             return 0
         self.draining = True
@@ -362,6 +402,10 @@ class ListenerHub:
         for task in (self._stats_task, self._watch_task):
             if task is not None:
                 task.cancel()
+        for door in self.front_doors:
+            door.close()
+        if self.claims is not None:
+            await self.claims.stop()
         await asyncio.gather(*(feed.stop() for feed in self.feeds.values()))
 
     async def _stats_loop(self) -> None:

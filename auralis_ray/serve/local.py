@@ -96,7 +96,9 @@ def start_local(port: int, metrics_port: int, overrides: dict | None = None, ing
              log_to_driver=False, _metrics_export_port=metrics_port)
     serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": None})
     serve.run(build_app(overrides or {}), name="auralis", route_prefix="/")
-    url = f"http://127.0.0.1:{port}"
+    # listeners' door: the replicas' shared port where one is configured, else Serve's HTTP port
+    shared = (overrides or {}).get("server", {}).get("shared_port")
+    url = f"http://127.0.0.1:{shared or port}"
     wait_ready(url)
     return url
 

@@ -10,3 +10,4 @@ control_token: str = ""
 replica_id: str | None = None
 device: dict | None = None
 gc_pauses: Any = None  # GCPauseTracker of this replica
+shared_port_task: Any = None  # opens the shared port once the stations are ready

@@ -1,0 +1,162 @@
+"""The relay-free front door: the client_id registry (pure) and the shared port (real uvicorn, real sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from auralis_ray.serve.local import free_port
+from auralis_ray.serve.shared_port import SharedPort, bind_shared, open_when_ready, reuseport_supported
+from auralis_ray.stream.registry import ClientIdRegistry
+
+# ---- client_id registry ---------------------------------------------------------------------------
+
+
+def test_a_claim_on_another_replica_evicts_exactly_the_older_socket():
+    registry = ClientIdRegistry()
+    assert registry.update("a", [("dup", 1)], [], now=0.0) == []
+    assert registry.update("b", [("dup", 7)], [], now=1.0) == ["a"]
+    assert registry.take_evictions("a", now=1.1) == [("dup", 1)]
+    assert registry.take_evictions("a", now=1.2) == [], "an eviction is handed out once"
+    assert registry.take_evictions("b", now=1.2) == []
+    assert registry.holders["dup"] == ("b", 7)
+
+
+def test_the_same_replica_reconnecting_is_its_own_business():
+    registry = ClientIdRegistry()
+    registry.update("a", [("x", 1)], [], now=0.0)
+    assert registry.update("a", [("x", 2)], [], now=1.0) == []
+    assert registry.take_evictions("a", now=1.0) == []
+    assert registry.holders["x"] == ("a", 2)
+
+
+def test_a_stale_release_does_not_free_a_newer_holder():
+    registry = ClientIdRegistry()
+    registry.update("a", [("x", 1)], [], now=0.0)
+    registry.update("b", [("x", 5)], [], now=0.5)
+    registry.update("a", [], [("x", 1)], now=1.0)  # a's old socket ended after b took the id
+    assert registry.holders["x"] == ("b", 5)
+    registry.update("b", [], [("x", 5)], now=2.0)
+    assert "x" not in registry.holders
+
+
+def test_a_silent_replica_is_forgotten_with_its_ids():
+    registry = ClientIdRegistry(owner_timeout_sec=10.0)
+    registry.update("gone", [("x", 1), ("y", 2)], [], now=0.0)
+    registry.update("alive", [("z", 3)], [], now=5.0)
+    assert registry.prune(now=12.0) == ["gone"]
+    assert set(registry.holders) == {"z"}
+    assert registry.update("alive", [("x", 4)], [], now=13.0) == [], "no eviction for a replica that is gone"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["claim", "release"]), st.sampled_from("xyz")),
+                max_size=60))
+def test_registry_agrees_with_a_model(operations):
+    """Every socket superseded from another replica is evicted once; the holder is the newest claim."""
+    registry = ClientIdRegistry()
+    holder: dict[str, tuple[str, int]] = {}
+    live: dict[tuple[str, str], int] = {}  # (owner, client_id) -> token of that owner's open socket
+    expected: dict[str, list] = {o: [] for o in "abc"}
+    for token, (owner, action, cid) in enumerate(operations):
+        if action == "claim":
+            previous = holder.get(cid)
+            if previous is not None and previous[0] != owner:
+                expected[previous[0]].append((cid, previous[1]))
+            holder[cid] = (owner, token)
+            live[(owner, cid)] = token
+            registry.update(owner, [(cid, token)], [], now=0.0)
+        elif (owner, cid) in live:
+            old = live.pop((owner, cid))
+            if holder.get(cid) == (owner, old):
+                del holder[cid]
+            registry.update(owner, [], [(cid, old)], now=0.0)
+    assert registry.holders == holder
+    for owner in "abc":
+        assert registry.take_evictions(owner, now=0.0) == expected[owner]
+
+
+# ---- the shared port --------------------------------------------------------------------------------
+
+pytestmark_reuseport = pytest.mark.skipif(not reuseport_supported(), reason="needs SO_REUSEPORT")
+
+
+def named_app(name: str):
+    async def app(scope, receive, send):
+        assert scope["type"] == "http"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": name.encode()})
+    return app
+
+
+def plain_config(app):
+    import uvicorn
+
+    return uvicorn.Config(app, lifespan="off", access_log=False, log_level="warning", log_config=None)
+
+
+async def answers(port: int, requests: int) -> list[str]:
+    """Who answers each of `requests` new connections (no keep-alive: each is a fresh connection)."""
+    out = []
+    for _ in range(requests):
+        async with httpx.AsyncClient(timeout=5) as http:
+            try:
+                out.append((await http.get(f"http://127.0.0.1:{port}/")).text)
+            except httpx.ConnectError:
+                out.append("refused")
+    return out
+
+
+@pytestmark_reuseport
+def test_two_sockets_bind_one_port():
+    port = free_port()
+    first, second = bind_shared("127.0.0.1", port), bind_shared("127.0.0.1", port)
+    try:
+        assert first.getsockname()[1] == second.getsockname()[1] == port
+    finally:
+        first.close()
+        second.close()
+
+
+@pytestmark_reuseport
+async def test_the_kernel_spreads_connections_and_a_closed_door_gets_none():
+    port = free_port()
+    one, two = SharedPort("127.0.0.1", port), SharedPort("127.0.0.1", port)
+    await one.open(plain_config(named_app("one")))
+    await two.open(plain_config(named_app("two")))
+    try:
+        assert set(await answers(port, 64)) == {"one", "two"}
+        one.close()
+        assert not one.is_open and two.is_open
+        assert set(await answers(port, 32)) == {"two"}, "a replica that drains gets no new listener"
+    finally:
+        one.close()
+        two.close()
+        for door in (one, two):
+            door.server.should_exit = True
+        await asyncio.gather(one.task, two.task)
+
+
+@pytestmark_reuseport
+async def test_the_door_opens_only_once_the_replica_is_ready():
+    port = free_port()
+    ready = asyncio.Event()
+    door = SharedPort("127.0.0.1", port)
+    seen: list[tuple] = []
+    opening = asyncio.create_task(open_when_ready(door, named_app("app"), ready.is_set, seen.append,
+                                                  find_timeout=0.1, ready_timeout=30.0))
+    await asyncio.sleep(0.5)
+    assert await answers(port, 1) == ["refused"] and not door.is_open
+    ready.set()
+    await asyncio.wait_for(opening, 5)
+    try:
+        assert door.is_open and await answers(port, 3) == ["app"] * 3
+        assert seen == [], "no Serve server in this process: no replica port to note"
+    finally:
+        door.close()
+        door.server.should_exit = True
+        await door.task
