@@ -1,6 +1,6 @@
 """Ingress benchmark: the same listener load through each Ray Serve ingress mode and the bare baseline.
 
-    python benchmarks/bench_ingress.py --listeners 200 --format binary --seconds 15 [--modes haproxy proxy grpc]
+    python benchmarks/bench_ingress.py --listeners 200 --format binary --seconds 15 [--modes shared haproxy proxy grpc]
 
 For each mode a fresh local Auralis system (`python -m auralis_ray.serve.local --ingress MODE`, one
 station) is started and measured as one process tree (Ray's processes are its children), then the
@@ -88,7 +88,7 @@ def row(label: str, report: LoadReport, base: LoadReport | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modes", nargs="+", choices=sorted(INGRESS_MODES), default=["haproxy", "direct", "proxy", "grpc"])
+    parser.add_argument("--modes", nargs="+", choices=sorted(INGRESS_MODES), default=["shared", "haproxy", "direct", "proxy", "grpc"])
     parser.add_argument("--listeners", type=int, default=200)
     parser.add_argument("--format", choices=("json", "binary"), default="binary")
     parser.add_argument("--seconds", type=float, default=15.0)

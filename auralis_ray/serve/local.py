@@ -41,6 +41,8 @@ INGRESS_MODES: dict[str, dict[str, str]] = {
                 "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": "65536",
                 "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM": "uri path-only"},
     "haproxy-default": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
+    # `make run`'s listener door: the replicas' shared port (server.shared_port), HAProxy as above on
+    # another port (`start_local` with this mode serves the shared port on `port`)
     # replicas serve HTTP themselves on ports 30000+, Serve's proxy stays in front (an outside L4
     # load balancer can target the replica ports directly)
     "direct": {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
@@ -48,6 +50,9 @@ INGRESS_MODES: dict[str, dict[str, str]] = {
     "grpc": {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
              "RAY_SERVE_PROXY_USE_GRPC": "1"},
 }
+
+
+INGRESS_MODES["shared"] = INGRESS_MODES["haproxy"]
 
 
 def system_env(ingress: str = "haproxy") -> dict[str, str]:
@@ -81,7 +86,15 @@ def wait_ready(http_url: str, timeout: float = 90.0) -> None:
 
 def start_local(port: int, metrics_port: int, overrides: dict | None = None, ingress: str = "haproxy",
                 num_cpus: int = 4) -> str:
-    """Start Ray (address="local") and Serve with Auralis; return the HTTP URL once ready."""
+    """Start Ray (address="local") and Serve with Auralis; return the listeners' HTTP URL once ready.
+
+    Ingress `shared`: the replicas accept on `port` themselves (server.shared_port), Serve's own door
+    takes a free port.
+    """
+    if ingress == "shared":
+        overrides = {**(overrides or {})}
+        overrides["server"] = {**overrides.get("server", {}), "shared_port": port}
+        port = free_port()
     for key, value in system_env(ingress).items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "1")
