@@ -29,19 +29,18 @@ class Server:
 def auralis_server():
     """The system as `make run` serves it, two stations: listeners and HTTP through the replicas' shared
     port (HAProxy, Serve's own door, on another port)."""
-    port, serve_port, metrics_port = free_port(), free_port(), free_port()
+    port, metrics_port = free_port(), free_port()
     overrides = {
         "server": {
             "control_token": CONTROL_TOKEN,
-            "port": serve_port,
-            "shared_port": port,
+            "shared_port": port,  # kept for the rolling update's new version (test_integration_stream)
             "stations": [{"name": "default", "preset": "focus", "seed": 7},
                          {"name": "night", "preset": "sleep", "seed": 11}],
         },
         "concurrency": {"max_concurrent_clients": 60, "stalled_client_timeout_sec": 4.0},
         "monitoring": {"metrics_collection_interval_sec": 1, "prometheus_port": metrics_port},
     }
-    http_url = start_local(serve_port, metrics_port, overrides)
+    http_url = start_local(port, metrics_port, overrides, ingress="shared")
     yield Server(http_url, http_url.replace("http://", "ws://"), CONTROL_TOKEN, metrics_port, ("default", "night"),
                  overrides)
     stop_local()

@@ -4,6 +4,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from auralis_ray.loadtest.procmon import ProcessSet
 
 MARKER = "procmon-test-marker"
@@ -30,3 +32,19 @@ def test_snapshot_finds_processes_by_pattern_and_can_reuse_what_it_found():
             if proc is not None:
                 proc.kill()
                 proc.wait()
+
+
+def test_cpu_by_process_name_adds_up_to_the_whole():
+    from auralis_ray.loadtest.procmon import ProcSample, cpu_percent_between, cpu_percent_by_name
+
+    def snap(*samples):
+        return {s.key: s for s in samples}
+
+    start = snap(ProcSample(1, 0.0, "ray::ServeRepli", 10.0, 1), ProcSample(2, 0.0, "ray::ServeRepli", 4.0, 1),
+                 ProcSample(3, 0.0, "raylet", 1.0, 1), ProcSample(5, 0.0, "ray::ServeController", 0.25, 1))
+    end = snap(ProcSample(1, 0.0, "ray::ServeRepli", 11.0, 1), ProcSample(2, 0.0, "ray::ServeRepli", 5.0, 1),
+               ProcSample(3, 0.0, "raylet", 1.5, 1), ProcSample(4, 5.0, "haproxy", 0.25, 1),  # born inside
+               ProcSample(5, 0.0, "ray::ServeController.listen_for_change", 0.5, 1))  # titled by its task
+    by_name = cpu_percent_by_name(start, end, wall_s=10.0, start_time=1.0)
+    assert by_name == {"haproxy": 2.5, "ray::ServeController": 2.5, "ray::ServeRepli": 20.0, "raylet": 5.0}
+    assert sum(by_name.values()) == pytest.approx(cpu_percent_between(start, end, 10.0, 1.0))

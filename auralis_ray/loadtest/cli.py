@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0 competes with it as an equal")
     parser.add_argument("--ramp-rate", type=float, default=200.0, help="connections opened per second")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds between ramp end and window")
-    parser.add_argument("--idle", type=float, default=1.0, help="seconds of idle server measurement")
+    parser.add_argument("--idle", type=float, default=LoadTestConfig.idle_s, help="seconds of idle server measurement")
     parser.add_argument("--server-pid", type=int, action="append", default=[],
                         help="server process to measure, with its children (repeatable); "
                              "default: every ray::/raylet/gcs_server/serve process")

@@ -38,7 +38,14 @@ from websockets.uri import parse_uri
 
 from auralis_ray.loadtest.config import LoadTestConfig
 from auralis_ray.loadtest.frames import CHUNK_S, AudioFrame, FrameError, decode_binary, decode_text
-from auralis_ray.loadtest.procmon import ProcessSet, Snapshot, cpu_percent_between, self_and_workers, total_rss
+from auralis_ray.loadtest.procmon import (
+    ProcessSet,
+    Snapshot,
+    cpu_percent_between,
+    cpu_percent_by_name,
+    self_and_workers,
+    total_rss,
+)
 from auralis_ray.loadtest.report import MB, LoadReport, ProcessUsage, build_report
 from auralis_ray.loadtest.session import ListenerSession, ListenerSummary
 from auralis_ray.loadtest.stamped import StampedSocketTransport
@@ -372,7 +379,7 @@ def _usage_names(snapshot: Snapshot) -> tuple[list[int], list[str]]:
 
 async def _measure_window(
     server: ProcessSet, generator: ProcessSet, schedule: Schedule
-) -> tuple[float, float, float | None, float | None, list[int], Snapshot]:
+) -> tuple[float, float, float | None, dict[str, float], float | None, list[int], Snapshot]:
     """CPU% of server and generator and RSS samples over [window_start, window_end]."""
     await _sleep_until(schedule.window_start)
     t_start = time.time()
@@ -387,8 +394,9 @@ async def _measure_window(
     rss_samples.append(total_rss(s1))
     wall = t_end - t_start
     server_cpu = cpu_percent_between(s0, s1, wall, t_start) if s1 else None
+    by_name = cpu_percent_by_name(s0, s1, wall, t_start) if s1 else {}
     gen_cpu = cpu_percent_between(g0, g1, wall, t_start)
-    return wall, gen_cpu, server_cpu, float(np.mean(rss_samples)) if s1 else None, rss_samples, s1
+    return wall, gen_cpu, server_cpu, by_name, float(np.mean(rss_samples)) if s1 else None, rss_samples, s1
 
 
 def run_loadtest(config: LoadTestConfig) -> LoadReport:
@@ -414,6 +422,7 @@ async def run_loadtest_async(config: LoadTestConfig) -> LoadReport:
         idle1 = await asyncio.to_thread(server.snapshot)
         idle_wall = time.time() - t_idle
         idle_cpu = cpu_percent_between(idle0, idle1, idle_wall, t_idle) if idle1 and config.idle_s > 0 else None
+        idle_by_name = cpu_percent_by_name(idle0, idle1, idle_wall, t_idle) if idle1 and config.idle_s > 0 else {}
         idle_rss = total_rss(idle1) / MB if idle1 else None
 
         # 2. ramp and steady-state window
@@ -425,7 +434,7 @@ async def run_loadtest_async(config: LoadTestConfig) -> LoadReport:
             local: WorkerResult | None = None
         else:
             local = await run_listeners(config, list(range(config.listeners)), schedule, run_id)
-        wall, gen_cpu, server_cpu, rss_mean, rss_samples, last = await measure
+        wall, gen_cpu, server_cpu, window_by_name, rss_mean, rss_samples, last = await measure
         results = [local] if local is not None else await asyncio.to_thread(workers.results)
     finally:
         if workers is not None:
@@ -440,6 +449,8 @@ async def run_loadtest_async(config: LoadTestConfig) -> LoadReport:
         rss_mb=None if rss_mean is None else rss_mean / MB,
         rss_max_mb=max(rss_samples) / MB if last else None,
         rss_idle_mb=idle_rss,
+        cpu_marginal_by_name={name: window_by_name[name] - idle_by_name.get(name, 0.0)
+                              for name in window_by_name} if idle_by_name else {},
     )
     summaries = sorted((s for r in results for s in r.summaries), key=lambda s: s.index)
     lateness = np.concatenate([r.lateness_ms for r in results]) if results else np.empty(0)

@@ -44,7 +44,10 @@ class LoadTestConfig:
     nice: int = 10
     ramp_rate: float = 200.0  # connections opened per second
     settle_s: float = 1.0  # after the last connection opens, before the window starts
-    idle_s: float = 1.0  # server CPU/RSS sampled with no listener, before the ramp
+    # server CPU/RSS sampled with no listener, before the ramp. A whole system idles in bursts
+    # (synthesis renders 2 s blocks): 10 s average five of them; 1 s windows read 25-41 % of a core
+    # for the same idle `make run`, which swung the marginal CPU per listener by 2x
+    idle_s: float = 10.0
     prebuffer_chunks: int = 5
     connect_timeout_s: float = 10.0
     deflate: bool = False  # offer permessage-deflate, as browsers do

@@ -50,6 +50,19 @@ def cpu_percent_between(start: Snapshot, end: Snapshot, wall_s: float, start_tim
     return cpu / wall_s * 100.0
 
 
+def process_kind(name: str) -> str:
+    """A process's name without the task it runs: Ray titles a worker `ray::Class.method` while busy."""
+    return name.split(".", 1)[0] if name.startswith("ray::") else name
+
+
+def cpu_percent_by_name(start: Snapshot, end: Snapshot, wall_s: float, start_time: float) -> dict[str, float]:
+    """`cpu_percent_between` per kind of process (`process_kind` of its name at the end)."""
+    kinds = {process_kind(sample.name) for sample in end.values()}
+    return {kind: cpu_percent_between(start, {k: v for k, v in end.items() if process_kind(v.name) == kind},
+                                      wall_s, start_time)
+            for kind in sorted(kinds)}
+
+
 def total_rss(snapshot: Snapshot) -> int:
     return sum(s.rss for s in snapshot.values())
 

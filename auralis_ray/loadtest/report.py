@@ -32,6 +32,9 @@ class ProcessUsage:
     rss_mb: float | None = None  # mean total over the steady-state window
     rss_max_mb: float | None = None
     rss_idle_mb: float | None = None
+    # window minus idle CPU % per process name: where the listeners' cost lands (and how much of the
+    # whole system's marginal is background noise in processes listeners do not touch)
+    cpu_marginal_by_name: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -281,6 +284,9 @@ def _rows(r: LoadReport) -> list[tuple[str, str]]:
         ("server CPU % (idle)", f"{_fmt(r.server.cpu_percent)} ({_fmt(r.server.cpu_idle_percent)})"),
         ("server CPU % per listener", _fmt(r.server_cpu_percent_per_listener, 4)),
         ("  CPU marginal (minus idle)", _fmt(r.server_cpu_marginal_percent_per_listener, 4)),
+        ("  marginal CPU % by process (top 4)", ", ".join(
+            f"{name} {value:+.1f}" for name, value in sorted(
+                r.server.cpu_marginal_by_name.items(), key=lambda item: -abs(item[1]))[:4]) or "-"),
         ("server RSS MB (idle)", f"{_fmt(r.server.rss_mb)} ({_fmt(r.server.rss_idle_mb)})"),
         ("server RSS KB per listener", _fmt(r.server_rss_kb_per_listener)),
         ("  RSS marginal (minus idle)", _fmt(r.server_rss_marginal_kb_per_listener)),

@@ -41,8 +41,6 @@ INGRESS_MODES: dict[str, dict[str, str]] = {
                 "RAY_SERVE_HAPROXY_TUNE_BUFSIZE": "65536",
                 "RAY_SERVE_HAPROXY_BALANCE_ALGORITHM": "uri path-only"},
     "haproxy-default": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
-    # `make run`'s listener door: the replicas' shared port (server.shared_port), HAProxy as above on
-    # another port (`start_local` with this mode serves the shared port on `port`)
     # replicas serve HTTP themselves on ports 30000+, Serve's proxy stays in front (an outside L4
     # load balancer can target the replica ports directly)
     "direct": {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"},
@@ -52,6 +50,8 @@ INGRESS_MODES: dict[str, dict[str, str]] = {
 }
 
 
+# `make run`'s listener door: the replicas' own shared port (server.shared_port), no proxy between;
+# Serve's door as in "haproxy" beside it (`start_local` serves the shared port on `port`)
 INGRESS_MODES["shared"] = INGRESS_MODES["haproxy"]
 
 
