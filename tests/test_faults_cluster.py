@@ -343,6 +343,11 @@ async def test_shared_port_spreads_listeners_and_replaces_a_duplicate_on_another
     old = await older
     assert old.close_code == 4000, "the newer socket on the other replica replaces the older one"
     assert len(newer.order) >= 15 and newer.close_code is None
+    import httpx
+
+    async with httpx.AsyncClient(timeout=5) as http:
+        metrics = (await http.get(f"http://127.0.0.1:{first_port}/api/metrics")).json()
+    assert metrics["replaced_from_other_replicas"] >= 1
 
 
 # ---- faults -----------------------------------------------------------------------------------------

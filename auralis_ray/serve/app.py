@@ -177,6 +177,8 @@ async def api_metrics(request: Request) -> Response:
     return JSONResponse({
         "timestamp": time.time(),
         "listeners": hub.listener_count,
+        # sockets closed (4000) because the same client_id connected again on another replica
+        "replaced_from_other_replicas": None if hub.claims is None else hub.claims.evicted,
         "feeds": feeds,
         "metrics": hub.metrics.snapshot(),
         "gc": None if state.gc_pauses is None else {

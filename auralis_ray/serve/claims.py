@@ -61,7 +61,7 @@ class ClaimSync:
                 await self.registry.update.remote(self.owner, claims, releases)
             except Exception as error:
                 log.warning("listener registry unavailable (%r); retrying", error)
-                # kept for the retry, newest first if it is away for long
+                # kept for the retry (only the newest max_pending while it stays away)
                 self.claims = (claims + self.claims)[-self.max_pending:]
                 self.releases = (releases + self.releases)[-self.max_pending:]
                 self.pending.set()
