@@ -82,7 +82,7 @@ def test_registry_agrees_with_a_model(operations):
 
 # ---- the shared port --------------------------------------------------------------------------------
 
-pytestmark_reuseport = pytest.mark.skipif(not reuseport_supported(), reason="needs SO_REUSEPORT")
+needs_reuseport = pytest.mark.skipif(not reuseport_supported(), reason="needs SO_REUSEPORT")
 
 
 def named_app(name: str):
@@ -111,7 +111,7 @@ async def answers(port: int, requests: int) -> list[str]:
     return out
 
 
-@pytestmark_reuseport
+@needs_reuseport
 def test_two_sockets_bind_one_port():
     port = free_port()
     first, second = bind_shared("127.0.0.1", port), bind_shared("127.0.0.1", port)
@@ -122,7 +122,7 @@ def test_two_sockets_bind_one_port():
         second.close()
 
 
-@pytestmark_reuseport
+@needs_reuseport
 async def test_the_kernel_spreads_connections_and_a_closed_door_gets_none():
     port = free_port()
     one, two = SharedPort("127.0.0.1", port), SharedPort("127.0.0.1", port)
@@ -141,7 +141,7 @@ async def test_the_kernel_spreads_connections_and_a_closed_door_gets_none():
         await asyncio.gather(one.task, two.task)
 
 
-@pytestmark_reuseport
+@needs_reuseport
 async def test_the_door_opens_only_once_the_replica_is_ready():
     port = free_port()
     ready = asyncio.Event()

@@ -28,7 +28,7 @@ class ListenerRegistryActor:
 
     async def update(self, owner: str, claims: list[Claim], releases: list[Claim]) -> None:
         now = time.time()
-        for evicted in self.registry.update(owner, [tuple(c) for c in claims], [tuple(r) for r in releases], now):
+        for evicted in self.registry.update(owner, claims, releases, now):
             self._wakeup(evicted).set()
         for gone in self.registry.prune(now):
             self.wakeups.pop(gone, None)

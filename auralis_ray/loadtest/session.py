@@ -129,21 +129,19 @@ class ListenerSession:
     def chunks_received(self) -> int:
         return len(self.chunk_ids)
 
+    def _in_window(self) -> list[int]:
+        """Indices of the live chunks that arrived in the window."""
+        lo, hi = self.window_start, self.window_end
+        return [i for i, (arrival, live) in enumerate(zip(self.arrivals, self.live)) if live and lo <= arrival <= hi]
+
     def window_lateness_ms(self, by_read: bool = False) -> list[float]:
         """Arrival (or, `by_read`, read) − publish time of live chunks that arrived in the window, in ms."""
-        lo, hi = self.window_start, self.window_end
         seen = self.reads if by_read else self.arrivals
-        return [
-            (at - ts) * 1000.0
-            for ts, arrival, at, live in zip(self.timestamps, self.arrivals, seen, self.live)
-            if live and lo <= arrival <= hi
-        ]
+        return [(seen[i] - self.timestamps[i]) * 1000.0 for i in self._in_window()]
 
     def window_chunk_ids(self) -> list[int]:
         """The chunk ids of `window_lateness_ms()`'s values, in the same order."""
-        lo, hi = self.window_start, self.window_end
-        return [cid for cid, arrival, live in zip(self.chunk_ids, self.arrivals, self.live)
-                if live and lo <= arrival <= hi]
+        return [self.chunk_ids[i] for i in self._in_window()]
 
     def summary(self) -> ListenerSummary:
         start = self.handshake_start

@@ -25,6 +25,8 @@ class TokenBucket:
             self.tokens = float(self.capacity)
 
     def _refill(self, now: float) -> None:
+        if now == self.last_refill:
+            return  # nothing elapsed (every listener of a tick asks at the same `now`)
         if self.last_refill is None or now < self.last_refill:
             self.last_refill = now
             return
@@ -32,8 +34,7 @@ class TokenBucket:
         self.last_refill = now
 
     def consume(self, now: float, tokens: int = 1) -> bool:
-        if now != self.last_refill:
-            self._refill(now)
+        self._refill(now)
         if self.tokens >= tokens:
             self.tokens -= tokens
             return True
