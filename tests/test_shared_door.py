@@ -18,39 +18,49 @@ from auralis_ray.stream.registry import ClientIdRegistry
 
 def test_a_claim_on_another_replica_evicts_exactly_the_older_socket():
     registry = ClientIdRegistry()
-    assert registry.update("a", [("dup", 1)], [], now=0.0) == []
-    assert registry.update("b", [("dup", 7)], [], now=1.0) == ["a"]
+    assert registry.update("a", [("dup", 1, 0.0)], [], now=0.0) == []
+    assert registry.update("b", [("dup", 7, 1.0)], [], now=1.0) == ["a"]
     assert registry.take_evictions("a", now=1.1) == [("dup", 1)]
     assert registry.take_evictions("a", now=1.2) == [], "an eviction is handed out once"
     assert registry.take_evictions("b", now=1.2) == []
-    assert registry.holders["dup"] == ("b", 7)
+    assert registry.holders["dup"] == ("b", 7, 1.0)
+
+
+def test_the_later_connection_wins_even_when_its_claim_arrives_first():
+    """Replicas send claims in batches: a reconnect 10 ms later can reach the registry first."""
+    registry = ClientIdRegistry()
+    assert registry.update("b", [("dup", 7, 10.01)], [], now=10.02) == []
+    assert registry.update("a", [("dup", 1, 10.00)], [], now=10.05) == ["a"]
+    assert registry.take_evictions("a", now=10.1) == [("dup", 1)], "the older socket goes, not the newer"
+    assert registry.take_evictions("b", now=10.1) == []
+    assert registry.holders["dup"] == ("b", 7, 10.01)
 
 
 def test_the_same_replica_reconnecting_is_its_own_business():
     registry = ClientIdRegistry()
-    registry.update("a", [("x", 1)], [], now=0.0)
-    assert registry.update("a", [("x", 2)], [], now=1.0) == []
+    registry.update("a", [("x", 1, 0.0)], [], now=0.0)
+    assert registry.update("a", [("x", 2, 1.0)], [], now=1.0) == []
     assert registry.take_evictions("a", now=1.0) == []
-    assert registry.holders["x"] == ("a", 2)
+    assert registry.holders["x"] == ("a", 2, 1.0)
 
 
 def test_a_stale_release_does_not_free_a_newer_holder():
     registry = ClientIdRegistry()
-    registry.update("a", [("x", 1)], [], now=0.0)
-    registry.update("b", [("x", 5)], [], now=0.5)
+    registry.update("a", [("x", 1, 0.0)], [], now=0.0)
+    registry.update("b", [("x", 5, 0.5)], [], now=0.5)
     registry.update("a", [], [("x", 1)], now=1.0)  # a's old socket ended after b took the id
-    assert registry.holders["x"] == ("b", 5)
+    assert registry.holders["x"] == ("b", 5, 0.5)
     registry.update("b", [], [("x", 5)], now=2.0)
     assert "x" not in registry.holders
 
 
 def test_a_silent_replica_is_forgotten_with_its_ids():
     registry = ClientIdRegistry(owner_timeout_sec=10.0)
-    registry.update("gone", [("x", 1), ("y", 2)], [], now=0.0)
-    registry.update("alive", [("z", 3)], [], now=5.0)
+    registry.update("gone", [("x", 1, 0.0), ("y", 2, 0.0)], [], now=0.0)
+    registry.update("alive", [("z", 3, 5.0)], [], now=5.0)
     assert registry.prune(now=12.0) == ["gone"]
     assert set(registry.holders) == {"z"}
-    assert registry.update("alive", [("x", 4)], [], now=13.0) == [], "no eviction for a replica that is gone"
+    assert registry.update("alive", [("x", 4, 13.0)], [], now=13.0) == [], "no eviction for a replica that is gone"
 
 
 @settings(max_examples=200, deadline=None)
@@ -59,7 +69,7 @@ def test_a_silent_replica_is_forgotten_with_its_ids():
 def test_registry_agrees_with_a_model(operations):
     """Every socket superseded from another replica is evicted once; the holder is the newest claim."""
     registry = ClientIdRegistry()
-    holder: dict[str, tuple[str, int]] = {}
+    holder: dict[str, tuple[str, int, float]] = {}  # sockets connect in operation order
     live: dict[tuple[str, str], int] = {}  # (owner, client_id) -> token of that owner's open socket
     expected: dict[str, list] = {o: [] for o in "abc"}
     for token, (owner, action, cid) in enumerate(operations):
@@ -67,12 +77,12 @@ def test_registry_agrees_with_a_model(operations):
             previous = holder.get(cid)
             if previous is not None and previous[0] != owner:
                 expected[previous[0]].append((cid, previous[1]))
-            holder[cid] = (owner, token)
+            holder[cid] = (owner, token, float(token))
             live[(owner, cid)] = token
-            registry.update(owner, [(cid, token)], [], now=0.0)
+            registry.update(owner, [(cid, token, float(token))], [], now=0.0)
         elif (owner, cid) in live:
             old = live.pop((owner, cid))
-            if holder.get(cid) == (owner, old):
+            if holder.get(cid) == (owner, old, float(old)):
                 del holder[cid]
             registry.update(owner, [], [(cid, old)], now=0.0)
     assert registry.holders == holder

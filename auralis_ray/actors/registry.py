@@ -11,7 +11,7 @@ import time
 
 import ray
 
-from ..stream.registry import Claim, ClientIdRegistry
+from ..stream.registry import Claim, ClientIdRegistry, Socket
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=1000)
@@ -26,14 +26,14 @@ class ListenerRegistryActor:
             event = self.wakeups[owner] = asyncio.Event()
         return event
 
-    async def update(self, owner: str, claims: list[Claim], releases: list[Claim]) -> None:
+    async def update(self, owner: str, claims: list[Claim], releases: list[Socket]) -> None:
         now = time.time()
         for evicted in self.registry.update(owner, claims, releases, now):
             self._wakeup(evicted).set()
         for gone in self.registry.prune(now):
             self.wakeups.pop(gone, None)
 
-    async def evictions(self, owner: str, wait_sec: float = 30.0) -> list[Claim]:
+    async def evictions(self, owner: str, wait_sec: float = 30.0) -> list[Socket]:
         """The sockets of `owner` that newer connections replaced; waits up to `wait_sec` for one."""
         event = self._wakeup(owner)
         taken = self.registry.take_evictions(owner, time.time())

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Callable
 
-from ..stream.registry import Claim
+from ..stream.registry import Claim, Socket
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +27,13 @@ class ClaimSync:
         self.retry_sec = retry_sec
         self.max_pending = max_pending
         self.claims: list[Claim] = []
-        self.releases: list[Claim] = []
+        self.releases: list[Socket] = []
         self.pending = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.evicted = 0
 
-    def claim(self, client_id: str, token: int) -> None:
-        self.claims.append((client_id, token))
+    def claim(self, client_id: str, token: int, connected_at: float) -> None:
+        self.claims.append((client_id, token, connected_at))
         self.pending.set()
 
     def release(self, client_id: str, token: int) -> None:

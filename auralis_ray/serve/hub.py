@@ -320,7 +320,7 @@ class ListenerHub:
         listener.token = next(self._tokens)
         self.by_client[session.client_id] = (feed, listener)
         if self.claims is not None:
-            self.claims.claim(session.client_id, listener.token)
+            self.claims.claim(session.client_id, listener.token, time.time())
         return listener
 
     def _replace(self, feed: StationFeed, old: Listener) -> None:

@@ -3,8 +3,10 @@
 PROTOCOL: a second connection with a connected `client_id` replaces the first (close 4000). One
 replica sees that by itself; when the kernel spreads connections over replicas sharing one port,
 the older socket may sit on another replica. Replicas report what they accept (claims) and close
-(releases); a claim of an id another replica holds queues an eviction for that replica, naming the
-exact socket (its token), so a newer socket on the same replica is never closed by mistake.
+(releases). Of two sockets with one id, the one that connected later wins, whichever claim reaches
+the registry first (replicas send in batches, so a reconnect 10 ms later may arrive first); the
+other's replica gets an eviction naming that exact socket (its token), so a newer socket on the
+same replica is never closed by mistake.
 
 Sans-I/O: the caller passes the clock; `actors/registry.py` serves it to the replicas.
 """
@@ -13,21 +15,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-Claim = tuple[str, int]  # (client_id, token of that socket on its replica)
+Claim = tuple[str, int, float]  # (client_id, token of that socket on its replica, when it connected)
+Socket = tuple[str, int]  # (client_id, token): a release, or an eviction
 
 
 @dataclass
 class _Owner:
     last_seen: float
-    evictions: list[Claim] = field(default_factory=list)
+    evictions: list[Socket] = field(default_factory=list)
 
 
 class ClientIdRegistry:
-    """client_id -> (replica, token); evictions queued per replica."""
+    """client_id -> (replica, token, connected at); evictions queued per replica."""
 
     def __init__(self, owner_timeout_sec: float = 120.0):
         self.owner_timeout_sec = owner_timeout_sec
-        self.holders: dict[str, tuple[str, int]] = {}
+        self.holders: dict[str, tuple[str, int, float]] = {}
         self.owners: dict[str, _Owner] = {}
 
     def _owner(self, owner: str, now: float) -> _Owner:
@@ -37,22 +40,26 @@ class ClientIdRegistry:
         entry.last_seen = now
         return entry
 
-    def update(self, owner: str, claims: list[Claim], releases: list[Claim], now: float) -> list[str]:
+    def update(self, owner: str, claims: list[Claim], releases: list[Socket], now: float) -> list[str]:
         """Apply one replica's claims and releases (in that order); return the owners given evictions."""
         self._owner(owner, now)
         evicted: list[str] = []
-        for client_id, token in claims:
+        for client_id, token, connected_at in claims:
+            claim = (owner, token, connected_at)
             previous = self.holders.get(client_id)
-            self.holders[client_id] = (owner, token)
-            if previous is not None and previous[0] != owner and previous[0] in self.owners:
-                self.owners[previous[0]].evictions.append((client_id, previous[1]))
-                evicted.append(previous[0])
+            older, newer = (previous, claim) if previous is None or previous[2] <= connected_at else (claim, previous)
+            self.holders[client_id] = newer
+            # the same replica replaced its own older socket already
+            if older is not None and older[0] != newer[0] and older[0] in self.owners:
+                self.owners[older[0]].evictions.append((client_id, older[1]))
+                evicted.append(older[0])
         for client_id, token in releases:
-            if self.holders.get(client_id) == (owner, token):
+            holder = self.holders.get(client_id)
+            if holder is not None and holder[:2] == (owner, token):
                 del self.holders[client_id]
         return evicted
 
-    def take_evictions(self, owner: str, now: float) -> list[Claim]:
+    def take_evictions(self, owner: str, now: float) -> list[Socket]:
         entry = self._owner(owner, now)
         taken, entry.evictions = entry.evictions, []
         return taken
