@@ -20,11 +20,18 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_drain(args: argparse.Namespace) -> int:
-    import httpx
+    import urllib.error
+    import urllib.request
 
-    r = httpx.post(f"{args.url}/api/admin/drain", headers={"Authorization": f"Bearer {args.token}"}, timeout=10)
-    print(r.text)
-    return 0 if r.status_code == 200 else 1
+    request = urllib.request.Request(f"{args.url}/api/admin/drain", method="POST",
+                                     headers={"Authorization": f"Bearer {args.token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            print(answer.read().decode())
+            return 0
+    except urllib.error.HTTPError as error:
+        print(error.read().decode())
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -383,16 +383,18 @@ class ListenerHub:
         so listeners would be cut without a word. With direct ingress the replica's own
         `/-/healthz` turns 503 ("DRAINING") the moment Serve starts stopping it: that is the cue.
         """
-        import httpx
+        import aiohttp  # Ray's own dependency
 
-        async with httpx.AsyncClient(timeout=2.0) as http:
+        timeout = aiohttp.ClientTimeout(total=2.0)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
             while not self.draining:
                 await asyncio.sleep(interval)
                 try:
-                    answer = await http.get(health_url)
-                except httpx.HTTPError:
+                    async with http.get(health_url) as answer:
+                        status, text = answer.status, await answer.text()
+                except (aiohttp.ClientError, asyncio.TimeoutError):
                     continue
-                if answer.status_code == 503 and "DRAINING" in answer.text:
+                if status == 503 and "DRAINING" in text:
                     log.info("replica is shutting down: draining %d listeners", self.listener_count)
                     await self.drain("replica shutting down", self.config.concurrency.drain_timeout_sec, final=True)
                     return
