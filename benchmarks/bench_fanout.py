@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout  # noqa: E402
 
-from auralis_ray.loadtest.cli import comparison_dict, run_with_baseline
-from auralis_ray.loadtest.config import LoadTestConfig
-from auralis_ray.loadtest.frames import FORMATS, TIER_TARGET_MS
-from auralis_ray.loadtest.report import format_side_by_side
+from auralis_ray.tools.loadtest.cli import comparison_dict, run_with_baseline
+from auralis_ray.tools.loadtest.config import LoadTestConfig
+from auralis_ray.tools.loadtest.frames import FORMATS, TIER_TARGET_MS
+from auralis_ray.tools.loadtest.report import format_side_by_side
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout  # noqa: E402
 
-from auralis_ray.loadtest.baseline import baseline_subprocess
-from auralis_ray.loadtest.client import run_loadtest
-from auralis_ray.loadtest.config import LoadTestConfig
-from auralis_ray.loadtest.report import LoadReport
+from auralis_ray.tools.loadtest.baseline import baseline_subprocess
+from auralis_ray.tools.loadtest.client import run_loadtest
+from auralis_ray.tools.loadtest.config import LoadTestConfig
+from auralis_ray.tools.loadtest.report import LoadReport
 from auralis_ray.serve.local import INGRESS_MODES, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from audio_checks import (clicks, dropouts, integrated_lufs, key_energy_fraction, max_similarity,  # noqa: E402
                           true_peak_dbtp)
 from auralis_ray.config import GPUConfig  # noqa: E402
-from auralis_ray.monitor.benchmark import RESULTS_DIR, PerformanceBenchmark  # noqa: E402
+from auralis_ray.tools.benchmark import RESULTS_DIR, PerformanceBenchmark  # noqa: E402
 from auralis_ray.music.params import PRESETS, StationParams  # noqa: E402
 from auralis_ray.synth.engine import OptimizedSynthesisEngine  # noqa: E402
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import websockets
 
-from auralis_ray.loadtest.player import SimulatedPlayer
+from auralis_ray.tools.loadtest.player import SimulatedPlayer
 
 CHUNK_BYTES = 17_640
 

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 import websockets
 
-from auralis_ray.monitor.export_probe import expected_series, parse_exposition
+from auralis_ray.tools.export_probe import expected_series, parse_exposition
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from auralis_ray.loadtest.baseline import baseline_subprocess
-from auralis_ray.loadtest.client import run_loadtest_async
-from auralis_ray.loadtest.config import LoadTestConfig
+from auralis_ray.tools.loadtest.baseline import baseline_subprocess
+from auralis_ray.tools.loadtest.client import run_loadtest_async
+from auralis_ray.tools.loadtest.config import LoadTestConfig
 
 LISTENERS = 20
 SETTLE_S = 0.5

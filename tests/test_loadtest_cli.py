@@ -2,7 +2,7 @@
 
 import argparse
 
-from auralis_ray.loadtest.cli import EXIT_USAGE, add_loadtest_subcommand, config_from_args, run_cli
+from auralis_ray.tools.loadtest.cli import EXIT_USAGE, add_loadtest_subcommand, config_from_args, run_cli
 
 
 def _parse(*argv):

@@ -1,7 +1,7 @@
 """Gap detection and the per-listener session, on a fake clock."""
 
-from auralis_ray.loadtest.gaps import GapDetector, Step
-from auralis_ray.loadtest.session import ListenerSession
+from auralis_ray.tools.loadtest.gaps import GapDetector, Step
+from auralis_ray.tools.loadtest.session import ListenerSession
 
 
 def test_consecutive_ids_have_no_gap():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from auralis_ray.loadtest.player import SimulatedPlayer
+from auralis_ray.tools.loadtest.player import SimulatedPlayer
 
 
 def test_waits_for_prebuffer_and_never_underruns_before_playing():

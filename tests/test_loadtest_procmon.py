@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from auralis_ray.loadtest.procmon import ProcessSet
+from auralis_ray.tools.loadtest.procmon import ProcessSet
 
 MARKER = "procmon-test-marker"
 
@@ -35,7 +35,7 @@ def test_snapshot_finds_processes_by_pattern_and_can_reuse_what_it_found():
 
 
 def test_cpu_by_process_name_adds_up_to_the_whole():
-    from auralis_ray.loadtest.procmon import ProcSample, cpu_percent_between, cpu_percent_by_name
+    from auralis_ray.tools.loadtest.procmon import ProcSample, cpu_percent_between, cpu_percent_by_name
 
     def snap(*samples):
         return {s.key: s for s in samples}

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from auralis_ray.loadtest.config import Goals, LoadTestConfig
-from auralis_ray.loadtest.frames import (
+from auralis_ray.tools.loadtest.config import Goals, LoadTestConfig
+from auralis_ray.tools.loadtest.frames import (
     CHUNK_BYTES,
     AudioFrame,
     ControlMessage,
@@ -18,11 +18,11 @@ from auralis_ray.loadtest.frames import (
     encode_audio_json,
     encode_binary,
 )
-from auralis_ray.loadtest.procmon import ProcSample, cpu_percent_between
-from auralis_ray.loadtest.report import (ProcessUsage, build_report, cpu_ratio, format_report, format_side_by_side,
+from auralis_ray.tools.loadtest.procmon import ProcSample, cpu_percent_between
+from auralis_ray.tools.loadtest.report import (ProcessUsage, build_report, cpu_ratio, format_report, format_side_by_side,
                                         late_ticks)
-from auralis_ray.loadtest.session import ListenerSummary
-from auralis_ray.loadtest.stats import fraction_within, percentile, summarize
+from auralis_ray.tools.loadtest.session import ListenerSummary
+from auralis_ray.tools.loadtest.stats import fraction_within, percentile, summarize
 
 # -- stats ------------------------------------------------------------------------------
 

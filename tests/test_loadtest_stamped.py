@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from auralis_ray.loadtest.stamped import KERNEL_STAMPS, SO_TIMESTAMPNS, StampedSocketTransport, kernel_stamp
+from auralis_ray.tools.loadtest.stamped import KERNEL_STAMPS, SO_TIMESTAMPNS, StampedSocketTransport, kernel_stamp
 
 
 def test_kernel_stamp_reads_a_timespec_and_ignores_other_messages():

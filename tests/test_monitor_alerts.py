@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from auralis_ray.config import PerformanceConfig, load_config
 from auralis_ray.monitor.alerts import AlertConfig, AlertRule, AlertSeverity, default_rules
-from auralis_ray.monitor.export_probe import expected_series
+from auralis_ray.tools.export_probe import expected_series
 from auralis_ray.monitor.grafana import dashboard
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from auralis_ray.monitor.benchmark import RESULTS_DIR, BenchmarkRun, PerformanceBenchmark
+from auralis_ray.tools.benchmark import RESULTS_DIR, BenchmarkRun, PerformanceBenchmark
 
 
 def test_from_latencies_computes_the_seed_fields():

@@ -1,6 +1,6 @@
 """Ray really exports the eleven metrics under the names alerts.yml and the dashboard use.
 
-Runs `auralis_ray.monitor.export_probe` in its own process: a throwaway Ray (num_cpus=1, no
+Runs `auralis_ray.tools.export_probe` in its own process: a throwaway Ray (num_cpus=1, no
 dashboard, `_metrics_export_port` on a free port), an actor recording each metric through
 PerformanceMetrics, and a bounded scrape (30 s) of the export port.
 """
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from auralis_ray.monitor.export_probe import expected_series, parse_exposition
+from auralis_ray.tools.export_probe import expected_series, parse_exposition
 
 
 def test_parse_exposition():
@@ -30,7 +30,7 @@ def test_parse_exposition():
 def test_ray_exports_all_eleven_metrics_with_ray_prefix():
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     result = subprocess.run(
-        [sys.executable, "-m", "auralis_ray.monitor.export_probe", "--timeout", "30"],
+        [sys.executable, "-m", "auralis_ray.tools.export_probe", "--timeout", "30"],
         capture_output=True, text=True, timeout=110, env=env,
     )
     assert result.stdout, result.stderr[-3000:]

@@ -2,7 +2,7 @@
 
 import math
 
-from auralis_ray.soak import run_soak
+from auralis_ray.tools.soak import run_soak
 
 
 def test_short_soak_reports_memory_slope():

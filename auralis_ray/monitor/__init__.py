@@ -1,5 +1,5 @@
 """Observability for Auralis: metrics exported through Ray, process/GC sampling, memory leak
-detection, alert rules, benchmark records. Each module holds one concept:
+detection, alert rules. Each module holds one concept (benchmark records live in `auralis_ray.tools`):
 
 * `metrics`     PerformanceMetrics (seed §5.1), get_metrics, the metric definitions
 * `process`     ProcessSampler: RSS, GPU memory, GC collection deltas, per actor
@@ -9,7 +9,6 @@ detection, alert rules, benchmark records. Each module holds one concept:
 * `memory`      MemorySnapshot, MemoryMonitor, MemoryMeasurement, MemoryGrowthTracker (seed §4)
 * `alerts`      AlertSeverity, AlertRule, AlertConfig (seed §6.2) -> configs/prometheus/alerts.yml
 * `grafana`     the dashboard -> configs/grafana/auralis.json
-* `benchmark`   PerformanceBenchmark (seed §5.2), BenchmarkRun
 * `rate`        RateMeter (events per second over a window)
 * `stats`       nearest-rank percentiles, least-squares line
 """

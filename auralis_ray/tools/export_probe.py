@@ -1,7 +1,7 @@
 """Prove how Ray exports Auralis metrics: start a throwaway Ray, record each of the eleven metrics
 through `PerformanceMetrics` inside an actor, and scrape Ray's metrics export port until they appear.
 
-    python -m auralis_ray.monitor.export_probe [--timeout 30]
+    python -m auralis_ray.tools.export_probe [--timeout 30]
 
 Prints JSON: ``{"port": ..., "elapsed_sec": ..., "series": {name: [label dicts]}}`` restricted to
 the Auralis series, and exits 1 if any expected series is missing. Runs in its own process so it

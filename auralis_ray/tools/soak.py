@@ -16,14 +16,14 @@ from dataclasses import asdict, dataclass
 
 import psutil
 
-from .config import PerformanceConfig, load_config
-from .monitor.benchmark import BenchmarkRun
-from .monitor.memory import MemoryGrowthTracker
-from .stream.broadcast import BroadcastRingBuffer
-from .stream.client import ClientSession
-from .stream.pool import EncodedChunk
-from .stream.station import StationCore
-from .stream.protocol import CHUNK_SECONDS, FRAMES_PER_CHUNK
+from ..config import PerformanceConfig, load_config
+from ..monitor.memory import MemoryGrowthTracker
+from ..stream.broadcast import BroadcastRingBuffer
+from ..stream.client import ClientSession
+from ..stream.pool import EncodedChunk
+from ..stream.station import StationCore
+from ..stream.protocol import CHUNK_SECONDS, FRAMES_PER_CHUNK
+from .benchmark import BenchmarkRun
 
 
 @dataclass
@@ -47,8 +47,8 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
              save_record: bool = True) -> SoakReport:
     import torch
 
-    from .music.params import StationParams
-    from .synth.engine import OptimizedSynthesisEngine
+    from ..music.params import StationParams
+    from ..synth.engine import OptimizedSynthesisEngine
 
     config = config or load_config()
     torch.set_num_threads(config.gpu.torch_threads)

@@ -5,9 +5,9 @@
 The per-listener logic (`session`, `player`, `gaps`, `stats`) is pure and clock-free.
 """
 
-from auralis_ray.loadtest.config import Goals, LoadTestConfig
-from auralis_ray.loadtest.gaps import GapDetector
-from auralis_ray.loadtest.player import SimulatedPlayer
-from auralis_ray.loadtest.report import LoadReport
+from auralis_ray.tools.loadtest.config import Goals, LoadTestConfig
+from auralis_ray.tools.loadtest.gaps import GapDetector
+from auralis_ray.tools.loadtest.player import SimulatedPlayer
+from auralis_ray.tools.loadtest.report import LoadReport
 
 __all__ = ["GapDetector", "Goals", "LoadReport", "LoadTestConfig", "SimulatedPlayer"]

@@ -8,7 +8,7 @@ JSON, per tier, because `current_tier` is in the message) and handed to
 `websockets.broadcast`. The audio is a fixed 220 Hz tone (22 whole cycles per chunk,
 so it loops seamlessly). Every station name gets the same stream.
 
-    python -m auralis_ray.loadtest.baseline --port 8765
+    python -m auralis_ray.tools.loadtest.baseline --port 8765
 
 prints `READY ws://HOST:PORT` once it listens (`--port 0` picks a free port).
 """
@@ -37,7 +37,7 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from auralis_ray.loadtest.frames import (
+from auralis_ray.tools.loadtest.frames import (
     CHUNK_MS,
     CHUNK_S,
     FORMATS,
@@ -209,10 +209,10 @@ async def serve_baseline(host: str, port: int, ready: asyncio.Future[int] | None
 @contextlib.contextmanager
 def baseline_subprocess(host: str = "127.0.0.1", start_timeout_s: float = 20.0) -> Iterator[tuple[str, int]]:
     """Start the baseline in its own process on a free port; yield (url, pid)."""
-    package_root = str(Path(__file__).resolve().parents[2])  # importable even if not installed
+    package_root = str(Path(__file__).resolve().parents[3])  # importable even if not installed
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "auralis_ray.loadtest.baseline", "--host", host, "--port", "0"],
+        [sys.executable, "-m", "auralis_ray.tools.loadtest.baseline", "--host", host, "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args(argv)
-    from auralis_ray.loadtest.client import run_async
+    from auralis_ray.tools.loadtest.client import run_async
 
     with contextlib.suppress(KeyboardInterrupt):
         run_async(serve_baseline(args.host, args.port))

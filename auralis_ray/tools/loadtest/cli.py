@@ -1,6 +1,6 @@
 """`auralis loadtest`: open N listeners against a server and print the report.
 
-    python -m auralis_ray.loadtest.cli --url ws://127.0.0.1:8000 --listeners 100 --seconds 10
+    python -m auralis_ray.tools.loadtest.cli --url ws://127.0.0.1:8000 --listeners 100 --seconds 10
 
 With --baseline the same load is then run against the bare `websockets` baseline
 (started on a free port in a subprocess) and both reports are printed side by side.
@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from auralis_ray.loadtest.baseline import baseline_subprocess
-from auralis_ray.loadtest.client import run_loadtest
-from auralis_ray.loadtest.config import LoadTestConfig
-from auralis_ray.loadtest.frames import FORMATS, TIER_TARGET_MS
-from auralis_ray.loadtest.report import LoadReport, cpu_ratio, format_report, format_side_by_side
+from auralis_ray.tools.loadtest.baseline import baseline_subprocess
+from auralis_ray.tools.loadtest.client import run_loadtest
+from auralis_ray.tools.loadtest.config import LoadTestConfig
+from auralis_ray.tools.loadtest.frames import FORMATS, TIER_TARGET_MS
+from auralis_ray.tools.loadtest.report import LoadReport, cpu_ratio, format_report, format_side_by_side
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GOALS_FAILED = 0, 1, 2, 3
 

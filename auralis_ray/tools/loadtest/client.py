@@ -36,9 +36,9 @@ from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from auralis_ray.loadtest.config import LoadTestConfig
-from auralis_ray.loadtest.frames import CHUNK_S, AudioFrame, FrameError, decode_binary, decode_text
-from auralis_ray.loadtest.procmon import (
+from auralis_ray.tools.loadtest.config import LoadTestConfig
+from auralis_ray.tools.loadtest.frames import CHUNK_S, AudioFrame, FrameError, decode_binary, decode_text
+from auralis_ray.tools.loadtest.procmon import (
     ProcessSet,
     Snapshot,
     cpu_percent_between,
@@ -46,9 +46,9 @@ from auralis_ray.loadtest.procmon import (
     self_and_workers,
     total_rss,
 )
-from auralis_ray.loadtest.report import MB, LoadReport, ProcessUsage, build_report
-from auralis_ray.loadtest.session import ListenerSession, ListenerSummary
-from auralis_ray.loadtest.stamped import StampedSocketTransport
+from auralis_ray.tools.loadtest.report import MB, LoadReport, ProcessUsage, build_report
+from auralis_ray.tools.loadtest.session import ListenerSession, ListenerSummary
+from auralis_ray.tools.loadtest.stamped import StampedSocketTransport
 from auralis_ray.monitor.priority import lower_priority
 
 START_MARGIN_S = 0.2  # between deciding t0 and the first connection

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from auralis_ray.loadtest.frames import FORMATS, TIER_TARGET_MS
+from auralis_ray.tools.loadtest.frames import FORMATS, TIER_TARGET_MS
 
 # What a server process looks like when no --server-pid is given (see procmon).
 DEFAULT_SERVER_PATTERNS = (r"ray::", r"raylet", r"gcs_server", r"\bserve\b")

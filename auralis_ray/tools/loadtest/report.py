@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from auralis_ray.loadtest.config import Goals, LoadTestConfig
-from auralis_ray.loadtest.session import ListenerSummary
-from auralis_ray.loadtest.stats import Percentiles, fraction_within, summarize
+from auralis_ray.tools.loadtest.config import Goals, LoadTestConfig
+from auralis_ray.tools.loadtest.session import ListenerSummary
+from auralis_ray.tools.loadtest.stats import Percentiles, fraction_within, summarize
 
 MB = 1024.0 * 1024.0
 

@@ -10,8 +10,8 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
-from auralis_ray.loadtest.gaps import GapDetector
-from auralis_ray.loadtest.player import SimulatedPlayer
+from auralis_ray.tools.loadtest.gaps import GapDetector
+from auralis_ray.tools.loadtest.player import SimulatedPlayer
 
 
 @dataclass
