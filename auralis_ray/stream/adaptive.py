@@ -1,8 +1,7 @@
-"""AdaptiveRingBuffer and BufferTier (seed §1.1): a listener's outbox with tier-based buffering.
+"""AdaptiveRingBuffer and BufferTier: a listener's outbox with tier-based buffering.
 
 Each listener owns one. The replica's fan-out writes references to the shared encoded chunks into
-it (never copies of audio: the seed allocated a full int16 buffer per listener); the listener's
-sender drains it. Its tier sets the initial burst and the target the client should hold, and is
+it (never copies of audio); the listener's sender drains it. Its tier sets the initial burst and the target the client should hold, and is
 promoted or demoted from the listener's jitter and underrun rate.
 """
 

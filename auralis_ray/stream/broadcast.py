@@ -1,8 +1,8 @@
-"""BroadcastRingBuffer and ClientCursor (seed §2.1, §2.2): one copy of each chunk, many readers.
+"""BroadcastRingBuffer and ClientCursor: one copy of each chunk, many readers.
 
-Better than the seed: positions are absolute `chunk_id`s (the slot is `chunk_id % capacity`), so
-"empty" and "full" never look alike, a cursor survives wrap-around, and resume-by-id is a lookup.
-The single writer and the readers share one event loop in this system, so no locks are needed.
+Positions are absolute `chunk_id`s (the slot is `chunk_id % capacity`), so "empty" and "full" never
+look alike, a cursor survives wrap-around, and resume-by-id is a lookup. The single writer and the
+readers share one event loop, so no locks are needed.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""WebSocketClientState (seed §2.3) and ClientSession: one listener's protocol state machine.
+"""WebSocketClientState and ClientSession: one listener's protocol state machine.
 
 The session takes inputs (a published chunk in the shared ring, a client message, `now`) and
 returns frames to send; the Serve edge only moves those frames to and from the socket.

@@ -1,4 +1,4 @@
-"""JitterTracker (seed §1.2): EMA mean and variance of chunk delivery lateness."""
+"""JitterTracker: EMA mean and variance of chunk delivery lateness."""
 
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ class ChunkTimestamp(NamedTuple):
 class JitterTracker:
     """Exponential moving average of delivery jitter.
 
-    Better than the seed: the seed's "95 %: mean + 2σ" mixes a two-sided factor into a one-sided
-    question (how much buffer covers 95 % of late chunks); here k is the one-sided normal quantile.
-    The window holds plain tuples of numbers, which CPython's cycle collector stops tracking: a
+    The recommended buffer is mean + k·σ with k the one-sided normal quantile of the confidence
+    (how much buffer covers that share of late chunks). The window holds plain tuples of numbers, which CPython's cycle collector stops tracking: a
     replica with 1,000 listeners keeps 50,000 of them, and as `ChunkTimestamp`s (a tuple subclass,
     always tracked) they made every full collection of the fan-out loop measurably longer.
     """

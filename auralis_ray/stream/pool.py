@@ -1,9 +1,8 @@
-"""AudioChunkPool (seed §1.4): each chunk is encoded once, into both wire frames, for every listener.
+"""AudioChunkPool: each chunk is encoded once, into both wire frames, for every listener.
 
-Better than the seed: the seed hands out its 20 pre-allocated buffers round-robin, so a buffer is
-rewritten while older frames that still sit in a 30-chunk ring point at it. Here the pool keeps
-its pre-allocated scratch only for conversion; the frames it returns are immutable `bytes`/`str`
-shared by every listener (two allocations per chunk per station, none per listener).
+The pool keeps pre-allocated scratch only for the int16 conversion; the frames it returns are
+immutable `bytes`/`str` shared by every listener (two allocations per chunk per station, none per
+listener), so no frame is ever rewritten while a ring still holds it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The listener wire contract (PROTOCOL.md v1): constants, message builders and parsing."""
+"""The listener wire contract (docs/PROTOCOL.md): constants, message builders and parsing."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Which replica holds which `client_id`, so a reconnect replaces the older socket on any replica.
 
-PROTOCOL: a second connection with a connected `client_id` replaces the first (close 4000). One
+docs/PROTOCOL.md: a second connection with a connected `client_id` replaces the first (close 4000). One
 replica sees that by itself; when the kernel spreads connections over replicas sharing one port,
 the older socket may sit on another replica. Replicas report what they accept (claims) and close
 (releases). Of two sockets with one id, the one that connected later wins, whichever claim reaches

@@ -1,4 +1,4 @@
-"""TokenBucket (seed §1.3): flow control with the clock passed in."""
+"""TokenBucket: flow control with the clock passed in."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 class TokenBucket:
     """Token bucket rate limiter.
 
-    Better than the seed: `now` is an argument (testable, no hidden clock), and the bucket starts
-    at the time of its first use rather than at construction.
+    `now` is an argument of every method (no hidden clock), and the bucket starts at the time of
+    its first use rather than at construction.
     """
 
     capacity: int
