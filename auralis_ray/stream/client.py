@@ -23,6 +23,8 @@ Frame = str | bytes
 
 
 class ConnectionState(Enum):
+    """A listener's connection: connecting -> active -> draining -> disconnected."""
+
     CONNECTING = "connecting"
     ACTIVE = "active"
     DRAINING = "draining"
@@ -38,6 +40,8 @@ _ALLOWED = {
 
 
 class IllegalTransition(RuntimeError):
+    """A connection state change that the lifecycle does not allow."""
+
     pass
 
 
@@ -66,6 +70,8 @@ class WebSocketClientState:
 
 @dataclass
 class Closing:
+    """The close a session asks its socket for: code and reason."""
+
     code: int
     reason: str
 

@@ -24,6 +24,8 @@ FORMATS = ("json", "binary")
 
 
 class CloseCode:
+    """WebSocket close codes the server uses (docs/PROTOCOL.md, "Close codes")."""
+
     NORMAL = 1000
     GOING_AWAY = 1001
     POLICY_VIOLATION = 1008
@@ -33,6 +35,8 @@ class CloseCode:
 
 
 class ErrorCode(str, Enum):
+    """`error_code` of an `error` message."""
+
     BUFFER_OVERRUN = "BUFFER_OVERRUN"
     RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
     PERSISTENT_UNDERRUNS = "PERSISTENT_UNDERRUNS"
@@ -42,6 +46,8 @@ class ErrorCode(str, Enum):
 
 
 class Severity(str, Enum):
+    """`severity` of an `error` message."""
+
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
@@ -116,12 +122,16 @@ def shutdown_warning(reason: str, drain_period_sec: float, now: float) -> dict[s
 
 @dataclass(frozen=True)
 class BufferControl:
+    """A client's `buffer_control`: it asks for a tier."""
+
     requested_tier: str
     timestamp: float
 
 
 @dataclass(frozen=True)
 class ClientReport:
+    """A client's `client_report`: what its own player sees."""
+
     buffered_ms: float
     underruns: int
     played_chunks: int
@@ -130,6 +140,8 @@ class ClientReport:
 
 @dataclass(frozen=True)
 class Ping:
+    """A client's `ping`, answered with `pong`."""
+
     timestamp: float
 
 

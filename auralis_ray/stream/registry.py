@@ -21,6 +21,8 @@ Socket = tuple[str, int]  # (client_id, token): a release, or an eviction
 
 @dataclass
 class _Owner:
+    """One replica as the registry knows it: when it was last heard, and its pending evictions."""
+
     last_seen: float
     evictions: list[Socket] = field(default_factory=list)
 
