@@ -25,7 +25,7 @@ SYSTEM_ENV = eval "$$($(BIN)/python -m auralis_ray.serve.local --print-env)";
 $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints-cpu.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints-cpu.txt -e '.[dev,tools]'
 	touch $@
 
 install: $(STAMP)
