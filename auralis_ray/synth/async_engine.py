@@ -1,4 +1,4 @@
-"""AsyncSynthesisEngine (seed §2.4): synthesis off the event loop, in a thread pool.
+"""AsyncSynthesisEngine: synthesis off the event loop, in a thread pool.
 
 Blocks are rendered strictly in order (one at a time, guarded by a lock inside the worker), so the
 stream stays seamless even if several callers await at once; torch releases the GIL while it computes.

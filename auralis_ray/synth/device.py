@@ -1,4 +1,4 @@
-"""Device selection and description (seed §3.2)."""
+"""Device selection (CUDA > MPS > CPU) and description (DeviceInfo)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OptimizedSynthesisEngine (seed §3.1) and BatchRenderConfig (seed §3.3).
+"""OptimizedSynthesisEngine and BatchRenderConfig: batched rendering of every station.
 
 One `render_block()` renders every station: composition and control curves per station (numpy, small),
 then one batched torch pass over [stations, voices, samples]: fast lanes (lead, thump, shaker) at 44.1 kHz
@@ -86,6 +86,8 @@ class BatchRenderConfig:
 
 @dataclass
 class _Station:
+    """One station inside the engine: its parameters, composer, lane schedule and timeline position."""
+
     name: str
     params: StationParams
     seed: int

@@ -46,6 +46,8 @@ def _fractional_delay_bank(taps: int = TP_TAPS, fractions=TP_FRACTIONS) -> np.nd
 
 
 class MasterBus:
+    """The last stage of every station: loudness control towards a LUFS target, then the true-peak limiter."""
+
     def __init__(self, sample_rate: int = 44100, sub: int = 4410, target_lufs: float = -16.0,
                  ceiling_dbtp: float = -1.5, lookahead_ms: float = 5.0, device: torch.device | str = "cpu") -> None:
         self.sub = sub

@@ -74,6 +74,8 @@ def hall_impulse(rate: int, seconds: float, t60: float, seed: int = 2024) -> np.
 
 
 class ConvolutionReverb:
+    """Stereo hall reverb for a batch of stations: decimate, partitioned FFT convolution, upsample."""
+
     def __init__(self, sample_rate: int = 44100, block_frames: int = 44100, seconds: float = 2.8,
                  t60: float = 3.2, device: torch.device | str = "cpu") -> None:
         if block_frames % DECIMATION:

@@ -31,6 +31,8 @@ MIP_TOP_HZ = tuple(40.0 * 2.0**i for i in range(8))  # highest fundamental each 
 
 @dataclass(frozen=True)
 class Row:
+    """Where one wavetable or noise row lies in the flat table."""
+
     base: int  # offset of the row in the flat table
     spc: int  # samples per cycle (noise: the row length)
 
