@@ -1,23 +1,19 @@
-"""Prometheus alert rules (seed §6.2), generated from the configuration.
+"""Prometheus alert rules, generated from the configuration.
 
 ``python -m auralis_ray.monitor.alerts > configs/prometheus/alerts.yml`` regenerates the committed
 file (a test checks they agree, and runs ``promtool check rules`` when promtool is installed).
 
-Where this differs from the seed, and why:
-
-* Names are the series Ray 2.60 really exports (``ray_`` prefix; histograms as ``_bucket``), taken
-  from `metrics.METRICS`; the seed's bare names match nothing Ray exports.
-* ``histogram_quantile`` runs over ``sum by (le) (rate(..._bucket[w]))``. The seed applied it to raw
-  cumulative buckets, which gives the quantile since each process started, so a slow minute
-  never shows after the first hour.
-* ``deriv()`` is per second; the seed's ``deriv(memory_usage_mb[1h]) > 20`` meant 20 MB *per second*.
-  Here the slope is multiplied by 3600 and compared to ``memory.leak_detection_threshold_mb_per_hour``.
+* Names are the series Ray 2.60 exports (``ray_`` prefix; histograms as ``_bucket``), taken from
+  `metrics.METRICS`.
+* ``histogram_quantile`` runs over ``sum by (le) (rate(..._bucket[w]))``: the quantile of the last
+  window, not of everything since each process started.
+* ``deriv()`` is per second, so the slope is multiplied by 3600 and compared to
+  ``memory.leak_detection_threshold_mb_per_hour``.
   ``for: 1h`` with a 1h range means a process's warm-up ramp alone cannot fire it.
 * Underruns are alerted per listener per station, not per client_id series (unbounded cardinality).
 * Every threshold and window comes from `PerformanceConfig`; `monitoring.alert_severity_levels`
   chooses which severities are emitted, `monitoring.enable_alerts` whether any are.
-* The seed's ``__init__`` appended the defaults to whatever rules were passed, duplicating them on
-  every copy; here defaults come from `AlertConfig.from_config` and rule names must be unique.
+* The default rules come from `AlertConfig.from_config`; rule names must be unique.
 """
 
 from __future__ import annotations

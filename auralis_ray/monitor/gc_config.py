@@ -1,15 +1,14 @@
-"""Garbage-collector settings for the long-lived actors (seed §4.4).
+"""Garbage-collector settings for the long-lived actors.
 
 CPython's default thresholds run a young collection every 700 net allocations; a synthesis loop that
 allocates many small objects per block then pays collections in the middle of rendering. Raising the
 thresholds (or turning automatic collection off) moves that work to moments the actor chooses.
 
-Where this differs from the seed, and why: the seed disables automatic GC and then calls a *full*
-`gc.collect()` every N renders. A full collection traverses the whole heap (torch, Ray, numpy
+With automatic collection off, `GCCollector` collects generations 0-1 every
+`manual_collect_interval` renders and does a full collection only every
+`manual_full_collect_every`-th time: a full collection traverses the whole heap (torch, Ray, numpy
 objects included), so its pause grows with the process, while the garbage of a render loop is
-almost all young. `GCCollector` collects generations 0-1 every `manual_collect_interval` renders and
-does a full collection only every `manual_full_collect_every`-th time, which keeps pauses short and
-still reclaims old cycles. Collections show up in `gc_collections_total` through `ProcessSampler`.
+almost all young. Collections show up in `gc_collections_total` through `ProcessSampler`.
 """
 
 from __future__ import annotations

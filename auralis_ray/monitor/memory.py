@@ -1,17 +1,13 @@
-"""Memory snapshots and leak detection (seed §4.1-4.3).
+"""Memory snapshots and leak detection.
 
-Where this differs from the seed, and why:
-
-* The seed fits its leak line to *every* RSS sample since start. A process's first minutes are
-  warm-up (imports, torch kernels, Ray's buffers, the broadcast ring filling to capacity), so that
-  fit reports a steep "leak" in every healthy process, and a real leak hides behind it later on.
-  `MemoryGrowthTracker` fits only the measurements after a warm-up fraction of the observed span,
-  and alerts only once that fitted span is long enough for an hourly slope to mean something.
-* The seed's tracker and monitor kept every measurement forever: a leak detector that leaks. Both
-  are bounded here; the tracker halves its resolution when full, so it still covers the whole run.
+* A process's first minutes are warm-up (imports, torch kernels, Ray's buffers, the broadcast ring
+  filling to capacity). `MemoryGrowthTracker` fits its line only to the measurements after a
+  warm-up fraction of the observed span, and alerts only once that fitted span is long enough for
+  an hourly slope to mean something.
+* The tracker and the monitor are bounded; the tracker halves its resolution when full, so it still
+  covers the whole run.
 * Time and RSS are inputs (`record(label, now=..., rss_mb=...)`), so an hour of growth is a
   millisecond test; the process is read only where they are omitted.
-* `memory_growth_mb` was a property taking an argument (not callable as written); it is a method.
 """
 
 from __future__ import annotations
@@ -108,7 +104,7 @@ class GrowthReport:
 
 
 class MemoryGrowthTracker:
-    """Track RSS growth rate over time and alert past a threshold (seed §4.3, see module doc)."""
+    """Track RSS growth rate over time and alert past a threshold (see the module docstring)."""
 
     MIN_FIT_POINTS = 3
 
@@ -198,7 +194,7 @@ class Allocation:
 
 
 class MemoryMonitor:
-    """Snapshots over time, top allocations (tracemalloc) and leak detection (seed §4.2).
+    """Snapshots over time, top allocations (tracemalloc) and leak detection.
 
     tracemalloc slows every allocation noticeably, so it is opt-in (`memory.enable_tracemalloc`)
     and stopped again by `close()` if this monitor started it.

@@ -1,4 +1,4 @@
-"""The eleven performance metrics of seed §5.1, recorded where they happen and exported through Ray.
+"""The eleven performance metrics, recorded where they happen and exported through Ray.
 
 Each process records through one `PerformanceMetrics` per component ("synthesis", "station",
 "ingress"). Every record goes two ways:
@@ -9,17 +9,12 @@ Each process records through one `PerformanceMetrics` per component ("synthesis"
 * to a small local store (counts, last values, a bounded window of recent observations per
   histogram series) that `snapshot()` turns into the JSON behind ``/api/metrics``.
 
-Where this differs from the seed, and why:
-
-* The seed labelled ``buffer_depth_chunks`` and ``buffer_underruns_total`` by ``client_id``: one
-  time series per listener ever connected, unbounded cardinality that grows the Prometheus head
-  block and every Ray worker's export without limit. Here tags are bounded sets (station, tier,
-  error_type, generation, a power-of-two batch size bucket) and, as a backstop, each metric accepts
-  at most ``monitoring.max_label_sets_per_metric`` distinct tag sets; later ones are folded into
+* Tags are bounded sets (station, tier, error_type, generation, a power-of-two batch size bucket),
+  never ``client_id``, and as a backstop each metric accepts at most
+  ``monitoring.max_label_sets_per_metric`` distinct tag sets; later ones are folded into
   ``"other"``. Per-listener detail belongs in the protocol's ``buffer_status`` messages.
-* The seed's metrics were global Prometheus objects that nobody exported. Here they are Ray metrics,
-  created lazily once Ray is connected: a `PerformanceMetrics` built outside a Ray worker (a unit
-  test, a benchmark script) records locally and never fails.
+* Ray metrics are created lazily once Ray is connected: a `PerformanceMetrics` built outside a Ray
+  worker (a unit test, a benchmark script) records locally and never fails.
 * A metric failure must never stop the audio: errors from the Ray exporter are counted in the
   snapshot (``export_errors``) and otherwise swallowed.
 """
@@ -163,7 +158,7 @@ TagSet = tuple[str, ...]
 
 
 class PerformanceMetrics:
-    """Seed §5.1 for one component of one process; see the module docstring."""
+    """The performance metrics of one component of one process; see the module docstring."""
 
     def __init__(self, component: str, *, window_size: int = 1024, max_label_sets: int = 64) -> None:
         if component not in COMPONENTS:
@@ -178,7 +173,7 @@ class PerformanceMetrics:
         self.folded_label_sets = 0
         self.export_errors = 0
 
-    # --- the eleven seed metrics -------------------------------------------------------------
+    # --- the eleven metrics ------------------------------------------------------------------
     def observe_synthesis_latency(self, seconds: float, batch_size: int) -> None:
         self._record(SYNTHESIS_LATENCY, seconds, (batch_bucket(batch_size),))
 

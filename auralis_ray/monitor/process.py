@@ -19,6 +19,8 @@ from auralis_ray.monitor.metrics import PerformanceMetrics, get_metrics
 
 
 class ProcessSampler:
+    """Records one process's RSS, GPU memory and GC collections when due (see the module docstring)."""
+
     def __init__(
         self,
         metrics: PerformanceMetrics,

@@ -10,6 +10,8 @@ from collections import deque
 
 
 class RateMeter:
+    """Events per second over the last `window_sec`, from `tick(now)` calls."""
+
     def __init__(self, window_sec: float) -> None:
         if window_sec <= 0:
             raise ValueError(f"window_sec must be > 0, got {window_sec}")
