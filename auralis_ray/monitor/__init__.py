@@ -1,13 +1,13 @@
 """Observability for Auralis: metrics exported through Ray, process/GC sampling, memory leak
 detection, alert rules. Each module holds one concept (benchmark records live in `auralis_ray.tools`):
 
-* `metrics`     PerformanceMetrics (seed §5.1), get_metrics, the metric definitions
+* `metrics`     PerformanceMetrics, get_metrics, the metric definitions
 * `process`     ProcessSampler: RSS, GPU memory, GC collection deltas, per actor
 * `priority`    lower_priority: work ahead of the live edge yields the CPU (actors, load generator)
-* `gc_config`   GCConfig (seed §4.4), apply_gc_config, GCCollector, configure_gc, the ingress's
+* `gc_config`   GCConfig, apply_gc_config, GCCollector, configure_gc, the ingress's
                 ScheduledFullCollection and GCPauseTracker
-* `memory`      MemorySnapshot, MemoryMonitor, MemoryMeasurement, MemoryGrowthTracker (seed §4)
-* `alerts`      AlertSeverity, AlertRule, AlertConfig (seed §6.2) -> configs/prometheus/alerts.yml
+* `memory`      MemorySnapshot, MemoryMonitor, MemoryMeasurement, MemoryGrowthTracker
+* `alerts`      AlertSeverity, AlertRule, AlertConfig -> configs/prometheus/alerts.yml
 * `grafana`     the dashboard -> configs/grafana/auralis.json
 * `rate`        RateMeter (events per second over a window)
 * `stats`       nearest-rank percentiles, least-squares line
