@@ -1,4 +1,4 @@
-"""The one configuration tree (seed §6.1): every tunable of Auralis lives here.
+"""The one configuration tree: every tunable of Auralis lives here.
 
 Values come from, in order of precedence: keyword arguments, environment variables
 (`AURALIS__BUFFER__INITIAL_TIER=stable`, `__` between levels), a `.env` file, defaults.
@@ -20,6 +20,8 @@ TierName = Literal["minimal", "normal", "stable", "defensive"]
 
 
 class _Section(BaseModel):
+    """A section of the tree: unknown fields are refused, assignments are validated."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -43,8 +45,8 @@ class BufferConfig(_Section):
     jitter_window_size: int = Field(default=50, ge=2)
     jitter_ema_alpha: float = Field(default=0.1, gt=0.0, le=1.0)
 
-    # Token bucket settings (tokens are chunks). The seed refilled at exactly the generation rate
-    # (10/s), so a listener that fell behind (a resume) could never catch up; 20/s catches up at 2x.
+    # Token bucket settings (tokens are chunks): 20/s refills at twice the chunk rate, so a listener
+    # that fell behind (a resume) catches up with the live edge.
     token_bucket_capacity: int = Field(default=10, ge=1)
     token_bucket_refill_rate: float = Field(default=20.0, gt=0.0)
 
