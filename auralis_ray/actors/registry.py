@@ -16,6 +16,8 @@ from ..stream.registry import Claim, ClientIdRegistry, Socket
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=1000)
 class ListenerRegistryActor:
+    """The cluster-wide client_id registry as a Ray actor (see the module docstring)."""
+
     def __init__(self, owner_timeout_sec: float = 120.0):
         self.registry = ClientIdRegistry(owner_timeout_sec)
         self.wakeups: dict[str, asyncio.Event] = {}

@@ -1,6 +1,6 @@
-"""StationActor: the seed's broadcast actor. Holds the encoded ring for one station, on schedule.
+"""StationActor: holds the encoded ring for one station, on schedule (logic in `stream/station.py`).
 
-Chunk k is published at epoch + k * 100 ms. The epoch and seed are constructor arguments, so a
+Chunk k is published at epoch + k * 100 ms. The epoch and the station's spec are constructor arguments, so a
 restarted actor (max_restarts) resumes at the right chunk_id; it then asks its synthesis actor to
 re-render from just past the live edge.
 """
@@ -31,6 +31,8 @@ def params_for(spec: StationSpec) -> StationParams:
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
 class StationActor:
+    """One station as a Ray actor: takes PCM from synthesis, serves encoded chunks to the replicas."""
+
     def __init__(self, spec_json: str, config_json: str, epoch: float, synthesis_name: str):
         config = config_from_json(config_json)
         lower_priority(config.concurrency.ahead_of_live_niceness)

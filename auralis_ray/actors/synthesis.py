@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StationTimeline:
+    """A station the synthesis serves: its schedule, the next chunk to render and its actor."""
+
     name: str
     epoch: float
     next_chunk: int
@@ -114,6 +116,8 @@ def _consume_result(push: asyncio.Future) -> None:
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=1)
 class SynthesisActor:
+    """The synthesis as a Ray actor: a render loop on its own thread, ahead of every station's live edge."""
+
     def __init__(self, config_json: str, station_names: list[str]):
         self.core = SynthesisCore(config_json)
         lower_priority(self.core.config.concurrency.ahead_of_live_niceness)
