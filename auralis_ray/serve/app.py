@@ -260,10 +260,12 @@ INGRESS_ACTOR_OPTIONS = {
                   ray_actor_options=INGRESS_ACTOR_OPTIONS)
 @serve.ingress(app)
 class AuralisIngress:
+    """The Serve deployment: one replica's hub, its GC policy and its shared-port door."""
+
     async def __init__(self, config_json: str):
         config = config_from_json(config_json)
-        # CPython's young-generation thresholds stay as they are here: the seed's larger ones (used by
-        # the synthesis and station actors) made single young collections of this heap last 200 ms.
+        # CPython's young-generation thresholds stay as they are here: the larger ones the synthesis and
+        # station actors use made single young collections of this heap last 200 ms.
         # Full collections run on the fan-out's schedule (ScheduledFullCollection).
         state.gc_pauses = GCPauseTracker().install()
         full_gc = ScheduledFullCollection(config.memory.ingress_full_gc_interval_sec)

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class ClaimSync:
+    """Batches this replica's claims and releases to the registry and waits for its evictions."""
+
     def __init__(self, registry, owner: str, on_evict: Callable[[str, int], None], batch_sec: float = 0.05,
                  wait_sec: float = 30.0, retry_sec: float = 1.0, max_pending: int = 10_000):
         self.registry = registry

@@ -34,6 +34,8 @@ _QUANTILES = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
 
 @dataclass
 class Listener:
+    """One listener's socket side: its session, its sender task and, with direct writes, its writer."""
+
     session: ClientSession
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     sender: asyncio.Task | None = None
@@ -80,6 +82,8 @@ class Listener:
 
 
 class StationFeed:
+    """One station on one replica: fetches its chunks, publishes each on schedule, fans it out."""
+
     def __init__(self, name: str, handle, config: PerformanceConfig, metrics: PerformanceMetrics,
                  full_gc: ScheduledFullCollection | None = None):
         self.name = name

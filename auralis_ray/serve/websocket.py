@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class HandshakeRefused(Exception):
+    """A connection the endpoint refuses: the error to send and the close code."""
+
     def __init__(self, code: p.ErrorCode, message: str, close_code: int):
         super().__init__(message)
         self.code, self.message, self.close_code = code, message, close_code
