@@ -53,6 +53,8 @@ class Note:
 
 @dataclass
 class Section:
+    """One section of the form: where it ends and how it sounds (chords, melody, texture, register)."""
+
     ends_at: int
     beats_per_chord: int
     seventh_prob: float

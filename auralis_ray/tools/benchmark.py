@@ -1,4 +1,4 @@
-"""Benchmark records (seed §5.2): one JSON file per run under `benchmarks/results/`.
+"""Benchmark records: one JSON file per run under `benchmarks/results/`.
 
 `PerformanceBenchmark.from_latencies` turns measured latencies into a record (pure: the caller
 passes wall time, CPU time and memory); `BenchmarkRun` measures those around a block of work:
@@ -8,10 +8,8 @@ passes wall time, CPU time and memory); `BenchmarkRun` measures those around a b
             t = time.perf_counter(); work(); run.record(time.perf_counter() - t)
     run.result("synthesis_latency_cpu", device_type="cpu").save("benchmarks/results")
 
-Where this differs from the seed, and why: the seed's dataclass put `device_type` (no default) after
-defaulted fields, which Python rejects; fields are keyword-only here. Percentiles are nearest-rank
-(an observed latency), and the record keeps its sample count and duration, without which a p99
-cannot be judged.
+Fields are keyword-only. Percentiles are nearest-rank (an observed latency), and the record keeps
+its sample count and duration, without which a p99 cannot be judged.
 """
 
 from __future__ import annotations

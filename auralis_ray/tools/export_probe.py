@@ -78,6 +78,8 @@ def probe(timeout_sec: float) -> dict:
 
         @ray.remote(num_cpus=0)
         class Recorder:
+            """Records every metric once inside a Ray worker and returns the snapshot."""
+
             def record(self) -> dict:
                 from auralis_ray.monitor.metrics import PerformanceMetrics
 

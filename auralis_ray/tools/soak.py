@@ -28,6 +28,8 @@ from .benchmark import BenchmarkRun
 
 @dataclass
 class SoakReport:
+    """The result of a soak run: audio rendered, time taken, memory slope and verdict."""
+
     hours_equivalent: float
     audio_seconds: float
     wall_seconds: float

@@ -1,4 +1,4 @@
-"""Auralis load generator: many listeners written against PROTOCOL.md, and a bare baseline.
+"""Auralis load generator: many listeners written against docs/PROTOCOL.md, and a bare baseline.
 
 `client.run_loadtest(config)` opens the listeners and returns a `report.LoadReport`;
 `baseline` is a minimal `websockets` broadcast server to compare Auralis against.

@@ -1,6 +1,6 @@
 """A bare `websockets` broadcast server: the baseline Auralis is compared to.
 
-It follows the streaming part of PROTOCOL.md and nothing else: `connection_established`,
+It follows the streaming part of docs/PROTOCOL.md and nothing else: `connection_established`,
 an initial burst of up to one tier target of recent chunks, then one frame per 100 ms
 to every listener. Chunk k is published at epoch + k × 0.1 s (an absolute schedule, so
 delays never accumulate), stamped with that time, encoded once per format (and, for
@@ -66,6 +66,8 @@ def tone_chunk(freq_hz: float = 220.0, amplitude: float = 0.2) -> bytes:
 
 @dataclass(frozen=True)
 class Chunk:
+    """One published chunk, as the baseline holds it."""
+
     chunk_id: int
     timestamp: float
     binary: bytes
@@ -73,12 +75,16 @@ class Chunk:
 
 @dataclass
 class Listener:
+    """One connected listener of the baseline: its connection, format and tier."""
+
     ws: ServerConnection
     format: str
     tier: str
 
 
 class BaselineServer:
+    """The bare broadcaster: one tone chunk every 100 ms to every listener, framed once per format."""
+
     def __init__(self, pcm: bytes | None = None) -> None:
         self.pcm = pcm or tone_chunk()
         self.pcm_b64 = base64.b64encode(self.pcm).decode("ascii")

@@ -62,6 +62,8 @@ MAX_MESSAGE_BYTES = 2**20
 
 @dataclass(frozen=True)
 class Schedule:
+    """When a run starts and when its measurement window opens and closes."""
+
     t0: float
     window_start: float
     window_end: float
@@ -77,6 +79,8 @@ class Schedule:
 
 @dataclass
 class WorkerResult:
+    """What one load generator process sends back: listener summaries and lateness samples."""
+
     summaries: list[ListenerSummary]
     lateness_ms: np.ndarray  # live chunks in the window, all listeners of the worker
     read_lateness_ms: np.ndarray  # the same chunks, by when the generator read them
@@ -325,6 +329,8 @@ def _worker_main(config: LoadTestConfig, indices: list[int], run_id: str, conn: 
 
 
 class _Workers:
+    """The load generator's worker processes, each running a share of the listeners."""
+
     def __init__(self, config: LoadTestConfig, run_id: str) -> None:
         ctx = mp.get_context("spawn")
         self.procs: list[Any] = []

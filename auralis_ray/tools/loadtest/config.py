@@ -30,6 +30,8 @@ class Goals:
 
 @dataclass(frozen=True)
 class LoadTestConfig:
+    """One load test run: where, how many listeners, for how long, and how they listen."""
+
     url: str = "ws://127.0.0.1:8000"
     listeners: int = 100
     seconds: float = 10.0  # steady-state measurement window, after the ramp

@@ -1,9 +1,9 @@
-"""The wire format of PROTOCOL.md v1, both directions the load test needs.
+"""The wire format of docs/PROTOCOL.md (v1), both directions the load test needs.
 
 Decoding (client side) turns one WebSocket message into an event; encoding (baseline
 server side) builds the frames once so they can be broadcast as-is.
 
-Deliberately written from PROTOCOL.md rather than imported from `auralis_ray.stream`: the load
+Deliberately written from docs/PROTOCOL.md rather than imported from `auralis_ray.stream`: the load
 generator is an outside client, so a server-side mistake in the wire format cannot hide in a
 shared constant.
 """
@@ -38,12 +38,16 @@ class FrameError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AudioFrame:
+    """A binary audio frame's header."""
+
     chunk_id: int
     timestamp: float
 
 
 @dataclass(frozen=True, slots=True)
 class ControlMessage:
+    """A JSON message other than audio: its `type` and the whole object."""
+
     type: str
     body: dict[str, Any]
 

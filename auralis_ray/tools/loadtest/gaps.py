@@ -1,4 +1,4 @@
-"""Gap detection on a listener's chunk_id sequence (PROTOCOL.md: "Timing promises").
+"""Gap detection on a listener's chunk_id sequence (docs/PROTOCOL.md: "Timing promises").
 
 chunk_ids must increase by exactly one. A jump is allowed only right after an
 `error` `BUFFER_OVERRUN`: that is an announced skip. Any other jump is an unannounced
@@ -12,6 +12,8 @@ from enum import Enum
 
 
 class Step(Enum):
+    """What one received chunk_id was, relative to the one before."""
+
     FIRST = "first"
     NEXT = "next"
     ANNOUNCED_SKIP = "announced_skip"
@@ -20,6 +22,8 @@ class Step(Enum):
 
 
 class GapDetector:
+    """Classifies a listener's chunk_ids as they arrive and counts gaps, skips and disorder."""
+
     def __init__(self) -> None:
         self.last_chunk_id: int | None = None
         self.overrun_pending = False

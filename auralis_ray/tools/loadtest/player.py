@@ -14,6 +14,8 @@ from __future__ import annotations
 
 
 class SimulatedPlayer:
+    """A listener's player, simulated from chunk arrival times (see the module docstring)."""
+
     def __init__(self, prebuffer_chunks: int = 5, chunk_s: float = 0.1) -> None:
         if prebuffer_chunks < 1:
             raise ValueError("prebuffer_chunks must be at least 1")

@@ -22,6 +22,8 @@ import psutil
 
 @dataclass(frozen=True, slots=True)
 class ProcSample:
+    """One process's cumulative CPU time and RSS at one moment."""
+
     pid: int
     create_time: float
     name: str

@@ -39,6 +39,8 @@ class ProcessUsage:
 
 @dataclass
 class GoalResult:
+    """One goal of the run: its target, the measured value, and whether it was met."""
+
     name: str
     target: str
     value: float | int | None
@@ -57,6 +59,8 @@ class LateChunk:
 
 @dataclass
 class LoadReport:
+    """The result of one load test run, as printed and as written to JSON."""
+
     label: str
     url: str
     format: str

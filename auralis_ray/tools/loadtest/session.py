@@ -39,6 +39,8 @@ class ListenerSummary:
 
 
 class ListenerSession:
+    """One listener's record of a run (see the module docstring)."""
+
     def __init__(
         self,
         index: int,

@@ -29,6 +29,8 @@ ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 class StampedReceiver(Protocol):
+    """What `StampedSocketTransport` delivers to: data with its kernel arrival stamp and read time."""
+
     def connection_made(self, transport: Any) -> None: ...
     def receive(self, data: bytes, arrived_at: float, read_at: float) -> None: ...
     def eof_received(self) -> bool | None: ...
@@ -44,6 +46,8 @@ def kernel_stamp(ancdata: list[tuple[int, int, bytes]]) -> float | None:
 
 
 class StampedSocketTransport:
+    """A minimal asyncio transport over a socket whose reads carry kernel arrival stamps."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StampedReceiver) -> None:
         self._loop = loop
         self._sock: socket.socket | None = sock

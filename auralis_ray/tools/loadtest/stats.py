@@ -17,6 +17,8 @@ from auralis_ray.monitor.stats import nearest_rank
 
 @dataclass
 class Percentiles:
+    """Nearest-rank percentiles and the maximum of a set of values."""
+
     count: int = 0
     p50: float | None = None
     p95: float | None = None
