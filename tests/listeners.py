@@ -13,6 +13,7 @@ import numpy as np
 import websockets
 
 from auralis_ray.tools.loadtest.player import SimulatedPlayer
+from waiting import wait_until_async
 
 CHUNK_BYTES = 17_640
 
@@ -69,8 +70,9 @@ def decode(frame) -> tuple[str, dict | None, int | None, bytes | None, float | N
 
 
 async def listen(url: str, seconds: float, client_id: str = "", send: list | None = None,
-                 subprotocols=None, stop_on_close: bool = True) -> Recording:
-    rec = Recording(client_id)
+                 subprotocols=None, rec: Recording | None = None) -> Recording:
+    """Listen for `seconds` (or until the server closes), recording into `rec` (a new one if None)."""
+    rec = rec if rec is not None else Recording(client_id)
     rec.opened_at = time.time()
     try:
         async with websockets.connect(url, max_size=2**22, subprotocols=subprotocols, open_timeout=10) as ws:
@@ -103,9 +105,17 @@ async def listen(url: str, seconds: float, client_id: str = "", send: list | Non
                     rec.messages.append(message)
     except websockets.ConnectionClosed as closed:
         rec.close_code = closed.rcvd.code if closed.rcvd else None
-    if rec.close_code is None:
-        pass
     return rec
+
+
+async def listening(url: str, seconds: float, client_id: str = "", timeout: float = 10.0) -> asyncio.Task:
+    """`listen` in a task, returned once its connection_established has arrived (the server has
+    registered the listener) or the task has ended; await the task for the Recording."""
+    rec = Recording(client_id)
+    task = asyncio.create_task(listen(url, seconds, client_id, rec=rec))
+    await wait_until_async(lambda: rec.established is not None or task.done(), timeout,
+                           f"connection_established on {url}")
+    return task
 
 
 def rms(pcm: bytes) -> float:
@@ -148,8 +158,10 @@ class Session:
 
 
 async def listen_resuming(url: str, seconds: float, client_id: str, silent_timeout: float = 4.0,
-                          resume: bool = True) -> Session:
-    rec = Session(client_id)
+                          resume: bool = True, rec: Session | None = None) -> Session:
+    """Listen for `seconds`, reconnecting (with resume_from unless `resume` is False, in which case the
+    first close ends it), recording into `rec` (a new one if None)."""
+    rec = rec if rec is not None else Session(client_id)
     deadline = time.time() + seconds
     last: int | None = None
     while time.time() < deadline:
@@ -186,6 +198,22 @@ async def listen_resuming(url: str, seconds: float, client_id: str, silent_timeo
         rec.closes.append((time.time(), code))
         if not resume:
             return rec
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # this client's pause before it reconnects
         rec.reconnects.append(time.time())
     return rec
+
+
+PLAYING_CHUNKS = 20  # the opening burst (one normal tier target: 10 chunks) and 1 s at the live edge
+
+
+async def playing(listeners: list[tuple[str, str]], seconds: float, resume: bool = True,
+                  timeout: float = 30.0) -> list[asyncio.Task]:
+    """`listen_resuming` for each (url, client_id), started together; the tasks are returned once every
+    listener has heard PLAYING_CHUNKS chunks (or ended). Await them for the Sessions."""
+    sessions = [Session(client_id) for _, client_id in listeners]
+    tasks = [asyncio.create_task(listen_resuming(url, seconds, client_id, resume=resume, rec=session))
+             for (url, client_id), session in zip(listeners, sessions)]
+    await wait_until_async(
+        lambda: all(len(s.order) >= PLAYING_CHUNKS or t.done() for s, t in zip(sessions, tasks)), timeout,
+        f"{len(listeners)} listeners to hear {PLAYING_CHUNKS} chunks each")
+    return tasks

@@ -117,7 +117,7 @@ def test_plays_20_seconds_without_underruns(player):
     states = []
     t_end = time.monotonic() + PLAY_SECONDS
     while time.monotonic() < t_end:
-        time.sleep(1)
+        time.sleep(1)  # the behaviour under test: 20 s of play, its state sampled every second
         states.append(player.stats()["state"])
     end = player.stats()
 
@@ -142,7 +142,10 @@ def test_server_side_disconnect_resumes_without_gap(player, auralis_server):
     s = player.stats()
     if s["state"] != "playing":
         s = player.play()
-    time.sleep(3)
+    # a buffer to ride out the reconnect on
+    player.page.wait_for_function(
+        "() => { const s = window.auralisPlayer.stats(); return s.state === 'playing' && s.bufferedMs >= s.targetMs / 2; }",
+        timeout=10000)
     before = player.stats()
     assert before["state"] == "playing", before
     sockets_before = len(player.ws_urls)
@@ -154,7 +157,10 @@ def test_server_side_disconnect_resumes_without_gap(player, auralis_server):
     player.page.wait_for_function(
         f"() => window.auralisPlayer.stats().reconnects > {before['reconnects']}", timeout=10000
     )
-    time.sleep(4)
+    # 3 s of stream past the drop: the buffer held before it has played out by then
+    player.page.wait_for_function(
+        f"() => window.auralisPlayer.stats().lastChunkId >= {before['lastChunkId'] + 30}", timeout=10000
+    )
     after = player.stats()
 
     assert after["state"] == "playing", after
@@ -205,11 +211,13 @@ def test_json_frames_resampled_to_48_khz_without_underruns(browser_context, aura
     try:
         start = p.play()
         assert start["sampleRate"] == 48000, start
-        time.sleep(8)
+        # 8 s of audio through the resampler
+        p.page.wait_for_function(
+            f"() => window.auralisPlayer.stats().chunksReceived >= {start['chunksReceived'] + 80}", timeout=15000
+        )
         end = p.stats()
         assert end["state"] == "playing", end
         assert end["underruns"] == 0, end
-        assert end["chunksReceived"] - start["chunksReceived"] >= 70, (start, end)
         assert 500 < end["bufferedMs"] <= 1200, end
         assert end["format"] == "json" and "format=json" in p.ws_urls[-1], (end, p.ws_urls)
         assert not p.console_errors, p.console_errors

@@ -31,7 +31,8 @@ import pytest
 from auralis_ray.serve.local import free_port, wait_ready
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from listeners import Session, listen_resuming  # noqa: E402
+from listeners import Session, playing  # noqa: E402
+from waiting import wait_until_async  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_YAML = ROOT / "configs" / "serve.yaml"
@@ -249,10 +250,10 @@ def cluster_server():
 
 async def play(server: ClusterServer, seconds: float, n: int, station: str, prefix: str,
                resume: bool = True, shared: bool = False) -> list:
-    """n listeners of `station` (alternating binary and JSON frames), started together."""
-    return [asyncio.create_task(listen_resuming(
-        server.url(f"{prefix}{i}", station, "binary" if i % 2 == 0 else "json", shared), seconds,
-        f"{prefix}{i}", resume=resume)) for i in range(n)]
+    """n listeners of `station` (alternating binary and JSON frames), started together; their tasks,
+    returned once every one hears the stream."""
+    return await playing([(server.url(f"{prefix}{i}", station, "binary" if i % 2 == 0 else "json", shared),
+                           f"{prefix}{i}") for i in range(n)], seconds, resume=resume)
 
 
 def summarize(recs: list[Session], since: float) -> dict:
@@ -277,13 +278,12 @@ def by_name(actors: list[dict], name: str, namespace: str = "auralis") -> dict:
 
 
 async def wait_alive(server: ClusterServer, name: str, restarts_at_least: int, timeout: float = 60) -> float:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    async def alive() -> bool:
         actor = by_name(await server.driver.acall("actors"), name)
-        if actor["state"] == "ALIVE" and actor["restarts"] >= restarts_at_least:
-            return time.time()
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{name} did not come back within {timeout}s")
+        return actor["state"] == "ALIVE" and actor["restarts"] >= restarts_at_least
+
+    await wait_until_async(alive, timeout, f"{name} to come back", poll=0.2)
+    return time.time()
 
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration]
@@ -332,13 +332,12 @@ async def replicas_behind(port: int, connections: int = 64) -> dict[str, int]:
 
 
 async def test_shared_port_spreads_listeners_and_replaces_a_duplicate_on_another_replica(cluster_server):
-    from listeners import listen
+    from listeners import listen, listening
 
     replicas = await replicas_behind(cluster_server.shared_port)
     assert len(replicas) == 2, f"both replicas accept on the shared port: {replicas}"
     first_port, second_port = sorted(replicas.values())
-    older = asyncio.create_task(listen(f"ws://127.0.0.1:{first_port}/ws/audio/twin?station=alpha&format=binary", 6.0))
-    await asyncio.sleep(1.5)
+    older = await listening(f"ws://127.0.0.1:{first_port}/ws/audio/twin?station=alpha&format=binary", 6.0)
     newer = await listen(f"ws://127.0.0.1:{second_port}/ws/audio/twin?station=alpha&format=binary", 2.0)
     old = await older
     assert old.close_code == 4000, "the newer socket on the other replica replaces the older one"
@@ -354,7 +353,6 @@ async def test_shared_port_spreads_listeners_and_replaces_a_duplicate_on_another
 
 async def test_kill_synthesis_lookahead_covers_the_restart(cluster_server):
     tasks = await play(cluster_server, 14.0, 5, "alpha", "syn")
-    await asyncio.sleep(3.0)
     killed_at = (await cluster_server.driver.acall("kill", name="synthesis-0", namespace="auralis"))["killed_at"]
     alive_at = await wait_alive(cluster_server, "synthesis-0", 1)
     rendering_at = None
@@ -388,7 +386,6 @@ async def test_kill_synthesis_lookahead_covers_the_restart(cluster_server):
 
 async def test_kill_station_restarts_at_the_right_chunk(cluster_server):
     tasks = await play(cluster_server, 12.0, 5, "beta", "sta")
-    await asyncio.sleep(3.0)
     killed_at = (await cluster_server.driver.acall("kill", name="station-beta", namespace="auralis"))["killed_at"]
     alive_at = await wait_alive(cluster_server, "station-beta", 1)
     recs = await asyncio.gather(*tasks)
@@ -421,7 +418,6 @@ async def replica_with_listeners(port: int, replicas: list[dict]) -> dict:
 
 async def test_kill_ingress_replica_listeners_resume_without_gap(cluster_server):
     tasks = await play(cluster_server, 12.0, 8, "gamma", "rep")
-    await asyncio.sleep(3.0)
     replicas = [a for a in await cluster_server.driver.acall("actors")
                 if a["namespace"] == "serve" and "AuralisIngress" in a["name"] and a["state"] == "ALIVE"]
     target = await replica_with_listeners(cluster_server.port, replicas)
@@ -442,7 +438,6 @@ async def test_remove_worker_node_actors_move_and_listeners_recover(cluster_serv
     on_cpu = [s["name"] for s in STATIONS if by_name(actors, f"station-{s['name']}")["node_id"] == nodes["cpu"]]
     station = on_cpu[0] if on_cpu else STATIONS[0]["name"]
     tasks = await play(cluster_server, 20.0, 6, station, "node")
-    await asyncio.sleep(3.0)
     removed_at = (await cluster_server.driver.acall("remove_node", role="cpu"))["removed_at"]
     moved_at = None
     while moved_at is None and time.time() - removed_at < 45:
@@ -467,7 +462,6 @@ async def test_remove_worker_node_actors_move_and_listeners_recover(cluster_serv
 async def test_deploy_new_version_while_listeners_play(cluster_server):
     # through the shared port: the old replicas close it as they drain, the new one opens it when ready
     tasks = await play(cluster_server, 22.0, 6, "alpha", "dep", shared=True)
-    await asyncio.sleep(3.0)
     deployed_at = (await cluster_server.driver.acall(
         "deploy", config=serve_config(cluster_server.port, cluster_server.shared_port, version="v2",
                                       replicas=1)))["deployed_at"]
@@ -488,7 +482,6 @@ async def test_drain_warns_keeps_streaming_then_closes_1012(cluster_server):
     import httpx
 
     tasks = await play(cluster_server, 12.0, 6, "beta", "drn", resume=False)
-    await asyncio.sleep(3.0)
     async with httpx.AsyncClient() as http:
         r = await http.post(f"http://127.0.0.1:{cluster_server.port}/api/admin/drain",
                             headers={"authorization": f"Bearer {TOKEN}"})

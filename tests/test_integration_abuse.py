@@ -10,7 +10,8 @@ import httpx
 import pytest
 import websockets
 
-from listeners import listen
+from listeners import decode, listen
+from waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 async def _never_read(url: str, hold: float) -> None:
     async with websockets.connect(url, max_queue=1, max_size=2**22) as ws:
         await ws.send(json.dumps({"type": "ping", "timestamp": 0}))
-        await asyncio.sleep(hold)
+        await asyncio.sleep(hold)  # the abuse itself: connected for `hold` seconds, reading nothing
 
 
 async def _flap(url: str, times: int) -> None:
@@ -30,12 +31,19 @@ async def _flap(url: str, times: int) -> None:
             pass
 
 
+GARBAGE = [b"\x00" * 3000, "{", '{"type": 1}', "[" * 3000, "é" * 3000]
+
+
 async def _garbage(url: str) -> None:
+    """Sends invalid messages and stays until the server has answered each one."""
     try:
         async with websockets.connect(url, max_size=2**22) as ws:
-            for payload in [b"\x00" * 3000, "{", '{"type": 1}', "[" * 3000, "é" * 3000]:
+            for payload in GARBAGE:
                 await ws.send(payload)
-            await asyncio.sleep(1)
+            answered = 0
+            while answered < len(GARBAGE):
+                kind, message, *_ = decode(await asyncio.wait_for(ws.recv(), 10))
+                answered += kind == "error" and message["error_code"] == "INVALID_MESSAGE"
     except websockets.WebSocketException:
         pass
 
@@ -78,16 +86,17 @@ async def test_stalled_listener_is_disconnected_and_released(auralis_server):
     (kernel, HAProxy: several MB, tens of seconds of audio) its sends block, it is skipped forward,
     then disconnected after the stall timeout (4 s in tests) and forgotten."""
     sock = _tiny_receive_window_socket(auralis_server.http_url)
-    gone = False
     async with websockets.connect(auralis_server.audio_url("stuck"), sock=sock, max_queue=1, max_size=2**22):
         async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:
-            for _ in range(90):
-                await asyncio.sleep(1.0)
+            async def listed() -> bool:
                 details = (await http.get("/api/metrics")).json()["listener_details"]
-                if "stuck" not in {d["client_id"] for d in details}:
-                    gone = True
-                    break
-    assert gone, "a listener that never reads must be disconnected"
+                return "stuck" in {d["client_id"] for d in details}
+
+            async def forgotten() -> bool:
+                return not await listed()
+
+            await wait_until_async(listed, 10.0, "the listener that never reads to be registered", poll=0.2)
+            await wait_until_async(forgotten, 90.0, "the server to disconnect a listener that never reads", poll=1.0)
 
 
 async def test_overload_refuses_new_clients_and_keeps_existing(auralis_server):

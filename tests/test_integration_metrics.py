@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from auralis_ray.tools.export_probe import expected_series, parse_exposition
+from waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -53,19 +54,26 @@ async def test_each_seed_metric_is_exported_with_live_values(auralis_server):
     task = asyncio.gather(*listeners)
     moving = ("ray_synthesis_latency_seconds_count", "ray_chunk_delivery_jitter_ms_count",
               "ray_chunk_encoding_duration_seconds_count")
-    first = None
-    deadline = time.time() + 60
-    while time.time() < deadline:  # each process exports on its own period: wait until all have moved
-        await asyncio.sleep(2)
+    scrapes: list[str] = []
+    complete: list[str] = []  # the scrapes with every wanted series
+
+    async def exported_and_moving() -> bool:
         text = await asyncio.to_thread(scrape, port)
+        scrapes.append(text)
         if wanted <= set(parse_exposition(text)):
-            if first is None:
-                first = text
-            elif all(totals(text, name) > totals(first, name) for name in moving):
-                break
+            complete.append(text)
+        return (len(complete) >= 2 and all(totals(complete[-1], name) > totals(complete[0], name) for name in moving)
+                and totals(complete[-1], "ray_buffer_underruns_total") >= 3
+                and totals(complete[-1], "ray_websocket_send_errors_total") >= 3)
+
+    def state() -> str:
+        missing = sorted(wanted - set(parse_exposition(scrapes[-1]))) if scrapes else "no scrape"
+        return f"every series exported and moving; not exported: {missing}; complete scrapes: {len(complete)}"
+
+    # each process exports on its own period: scrape until every series is there and has moved
+    await wait_until_async(exported_and_moving, 60.0, state, poll=2.0)
     await task
-    missing = wanted - set(parse_exposition(text))
-    assert not missing, f"not exported: {sorted(missing)}"
+    first, text = complete[0], complete[-1]
     # measured, not constant: counts grow between scrapes, values are plausible
     for name in moving:
         assert totals(text, name) > totals(first, name) > 0, name

@@ -9,20 +9,25 @@ import httpx
 import pytest
 import websockets
 
-from listeners import CHUNK_BYTES, listen, listen_resuming, rms
+from listeners import CHUNK_BYTES, listen, listening, playing, rms
+from waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
 
 
 async def test_ten_listeners_hear_the_same_consecutive_non_silent_audio(auralis_server):
+    ids = {f"l{i}" for i in range(10)}
     urls = [auralis_server.audio_url(f"l{i}", format="binary" if i % 2 else "json") for i in range(10)]
-    listening = asyncio.gather(*(listen(u, 12.0, f"l{i}") for i, u in enumerate(urls)))
-    await asyncio.sleep(4.0)
+    recordings = asyncio.gather(*(listen(u, 12.0, f"l{i}") for i, u in enumerate(urls)))
     async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:
-        details = (await http.get("/api/metrics")).json()["listener_details"]
-    recs = await listening
-    ours = [d for d in details if d["client_id"] in {f"l{i}" for i in range(10)}]
-    assert len(ours) == 10 and all(d["direct_writes"] for d in ours), "audio must take the direct-write path"
+        async def ours() -> list[dict] | None:
+            details = (await http.get("/api/metrics")).json()["listener_details"]
+            found = [d for d in details if d["client_id"] in ids]
+            return found if len(found) == len(ids) else None
+
+        found = await wait_until_async(ours, 10.0, "all 10 listeners in /api/metrics", poll=0.2)
+    recs = await recordings
+    assert all(d["direct_writes"] for d in found), "audio must take the direct-write path"
     for rec in recs:
         assert rec.established["buffer_config"]["sample_rate"] == 44100
         assert rec.first_audio_at - rec.opened_at < 2.0
@@ -90,7 +95,7 @@ async def test_ping_buffer_control_and_subprotocol(auralis_server):
 async def test_resume_from_continues_without_gap(auralis_server):
     first = await listen(auralis_server.audio_url("res", format="binary"), 2.0)
     last = first.order[-1]
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the scenario: away for 10 chunks, which the server still holds
     second = await listen(auralis_server.audio_url("res", format="binary", resume_from=last), 2.0)
     assert second.order[0] == last + 1 and not second.errors("BUFFER_OVERRUN")
     assert second.chunks[last + 1] != first.chunks[last]
@@ -100,8 +105,7 @@ async def test_resume_from_continues_without_gap(auralis_server):
 
 async def test_duplicate_client_id_replaces_the_older_socket(auralis_server):
     url = auralis_server.audio_url("dup")
-    older = asyncio.create_task(listen(url, 5.0))
-    await asyncio.sleep(1.5)
+    older = await listening(url, 5.0)
     newer = await listen(url, 1.5)
     old = await older
     assert old.close_code == 4000 and len(newer.order) > 5
@@ -154,9 +158,8 @@ async def test_rolling_update_warns_listeners_who_resume_without_gap(auralis_ser
     from auralis_ray.serve.app import build_app
 
     urls = [auralis_server.audio_url(f"roll{i}", format="binary" if i % 2 else "json") for i in range(5)]
-    tasks = [asyncio.create_task(listen_resuming(u + ("&" if "?" in u else "?") + "station=default", 22.0, f"roll{i}"))
-             for i, u in enumerate(urls)]
-    await asyncio.sleep(4.0)
+    tasks = await playing([(u + ("&" if "?" in u else "?") + "station=default", f"roll{i}")
+                           for i, u in enumerate(urls)], 22.0)
     new_version = {**auralis_server.overrides, "target_concurrent_users": 11}  # a changed arg: a new version
     await asyncio.to_thread(serve.run, build_app(new_version), name="auralis", route_prefix="/")
     sessions = await asyncio.gather(*tasks)

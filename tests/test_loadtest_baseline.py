@@ -1,14 +1,17 @@
 """The load generator against the bare baseline: 20 JSON + 20 binary listeners, ~3 s."""
 
 import asyncio
-import time
 
 import pytest
+from websockets.sync.client import connect
 
 from auralis_ray.tools.loadtest.baseline import baseline_subprocess
 from auralis_ray.tools.loadtest.client import run_loadtest_async
 from auralis_ray.tools.loadtest.config import LoadTestConfig
+from listeners import decode
+from waiting import wait_until
 
+FULL_BURST = 10  # chunks: one normal tier target
 LISTENERS = 20
 SETTLE_S = 0.5
 SECONDS = 2.5
@@ -17,8 +20,18 @@ SECONDS = 2.5
 @pytest.fixture(scope="module")
 def baseline():
     with baseline_subprocess() as (url, pid):
-        time.sleep(1.2)  # let the ring fill, so every burst is a full tier target (10 chunks)
+        wait_for_full_burst(url)
         yield url, pid
+
+
+def wait_for_full_burst(url: str) -> None:
+    """Until the baseline has published FULL_BURST chunks, so every listener's burst is a full tier target."""
+    with connect(f"{url}/ws/audio/probe?format=binary", max_size=2**22) as ws:
+        def heard_last_of_burst() -> bool:
+            kind, _, chunk_id, _, _ = decode(ws.recv(timeout=5))
+            return kind == "audio" and chunk_id >= FULL_BURST - 1
+
+        wait_until(heard_last_of_burst, 10.0, f"the baseline to publish chunk {FULL_BURST - 1}", poll=0)
 
 
 @pytest.mark.timeout(60)
@@ -38,7 +51,7 @@ async def test_generator_against_baseline_has_no_gaps_and_expected_chunk_counts(
         assert r.underruns == 0
         # each listener: a 10-chunk burst, then one chunk per 100 ms until the run ends
         # (ramp 0.1 s + settle + window); allow ±2 chunks per listener for timing edges
-        per_listener = 10 + 10 * (0.1 + SETTLE_S + SECONDS)
+        per_listener = FULL_BURST + 10 * (0.1 + SETTLE_S + SECONDS)
         assert abs(r.chunks_received - LISTENERS * per_listener) <= 2 * LISTENERS, r.chunks_received
         assert abs(r.live_chunks_in_window - LISTENERS * SECONDS * 10) <= 1.5 * LISTENERS
         assert r.lateness_ms.max is not None and r.lateness_ms.p50 < 50

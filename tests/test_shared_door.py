@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from auralis_ray.serve.local import free_port
 from auralis_ray.serve.shared_port import SharedPort, bind_shared, open_when_ready, reuseport_supported
 from auralis_ray.stream.registry import ClientIdRegistry
+from waiting import wait_until_async
 
 # ---- client_id registry ---------------------------------------------------------------------------
 
@@ -157,9 +158,15 @@ async def test_the_door_opens_only_once_the_replica_is_ready():
     ready = asyncio.Event()
     door = SharedPort("127.0.0.1", port)
     seen: list[tuple] = []
-    opening = asyncio.create_task(open_when_ready(door, named_app("app"), ready.is_set, seen.append,
+    asked: list[bool] = []  # each answer the opener got to "is the replica ready?"
+
+    def is_ready() -> bool:
+        asked.append(ready.is_set())
+        return asked[-1]
+
+    opening = asyncio.create_task(open_when_ready(door, named_app("app"), is_ready, seen.append,
                                                   find_timeout=0.1, ready_timeout=30.0))
-    await asyncio.sleep(0.5)
+    await wait_until_async(lambda: len(asked) >= 2, 5.0, "the opener to ask twice whether the replica is ready")
     assert await answers(port, 1) == ["refused"] and not door.is_open
     ready.set()
     await asyncio.wait_for(opening, 5)
