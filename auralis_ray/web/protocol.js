@@ -1,4 +1,4 @@
-// The Auralis listener protocol v1 (shared/PROTOCOL.md), client side. Pure helpers: URL building,
+// The Auralis listener protocol (docs/PROTOCOL.md), client side. Pure helpers: URL building,
 // frame decoding, client message builders, and what a close code means for reconnecting.
 
 export const SAMPLE_RATE = 44100;
