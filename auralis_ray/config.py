@@ -14,9 +14,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .stream.adaptive import TIER_ORDER
 from .stream.protocol import CHUNK_SECONDS
 
-TierName = Literal["minimal", "normal", "stable", "defensive"]
+TierName = Literal[TIER_ORDER]  # the buffer tiers' names, as stream/adaptive.py defines them
 
 
 class _Section(BaseModel):
@@ -29,9 +30,7 @@ class BufferConfig(_Section):
     """Buffer management configuration."""
 
     enable_adaptive_tiers: bool = True
-    enable_jitter_tracking: bool = True
     enable_token_bucket: bool = True
-    enable_object_pooling: bool = True
 
     # Adaptive buffer settings
     initial_tier: TierName = "normal"
@@ -77,15 +76,10 @@ class BufferConfig(_Section):
 class ConcurrencyConfig(_Section):
     """WebSocket concurrency configuration."""
 
-    enable_per_client_cursors: bool = True
-    enable_broadcast: bool = True
-    enable_thread_pool: bool = True
-
-    # Thread pool settings
+    # Threads of the synthesis engine's render pool
     thread_pool_workers: int = Field(default=2, ge=1, le=8)
 
-    # Broadcast settings
-    broadcast_interval_ms: int = Field(default=100, ge=10, le=1000)
+    # Listeners per ingress replica
     max_concurrent_clients: int = Field(default=2000, ge=1)
 
     # Per-listener send queue bound (frames): past it the listener skips to the live edge
@@ -117,7 +111,6 @@ class ConcurrencyConfig(_Section):
 class GPUConfig(_Section):
     """GPU optimization configuration."""
 
-    enable_memory_prealloc: bool = True
     enable_batch_processing: bool = True
     enable_torch_compile: bool = False
     enable_cuda_streams: bool = True
@@ -134,13 +127,6 @@ class GPUConfig(_Section):
     # torch.compile settings
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "reduce-overhead"
     warmup_iterations: int = Field(default=3, ge=0)
-
-    # Memory settings
-    max_phrase_duration_sec: float = Field(default=30.0, gt=0.0)
-    max_voice_duration_sec: float = Field(default=10.0, gt=0.0)
-
-    # Periodic cleanup
-    cleanup_interval_renders: int = Field(default=100, ge=1)
 
     # 100 ms chunks per render call: 2 s amortizes the per-call cost (about 12 % cheaper per second of
     # audio than 1 s blocks, BENCHMARKS.md); the stream runs buffer.lookahead_chunks ahead anyway
@@ -159,7 +145,6 @@ class MemoryConfig(_Section):
 
     enable_tracemalloc: bool = False
     enable_gc_tuning: bool = True
-    enable_periodic_cleanup: bool = True
 
     # GC settings
     gc_gen0_threshold: int = Field(default=5000, ge=1)
@@ -177,7 +162,6 @@ class MemoryConfig(_Section):
     ingress_full_gc_interval_sec: float = Field(default=1800.0, gt=0.0)
 
     # Memory monitoring
-    snapshot_interval_sec: int = Field(default=300, ge=1)
     leak_detection_threshold_mb_per_hour: float = Field(default=20.0, gt=0.0)
     tracemalloc_frames: int = Field(default=25, ge=1, le=100)
     max_snapshots: int = Field(default=288, ge=2)
@@ -190,12 +174,8 @@ class MemoryConfig(_Section):
 class MonitoringConfig(_Section):
     """Performance monitoring configuration."""
 
-    enable_prometheus: bool = True
-    enable_grafana: bool = True
-
-    # Metrics collection
+    # Metrics collection (exported through Ray's metrics export port, set where Ray starts)
     metrics_collection_interval_sec: int = Field(default=5, ge=1)
-    prometheus_port: int = Field(default=8080, ge=1, le=65535)
 
     # In-process summaries for /api/metrics: recent observations kept per histogram series
     metrics_window_size: int = Field(default=1024, ge=16)
@@ -228,16 +208,14 @@ class StationSpec(_Section):
 
 
 class ServerConfig(_Section):
-    """Where and how the system is served."""
+    """Where and how the system is served. Serve's own HTTP door (host, port, route prefix) is Serve's
+    configuration: `http_options` and the application's `route_prefix` in configs/serve.yaml."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
     # The listeners' front door without a relay: every ingress replica also accepts on this port
     # (SO_REUSEPORT; the kernel spreads connections over the node's replicas). None: only Serve's
     # own HTTP door (HAProxy or Serve's proxy, http_options.port) and each replica's own port.
     shared_port: int | None = Field(default=None, ge=1, le=65535)
     shared_host: str = "127.0.0.1"
-    route_prefix: str = "/"
     ingress_replicas: int = Field(default=1, ge=1)
     # Each open WebSocket holds one of these slots on its replica
     max_ongoing_requests: int = Field(default=5000, ge=1)
@@ -245,8 +223,11 @@ class ServerConfig(_Section):
     control_token: str = ""
     # Stations: JSON list in the environment, e.g. AURALIS__SERVER__STATIONS='[{"name":"default"}]'
     stations: list[StationSpec] = Field(default_factory=lambda: [StationSpec(name="default")])
-    namespace: str = "auralis"
-    synthesis_actors: int = Field(default=1, ge=1)
+    # Ray namespace of the named actors (synthesis, stations, listener registry)
+    namespace: str = Field(default="auralis", min_length=1)
+    # Change it to roll out a new version of the deployment with no other change: it travels in the
+    # deployment's arguments, so Serve sees a new version and replaces the replicas (rolling update)
+    revision: str = "1"
 
     @field_validator("stations")
     @classmethod
@@ -278,9 +259,7 @@ class PerformanceConfig(BaseSettings):
     server: ServerConfig = Field(default_factory=ServerConfig)
 
     # Global settings
-    enable_performance_mode: bool = True
     target_latency_ms: float = Field(default=100.0, gt=0.0)
-    target_concurrent_users: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> "PerformanceConfig":

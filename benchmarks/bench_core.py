@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from auralis_ray.config import load_config  # noqa: E402
+from auralis_ray.core_settings import session_settings  # noqa: E402
 from auralis_ray.stream.broadcast import BroadcastRingBuffer  # noqa: E402
 from auralis_ray.stream.client import ClientSession  # noqa: E402
 from auralis_ray.stream.pool import AudioChunkPool  # noqa: E402
@@ -29,7 +30,7 @@ def main() -> int:
     parser.add_argument("--listeners", type=int, default=1000)
     parser.add_argument("--chunks", type=int, default=100)
     args = parser.parse_args()
-    config = load_config()
+    settings = session_settings(load_config())
     ring, pool = BroadcastRingBuffer(300, 5), AudioChunkPool()
     pcm = np.zeros(SAMPLES_PER_CHUNK, dtype="<i2").tobytes()
     for cid in range(20):
@@ -37,7 +38,7 @@ def main() -> int:
     sessions = []
     for i in range(args.listeners):
         s = ClientSession(client_id=f"c{i}", station="s", fmt="binary" if i % 2 else "json", ring=ring,
-                          buffer_cfg=config.buffer, conc_cfg=config.concurrency, now=2.0, server_version="bench")
+                          settings=settings, now=2.0, server_version="bench")
         s.open(2.0)
         s.pump(2.0)
         s.drain(2.0)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from audio_checks import (clicks, dropouts, integrated_lufs, key_energy_fraction, max_similarity,  # noqa: E402
                           true_peak_dbtp)
 from auralis_ray.config import GPUConfig  # noqa: E402
+from auralis_ray.core_settings import batch_render_config, render_block_frames  # noqa: E402
 from auralis_ray.tools.benchmark import RESULTS_DIR, PerformanceBenchmark  # noqa: E402
 from auralis_ray.music.params import PRESETS, StationParams  # noqa: E402
 from auralis_ray.synth.engine import OptimizedSynthesisEngine  # noqa: E402
@@ -40,7 +41,8 @@ SR = 44100
 def speed(stations: int, blocks: int, device: str, block_frames: int = 44100, max_batch_size: int | None = None,
           repeats: int = 5) -> dict:
     batch = max_batch_size or max(1, stations)
-    engine = OptimizedSynthesisEngine(GPUConfig(max_batch_size=batch), device=device, block_frames=block_frames)
+    engine = OptimizedSynthesisEngine(batch_render_config(GPUConfig(max_batch_size=batch)), device=device,
+                                      block_frames=block_frames)
     names = sorted(PRESETS)
     for i in range(stations):
         engine.add_station(f"s{i}", StationParams.from_preset(names[i % len(names)]), seed=i + 1)
@@ -83,7 +85,7 @@ def speed(stations: int, blocks: int, device: str, block_frames: int = 44100, ma
 
 def quality(preset: str, seconds: int, seed: int) -> dict:
     params = StationParams.from_preset(preset)
-    engine = OptimizedSynthesisEngine(device="cpu")
+    engine = OptimizedSynthesisEngine(batch_render_config(GPUConfig()), device="cpu")
     engine.add_station("q", params, seed)
     x = np.concatenate([engine.render_block()["q"] for _ in range(seconds)])  # 1 s blocks
     report = clicks(x)
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     k = 1 if args.quick else 3
     # (stations, blocks per timed run, block frames, max_batch_size: None = all in one batch, 1 = one by one)
-    live = GPUConfig().render_block_chunks * 4410  # the live stream's block (2 s)
+    live = render_block_frames(GPUConfig())  # the live stream's block (2 s)
     plan = [(1, 5 * k, live, None), (1, 10 * k, 44100, None), (16, k, live, None), (16, k, live, 1),
             (64, 1, live, None), (64, 1, live, 1), (1, 50 * k, 4410, None), (16, 10 * k, 4410, None),
             (16, 10 * k, 4410, 1), (64, 5 * k, 4410, None)]

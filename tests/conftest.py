@@ -38,7 +38,7 @@ def auralis_server():
                          {"name": "night", "preset": "sleep", "seed": 11}],
         },
         "concurrency": {"max_concurrent_clients": 60, "stalled_client_timeout_sec": 4.0},
-        "monitoring": {"metrics_collection_interval_sec": 1, "prometheus_port": metrics_port},
+        "monitoring": {"metrics_collection_interval_sec": 1},
     }
     http_url = start_local(port, metrics_port, overrides, ingress="shared")
     yield Server(http_url, http_url.replace("http://", "ws://"), CONTROL_TOKEN, metrics_port, ("default", "night"),

@@ -9,6 +9,7 @@ import pytest
 
 from auralis_ray.actors.synthesis import SynthesisCore
 from auralis_ray.config import load_config
+from auralis_ray.core_settings import station_settings
 from auralis_ray.music.params import StationParams
 from auralis_ray.stream.station import StationCore
 from auralis_ray.stream.protocol import CHUNK_BYTES, CHUNK_SECONDS
@@ -22,7 +23,7 @@ def config_json(**overrides) -> str:
 
 
 def test_station_encodes_each_chunk_once_and_serves_by_id():
-    station = StationCore("s", EPOCH, load_config().buffer)
+    station = StationCore("s", EPOCH, station_settings(load_config()))
     pcm = np.arange(3 * CHUNK_BYTES // 2, dtype="<i2").tobytes()
     assert station.next_needed_chunk(publish_time(EPOCH, 18)) == 20
     assert station.ingest(20, pcm) == 23
@@ -42,7 +43,7 @@ def test_station_encodes_each_chunk_once_and_serves_by_id():
 
 def test_station_refuses_a_push_from_a_replaced_timeline():
     """A block rendered for the old timeline, arriving after a restart, must not leave a hole."""
-    station = StationCore("s", EPOCH, load_config().buffer)
+    station = StationCore("s", EPOCH, station_settings(load_config()))
     attach = station.next_needed_chunk(publish_time(EPOCH, 500))  # a restarted, empty station
     assert station.ingest(580, b"\x00" * CHUNK_BYTES * 10) == attach  # stale: far ahead, refused
     assert station.ring.latest_id is None and station.refused_pushes == 1
@@ -53,7 +54,7 @@ def test_station_refuses_a_push_from_a_replaced_timeline():
 
 def test_station_accepts_every_attach_point_it_handed_out():
     """Station and synthesis starting together both ask; whichever timeline synthesis keeps is accepted."""
-    station = StationCore("s", EPOCH, load_config().buffer)
+    station = StationCore("s", EPOCH, station_settings(load_config()))
     first = station.next_needed_chunk(publish_time(EPOCH, 100))  # the station announcing itself
     second = station.next_needed_chunk(publish_time(EPOCH, 115))  # synthesis asking after its start
     assert second > first
@@ -61,7 +62,7 @@ def test_station_accepts_every_attach_point_it_handed_out():
 
 
 def test_station_asks_synthesis_to_continue_past_its_live_edge():
-    station = StationCore("s", EPOCH, load_config().buffer)
+    station = StationCore("s", EPOCH, station_settings(load_config()))
     now = publish_time(EPOCH, 500)
     assert station.next_needed_chunk(now) == 502  # empty after a restart: just past live
     station.ingest(502, b"\x00" * CHUNK_BYTES * 40)
@@ -98,7 +99,7 @@ def test_synthesis_renders_all_stations_ahead_in_one_call_and_applies_changes_be
 
 
 def test_a_restarted_timeline_is_crossfaded_into_the_held_audio():
-    station = StationCore("s", EPOCH, load_config().buffer)
+    station = StationCore("s", EPOCH, station_settings(load_config()))
     now = publish_time(EPOCH, 500)
     start = station.next_needed_chunk(now)
     old = np.full((40 * CHUNK_BYTES) // 2, 8000, dtype="<i2").tobytes()

@@ -60,3 +60,45 @@ def test_serve_app_builder_refuses_bad_configuration(monkeypatch):
 def test_round_trip_between_processes():
     config = load_config(server={"control_token": "t"})
     assert PerformanceConfig.model_validate_json(config.model_dump_json()) == config
+
+
+def test_tier_names_come_from_the_stream_core():
+    from typing import get_args
+
+    from auralis_ray.config import BufferConfig
+    from auralis_ray.stream.adaptive import TIER_ORDER, TIERS
+
+    assert get_args(BufferConfig.model_fields["initial_tier"].annotation) == TIER_ORDER == tuple(TIERS)
+
+
+def test_a_setting_that_does_not_exist_fails_at_start(monkeypatch):
+    """Sections take no unknown fields: a setting that was removed (or misspelled) is not silently ignored."""
+    monkeypatch.setenv("AURALIS__SERVER__HOST", "0.0.0.0")
+    with pytest.raises(ConfigError, match="server.host"):
+        load_config()
+
+
+def test_a_new_revision_is_a_new_version_for_serve():
+    """`server.revision` travels in the application's `args`, which Serve hashes into the code version
+    of a `serve deploy`: a new revision replaces the replicas, the same one leaves them be."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+    from ray.serve._private.deploy_utils import get_app_code_version
+    from ray.serve.schema import ServeDeploySchema
+
+    from auralis_ray.config import config_from_json
+    from auralis_ray.serve.app import build_app
+
+    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "configs" / "serve.yaml").read_text())
+
+    def serve_version(revision: str) -> str:
+        config = copy.deepcopy(raw)
+        config["applications"][0]["args"].setdefault("server", {})["revision"] = revision
+        return get_app_code_version(ServeDeploySchema.model_validate(config).applications[0])
+
+    assert serve_version("1") == serve_version("1") != serve_version("2")
+    # the replicas are built with it (each reports it in /api/status)
+    app = build_app({"server": {"control_token": "t", "revision": "2"}})
+    assert config_from_json(app._bound_deployment.init_args[0]).server.revision == "2"

@@ -60,7 +60,7 @@ def serve_config(port: int, shared_port: int, version: str = "v1", replicas: int
     args["concurrency"] = {**args.get("concurrency", {}), "drain_timeout_sec": DRAIN_SEC,
                            "max_concurrent_clients": 100}
     args["monitoring"] = {"metrics_collection_interval_sec": 1}
-    args["enable_performance_mode"] = version != "v2"  # a changed arg: a new version (rolling update)
+    args["server"]["revision"] = version  # a new revision: a new version (rolling update)
     app["args"] = args
     deployment = app["deployments"][0]
     # long enough for a replica being replaced to notice (<= 1 s), drain (DRAIN_SEC) and close with 1012

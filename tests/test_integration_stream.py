@@ -160,7 +160,8 @@ async def test_rolling_update_warns_listeners_who_resume_without_gap(auralis_ser
     urls = [auralis_server.audio_url(f"roll{i}", format="binary" if i % 2 else "json") for i in range(5)]
     tasks = await playing([(u + ("&" if "?" in u else "?") + "station=default", f"roll{i}")
                            for i, u in enumerate(urls)], 22.0)
-    new_version = {**auralis_server.overrides, "target_concurrent_users": 11}  # a changed arg: a new version
+    overrides = auralis_server.overrides
+    new_version = {**overrides, "server": {**overrides["server"], "revision": "2"}}  # a new revision: a new version
     await asyncio.to_thread(serve.run, build_app(new_version), name="auralis", route_prefix="/")
     sessions = await asyncio.gather(*tasks)
     for session in sessions:
@@ -168,3 +169,5 @@ async def test_rolling_update_warns_listeners_who_resume_without_gap(auralis_ser
         assert session.reconnects and session.unannounced_gaps() == 0
         assert session.order == sorted(set(session.order))
         assert session.arrivals[-1] - session.timestamps[-1] < 0.5, "back at the live edge"
+    async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:
+        assert (await http.get("/api/status")).json()["revision"] == "2", "the new version serves"

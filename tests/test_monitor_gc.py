@@ -21,8 +21,8 @@ def restore_gc():
     (gc.enable if enabled else gc.disable)()
 
 
-def test_seed_defaults_and_from_memory_config():
-    assert GCConfig() == GCConfig(5000, 50, 50, False, 100, 10)
+def test_defaults_are_the_memory_sections_and_from_memory_config():
+    assert GCConfig() == GCConfig.from_memory_config(MemoryConfig()) == GCConfig(5000, 50, 50, True, 100, 10)
     cfg = MemoryConfig(gc_gen0_threshold=1234, gc_gen1_threshold=7, gc_gen2_threshold=9,
                        auto_gc_enabled=False, manual_collect_interval=3, manual_full_collect_every=2)
     assert GCConfig.from_memory_config(cfg) == GCConfig(1234, 7, 9, False, 3, 2)
@@ -40,7 +40,7 @@ def test_apply_and_restore(restore_gc):
 def test_collector_collects_young_often_and_full_rarely():
     calls = []
     clock = iter([0.0, 0.002] * 100)
-    collector = GCCollector(GCConfig(manual_collect_interval=3, manual_full_collect_every=4),
+    collector = GCCollector(GCConfig(auto_gc_enabled=False, manual_collect_interval=3, manual_full_collect_every=4),
                             collect=calls.append, clock=lambda: next(clock))
     results = [collector.on_render() for _ in range(24)]
     assert results == [None, None, 1, None, None, 1, None, None, 1, None, None, 2] * 2

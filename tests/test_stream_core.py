@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auralis_ray.config import BufferConfig, ConcurrencyConfig
+from auralis_ray.config import load_config
+from auralis_ray.core_settings import session_settings
 from auralis_ray.stream import protocol as p
 from auralis_ray.stream.adaptive import TIER_ORDER, TIERS, AdaptiveRingBuffer
 from auralis_ray.stream.broadcast import BroadcastRingBuffer, Overrun
@@ -279,8 +280,8 @@ def test_client_ids():
 # ---- client session -------------------------------------------------------------------------
 
 def session(ring, **kw) -> ClientSession:
-    defaults = dict(client_id="c1", station="default", fmt="json", ring=ring, buffer_cfg=BufferConfig(),
-                    conc_cfg=ConcurrencyConfig(), now=0.0, server_version="t")
+    defaults = dict(client_id="c1", station="default", fmt="json", ring=ring, settings=session_settings(load_config()),
+                    now=0.0, server_version="t")
     defaults.update(kw)
     return ClientSession(**defaults)
 
@@ -390,7 +391,7 @@ def test_inbound_rate_limit():
 
 def test_client_reports_promote_tier_and_feed_status():
     ring = filled_ring(10)
-    s = session(ring, buffer_cfg=BufferConfig(tier_adjustment_interval_chunks=10))
+    s = session(ring, settings=session_settings(load_config(buffer={"tier_adjustment_interval_chunks": 10})))
     s.open(0.0)
     pool = AudioChunkPool(2)
     for cid in range(10, 30):

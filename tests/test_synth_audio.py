@@ -8,17 +8,20 @@ import pytest
 
 from audio_checks import (clicks, dropouts, integrated_lufs, key_energy_fraction, max_similarity,
                           true_peak_dbtp)
+from auralis_ray.config import GPUConfig
+from auralis_ray.core_settings import batch_render_config
 from auralis_ray.music.params import StationParams
 from auralis_ray.synth.engine import OptimizedSynthesisEngine
 
 SR = 44100
+ENGINE = batch_render_config(GPUConfig())  # the configuration's defaults
 SECONDS = 50
 LOOP_THRESHOLD = 0.93  # a repeated 25 s excerpt measures 0.95-0.98 (test_synth_checks.py)
 
 
 @functools.lru_cache(maxsize=None)
 def render(preset: str, seed: int = 1, seconds: int = SECONDS, **overrides) -> np.ndarray:
-    e = OptimizedSynthesisEngine(device="cpu")
+    e = OptimizedSynthesisEngine(ENGINE, device="cpu")
     e.add_station("s", StationParams.from_preset(preset, **overrides), seed)
     return np.concatenate([e.render_block()["s"] for _ in range(seconds)])
 
@@ -70,7 +73,7 @@ def test_stereo_not_mono():
 def test_a_station_attached_mid_timeline_sounds_from_its_first_chunk(start_chunk):
     """A restarted synthesis actor attaches each station where its timeline continues: the audio
     goes on there, with no silence while the engine would count up to that point."""
-    e = OptimizedSynthesisEngine(device="cpu")
+    e = OptimizedSynthesisEngine(ENGINE, device="cpu")
     e.add_station("s", StationParams.from_preset("focus"), 1, start_frame=start_chunk * 4410)
     x = np.concatenate([e.render_block()["s"] for _ in range(6)])
     assert dropouts(x, skip_s=0.0) == 0
@@ -81,20 +84,21 @@ def test_a_restarted_synthesis_timeline_joins_the_held_audio_without_a_click():
     """Synthesis restarts: a new timeline (new engine, same station) starts inside what the station
     holds and is crossfaded in (cut off instead, the old timeline's last notes stop dead: a step)."""
     from auralis_ray.config import load_config
+    from auralis_ray.core_settings import station_settings
     from auralis_ray.stream.schedule import publish_time
     from auralis_ray.stream.station import StationCore
 
     params, epoch = StationParams.from_preset("focus"), 1_000_000.0
-    station = StationCore("s", epoch, load_config().buffer)
+    station = StationCore("s", epoch, station_settings(load_config()))
     now = publish_time(epoch, 100)
     first = station.next_needed_chunk(now)
-    old = OptimizedSynthesisEngine(device="cpu", block_frames=20 * 4410)
+    old = OptimizedSynthesisEngine(ENGINE, device="cpu", block_frames=20 * 4410)
     old.add_station("s", params, 1, start_frame=first * 4410)
     for block in range(3):
         station.ingest(first + 20 * block, old.render_block()["s"].tobytes())
     point = station.next_needed_chunk(now)
     assert point == first + 50  # 10 chunks before the end of what is held
-    new = OptimizedSynthesisEngine(device="cpu", block_frames=20 * 4410)
+    new = OptimizedSynthesisEngine(ENGINE, device="cpu", block_frames=20 * 4410)
     new.add_station("s", params, 1, start_frame=point * 4410)
     station.ingest(point, new.render_block()["s"].tobytes())
     joined = np.frombuffer(b"".join(station.ring.get(c).pcm for c in range(first, point + 20)), "<i2")

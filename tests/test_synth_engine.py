@@ -5,16 +5,18 @@ import pytest
 import torch
 
 from auralis_ray.config import GPUConfig
+from auralis_ray.core_settings import batch_render_config
 from auralis_ray.music.params import StationParams
 from auralis_ray.synth.async_engine import AsyncSynthesisEngine
 from auralis_ray.synth.device import DeviceInfo, describe_device, select_device
 from auralis_ray.synth.engine import BatchRenderConfig, OptimizedSynthesisEngine
 
 SR = 44100
+ENGINE = batch_render_config(GPUConfig())  # the configuration's defaults
 
 
-def _render(blocks, stations=(("a", "focus", 1),), block_frames=44100, **kw):
-    e = OptimizedSynthesisEngine(sample_rate=SR, block_frames=block_frames, device="cpu", **kw)
+def _render(blocks, stations=(("a", "focus", 1),), block_frames=44100, gpu=GPUConfig()):
+    e = OptimizedSynthesisEngine(batch_render_config(gpu), sample_rate=SR, block_frames=block_frames, device="cpu")
     for name, preset, seed in stations:
         e.add_station(name, StationParams.from_preset(preset), seed)
     out = {name: [] for name, _, _ in stations}
@@ -66,8 +68,8 @@ def test_max_batch_size_groups_render_the_same():
 
 
 def test_set_params_only_touches_that_station_and_add_remove():
-    e = OptimizedSynthesisEngine(device="cpu")
-    ref = OptimizedSynthesisEngine(device="cpu")
+    e = OptimizedSynthesisEngine(ENGINE, device="cpu")
+    ref = OptimizedSynthesisEngine(ENGINE, device="cpu")
     for eng in (e, ref):
         eng.add_station("a", StationParams.from_preset("focus"), 1)
         eng.add_station("b", StationParams.from_preset("focus"), 2)
@@ -88,20 +90,20 @@ def test_set_params_only_touches_that_station_and_add_remove():
 
 
 def test_restart_with_start_frame_fades_in():
-    e = OptimizedSynthesisEngine(device="cpu")
+    e = OptimizedSynthesisEngine(ENGINE, device="cpu")
     e.add_station("a", StationParams.from_preset("bright"), 1, start_frame=44100 * 3600)
     pcm = np.concatenate([e.render_block()["a"] for _ in range(3)]).astype(np.float64)
     assert np.abs(pcm[:200]).max() == 0  # limiter look-ahead, then a 50 ms fade
     ramp = np.abs(pcm[:2205]).max()
     assert ramp < 32767 * 0.9
-    e2 = OptimizedSynthesisEngine(device="cpu")
+    e2 = OptimizedSynthesisEngine(ENGINE, device="cpu")
     e2.add_station("a", StationParams.from_preset("bright"), 1)
     assert not np.array_equal(e2.render_block()["a"], pcm[:44100].astype(np.int16))
 
 
 def test_bad_block_frames_and_device():
     with pytest.raises(ValueError, match="block_frames"):
-        OptimizedSynthesisEngine(block_frames=1000)
+        OptimizedSynthesisEngine(ENGINE, block_frames=1000)
     assert select_device("cpu") == torch.device("cpu")
     assert select_device("auto").type in ("cpu", "cuda", "mps")
     if not torch.cuda.is_available():
@@ -111,16 +113,21 @@ def test_bad_block_frames_and_device():
     assert info.device_type == "cpu" and info.compute_capability is None
 
 
-def test_batch_render_config_from_gpu_config():
-    cfg = BatchRenderConfig.from_gpu_config(GPUConfig(max_batch_size=8, enable_torch_compile=False,
-                                                      compile_mode="default", enable_cuda_streams=False))
-    assert (cfg.max_batch_size, cfg.enable_torch_compile, cfg.compile_mode, cfg.use_cuda_streams) == (8, False, "default", False)
-    assert BatchRenderConfig.from_gpu_config(GPUConfig(enable_batch_processing=False)).max_batch_size == 1
+def test_batch_render_config_is_built_from_the_gpu_section():
+    gpu = GPUConfig(max_batch_size=8, enable_torch_compile=True, compile_mode="default", enable_cuda_streams=False,
+                    device="cpu", target_lufs=-18.0, reverb_seconds=2.0)
+    cfg = batch_render_config(gpu)
+    assert isinstance(cfg, BatchRenderConfig)
+    assert (cfg.max_batch_size, cfg.enable_torch_compile, cfg.compile_mode, cfg.use_cuda_streams) == (8, True, "default", False)
+    assert (cfg.device, cfg.target_lufs, cfg.reverb_seconds) == ("cpu", -18.0, 2.0)
+    assert batch_render_config(GPUConfig(enable_batch_processing=False)).max_batch_size == 1
+    # the engine's defaults are the configuration's: torch.compile is off unless gpu.enable_torch_compile
+    assert ENGINE.enable_torch_compile is GPUConfig().enable_torch_compile is False
 
 
 def test_async_engine_renders_in_order_off_the_loop():
     async def main():
-        e = OptimizedSynthesisEngine(device="cpu", block_frames=4410)
+        e = OptimizedSynthesisEngine(ENGINE, device="cpu", block_frames=4410)
         e.add_station("a", StationParams(), 1)
         ae = AsyncSynthesisEngine(e, max_workers=2)
         blocks = await asyncio.gather(*(ae.render_block_async() for _ in range(4)))

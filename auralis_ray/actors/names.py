@@ -1,6 +1,16 @@
-"""Actor names in namespace `auralis`, so operators find them in `ray list actors` and the dashboard."""
+"""Names of the Auralis actors, so operators find them in `ray list actors` and the dashboard.
 
-NAMESPACE = "auralis"
+They live in the Ray namespace `server.namespace` ("auralis" unless configured otherwise).
+"""
+
+from __future__ import annotations
+
+from ..config import PerformanceConfig
+
+
+def actor_namespace(config: PerformanceConfig) -> str:
+    """The Ray namespace of every named actor of this deployment."""
+    return config.server.namespace
 
 
 def station_actor_name(station: str) -> str:

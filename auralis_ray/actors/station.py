@@ -13,20 +13,20 @@ import time
 import ray
 
 from ..config import StationSpec, config_from_json
+from ..core_settings import station_settings
 from ..monitor.gc_config import configure_gc
 from ..monitor.metrics import get_metrics
 from ..monitor.priority import lower_priority
 from ..monitor.process import ProcessSampler
 from ..music.params import StationParams
 from ..stream.station import StationCore
-from .names import NAMESPACE
+from .names import actor_namespace
 
 log = logging.getLogger(__name__)
 
 
 def params_for(spec: StationSpec) -> StationParams:
-    overrides = {k: getattr(spec, k) for k in ("key", "mode", "bpm", "intensity")}
-    return StationParams.from_preset(spec.preset, **overrides)
+    return StationParams.from_preset(spec.preset, key=spec.key, mode=spec.mode, bpm=spec.bpm, intensity=spec.intensity)
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
@@ -39,16 +39,17 @@ class StationActor:
         self.spec = StationSpec.model_validate_json(spec_json)
         self.params = params_for(self.spec)
         metrics = get_metrics("station")
-        self.core = StationCore(self.spec.name, epoch, config.buffer, on_encode=metrics.observe_encoding_duration)
+        self.core = StationCore(self.spec.name, epoch, station_settings(config), on_encode=metrics.observe_encoding_duration)
         self.gc = configure_gc(config.memory)
         self.sampler = ProcessSampler(metrics, config.monitoring.metrics_collection_interval_sec)
         self.synthesis_name = synthesis_name
+        self.namespace = actor_namespace(config)
         self._attach()
 
     def _attach(self) -> None:
         """Tell synthesis where this station's timeline continues (first start or after a restart)."""
         try:
-            synth = ray.get_actor(self.synthesis_name, namespace=NAMESPACE)
+            synth = ray.get_actor(self.synthesis_name, namespace=self.namespace)
         except ValueError:
             return  # synthesis is not up yet; it attaches stations itself when it starts
         synth.attach_station.remote(self.core.name, self.core.epoch, self.core.next_needed_chunk(time.time()),
@@ -77,7 +78,7 @@ class StationActor:
     async def set_params(self, params_json: str) -> dict:
         """Store the new parameters and hand them to synthesis (effective at its next phrase)."""
         self.params = StationParams.model_validate_json(params_json)
-        synth = ray.get_actor(self.synthesis_name, namespace=NAMESPACE)
+        synth = ray.get_actor(self.synthesis_name, namespace=self.namespace)
         await synth.set_params.remote(self.core.name, params_json)
         return self.params.model_dump()
 

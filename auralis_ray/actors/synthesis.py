@@ -22,6 +22,7 @@ from typing import Any, Callable
 import ray
 
 from ..config import config_from_json
+from ..core_settings import batch_render_config, render_block_frames
 from ..monitor.gc_config import configure_gc
 from ..monitor.metrics import get_metrics
 from ..monitor.priority import lower_priority
@@ -29,7 +30,7 @@ from ..monitor.process import ProcessSampler
 from ..music.params import StationParams
 from ..stream.protocol import FRAMES_PER_CHUNK
 from ..stream.schedule import live_chunk_id
-from .names import NAMESPACE, station_actor_name
+from .names import actor_namespace, station_actor_name
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class SynthesisCore:
         self.config = config_from_json(config_json)
         torch.set_num_threads(self.config.gpu.torch_threads)
         self.block_chunks = self.config.gpu.render_block_chunks
-        self.engine = OptimizedSynthesisEngine(self.config.gpu, block_frames=self.block_chunks * FRAMES_PER_CHUNK)
+        self.engine = OptimizedSynthesisEngine(batch_render_config(self.config.gpu),
+                                               block_frames=render_block_frames(self.config.gpu))
         self.async_engine = AsyncSynthesisEngine(self.engine, max_workers=self.config.concurrency.thread_pool_workers)
         self.timelines: dict[str, StationTimeline] = {}
         self.metrics = get_metrics("synthesis")
@@ -132,7 +134,7 @@ class SynthesisActor:
 
     def _attach_existing(self, name: str) -> None:
         try:
-            handle = ray.get_actor(station_actor_name(name), namespace=NAMESPACE)
+            handle = ray.get_actor(station_actor_name(name), namespace=actor_namespace(self.core.config))
             info = ray.get(handle.attach_info.remote(), timeout=30)
         except Exception as error:  # the station is not up yet: it attaches itself when it starts
             log.info("station %s not attached yet: %s", name, error)
@@ -141,7 +143,7 @@ class SynthesisActor:
                          StationParams.model_validate_json(info["params_json"]), info["seed"], handle)
 
     def attach_station(self, name: str, epoch: float, next_chunk: int, params_json: str, seed: int) -> None:
-        handle = ray.get_actor(station_actor_name(name), namespace=NAMESPACE)
+        handle = ray.get_actor(station_actor_name(name), namespace=actor_namespace(self.core.config))
         self.core.attach(name, epoch, next_chunk, StationParams.model_validate_json(params_json), seed, handle)
 
     def set_params(self, name: str, params_json: str) -> None:

@@ -12,7 +12,7 @@ Placement on a cluster:
   the actors themselves put all three stations of a 3-node cluster on one node; a soft node
   affinity per station did so too, in 2 of 3 full test runs, when the preferred nodes' raylets
   turned the leases away.)
-All actors are detached, named in namespace `auralis` and restart without limit.
+All actors are detached, named in the namespace `server.namespace` and restart without limit.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ray.util.placement_group import PlacementGroup, get_placement_group, placem
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from ..config import PerformanceConfig
-from .names import LISTENER_REGISTRY_NAME, NAMESPACE, station_actor_name, synthesis_actor_name
+from .names import LISTENER_REGISTRY_NAME, actor_namespace, station_actor_name, synthesis_actor_name
 from .registry import ListenerRegistryActor
 from .station import StationActor
 from .synthesis import SynthesisActor
@@ -76,10 +76,11 @@ def ensure_system(config: PerformanceConfig) -> dict[str, "ray.actor.ActorHandle
     constructor argument, survives actor restarts.
     """
     config_json = config.model_dump_json()
+    namespace = actor_namespace(config)
     names = [s.name for s in config.server.stations]
     synth_name = synthesis_actor_name(0)
     SynthesisActor.options(
-        name=synth_name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        name=synth_name, namespace=namespace, lifetime="detached", get_if_exists=True,
         **synthesis_resources(config, cluster_gpus()),
     ).remote(config_json, names)
     epoch = round(time.time(), 3)
@@ -87,17 +88,17 @@ def ensure_system(config: PerformanceConfig) -> dict[str, "ray.actor.ActorHandle
     group = station_placement_group(names)
     for index, spec in enumerate(config.server.stations):
         stations[spec.name] = StationActor.options(
-            name=station_actor_name(spec.name), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+            name=station_actor_name(spec.name), namespace=namespace, lifetime="detached", get_if_exists=True,
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index),
         ).remote(spec.model_dump_json(), config_json, epoch, synth_name)
     return stations
 
 
-def listener_registry() -> "ray.actor.ActorHandle":
+def listener_registry(config: PerformanceConfig) -> "ray.actor.ActorHandle":
     """Get-or-create the cluster-wide client_id registry (duplicate ids across replicas)."""
-    return ListenerRegistryActor.options(name=LISTENER_REGISTRY_NAME, namespace=NAMESPACE, lifetime="detached",
-                                         get_if_exists=True).remote()
+    return ListenerRegistryActor.options(name=LISTENER_REGISTRY_NAME, namespace=actor_namespace(config),
+                                         lifetime="detached", get_if_exists=True).remote()
 
 
-def synthesis_handle() -> "ray.actor.ActorHandle":
-    return ray.get_actor(synthesis_actor_name(0), namespace=NAMESPACE)
+def synthesis_handle(config: PerformanceConfig) -> "ray.actor.ActorHandle":
+    return ray.get_actor(synthesis_actor_name(0), namespace=actor_namespace(config))

@@ -20,17 +20,19 @@ from typing import Callable
 
 from auralis_ray.config import MemoryConfig
 
+_DEFAULTS = MemoryConfig()  # the configuration tree's `memory` section owns every default
+
 
 @dataclass(frozen=True)
 class GCConfig:
-    """Garbage collection configuration (seed §4.4)."""
+    """Garbage collection configuration: the `memory.gc_*` settings as one value."""
 
-    gen0_threshold: int = 5000  # vs default 700
-    gen1_threshold: int = 50  # vs default 10
-    gen2_threshold: int = 50  # vs default 10
-    auto_gc_enabled: bool = False
-    manual_collect_interval: int = 100  # collect every N renders
-    manual_full_collect_every: int = 10  # every Nth manual collection is a full one
+    gen0_threshold: int = _DEFAULTS.gc_gen0_threshold  # CPython's default: 700
+    gen1_threshold: int = _DEFAULTS.gc_gen1_threshold  # CPython's default: 10
+    gen2_threshold: int = _DEFAULTS.gc_gen2_threshold  # CPython's default: 10
+    auto_gc_enabled: bool = _DEFAULTS.auto_gc_enabled
+    manual_collect_interval: int = _DEFAULTS.manual_collect_interval  # collect every N renders
+    manual_full_collect_every: int = _DEFAULTS.manual_full_collect_every  # every Nth collection is a full one
 
     @classmethod
     def from_memory_config(cls, config: MemoryConfig) -> "GCConfig":

@@ -27,6 +27,7 @@ from auralis_ray.config import MemoryConfig
 from auralis_ray.monitor.stats import fit_line
 
 MB = 1024 * 1024
+_DEFAULTS = MemoryConfig()  # the configuration tree's `memory` section owns every default
 
 
 def gpu_allocated_mb() -> float:
@@ -110,11 +111,11 @@ class MemoryGrowthTracker:
 
     def __init__(
         self,
-        alert_threshold_mb_per_hour: float = 20.0,
+        alert_threshold_mb_per_hour: float = _DEFAULTS.leak_detection_threshold_mb_per_hour,
         *,
-        warmup_fraction: float = 0.2,
-        min_span_sec: float = 600.0,
-        max_measurements: int = 2048,
+        warmup_fraction: float = _DEFAULTS.growth_warmup_fraction,
+        min_span_sec: float = _DEFAULTS.growth_min_span_sec,
+        max_measurements: int = _DEFAULTS.growth_max_measurements,
     ) -> None:
         if not 0.0 <= warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
@@ -205,9 +206,9 @@ class MemoryMonitor:
     def __init__(
         self,
         *,
-        enable_tracemalloc: bool = True,
-        frames: int = 25,
-        max_snapshots: int = 288,
+        enable_tracemalloc: bool = _DEFAULTS.enable_tracemalloc,
+        frames: int = _DEFAULTS.tracemalloc_frames,
+        max_snapshots: int = _DEFAULTS.max_snapshots,
         tracker: MemoryGrowthTracker | None = None,
     ) -> None:
         self.baseline_mb: Optional[float] = None

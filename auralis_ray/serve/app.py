@@ -83,11 +83,11 @@ async def _station_infos(hub: ListenerHub) -> dict[str, dict]:
     return {n: (i if isinstance(i, dict) else {"name": n, "error": repr(i)}) for n, i in zip(names, infos)}
 
 
-async def _device() -> dict:
+async def _device(hub: ListenerHub) -> dict:
     cached = state.device
     if cached is None:
         try:
-            status = await asyncio.wait_for(synthesis_handle().status.remote(), 5)
+            status = await asyncio.wait_for(synthesis_handle(hub.config).status.remote(), 5)
             cached = state.device = status["device"]
         except Exception as error:
             return {"error": repr(error)}
@@ -118,10 +118,11 @@ async def api_status(request: Request) -> Response:
         "listeners": hub.listener_count,
         "max_concurrent_clients": hub.config.concurrency.max_concurrent_clients,
         "stations": stations,
-        "device": await _device(),
+        "device": await _device(hub),
         "replica": state.replica_id,
         "replica_port": None if hub.server_address is None else hub.server_address[1],
         "shared_port_open": any(door.is_open for door in hub.front_doors),
+        "revision": hub.config.server.revision,
     })
 
 
@@ -279,7 +280,7 @@ class AuralisIngress:
             state.replica_id = serve.get_replica_context().replica_id.unique_id
         except Exception:
             state.replica_id = None
-        hub.use_registry(listener_registry(), state.replica_id or secrets.token_hex(8))
+        hub.use_registry(listener_registry(config), state.replica_id or secrets.token_hex(8))
         hub.start()
         if config.server.shared_port is not None:
             door = SharedPort(config.server.shared_host, config.server.shared_port)

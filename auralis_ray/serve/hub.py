@@ -20,6 +20,7 @@ from ..monitor.gc_config import ScheduledFullCollection
 from ..monitor.metrics import PerformanceMetrics
 from ..monitor.stats import nearest_rank
 from ..stream import protocol as p
+from ..stream.adaptive import TIER_ORDER
 from ..stream.broadcast import BroadcastRingBuffer
 from ..stream.client import ClientSession
 from ..stream.pool import EncodedChunk
@@ -430,7 +431,7 @@ class ListenerHub:
             for listener in feed.listeners.values():
                 health = listener.session.outbox.get_buffer_health()
                 by_tier.setdefault(health["current_tier"], []).append(health["current_depth_chunks"])
-            for tier in ("minimal", "normal", "stable", "defensive"):
+            for tier in TIER_ORDER:
                 depths = by_tier.get(tier, [])
                 self.metrics.set_buffer_depth(feed.name, tier, sum(depths) / len(depths) if depths else 0.0)
 

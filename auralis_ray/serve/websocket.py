@@ -11,6 +11,7 @@ import logging
 import time
 from urllib.parse import parse_qs
 
+from ..core_settings import session_settings
 from ..stream import protocol as p
 from ..stream.adaptive import TIERS
 from ..stream.client import ClientSession
@@ -98,7 +99,7 @@ class AudioEndpoint:
                 pass
         session = ClientSession(
             client_id=client_id, station=feed.name, fmt=query["fmt"], ring=feed.ring,
-            buffer_cfg=hub.config.buffer, conc_cfg=hub.config.concurrency, now=time.time(),
+            settings=session_settings(hub.config), now=time.time(),
             server_version=self.server_version, tier=query["tier"], resume_from=query["resume_from"],
             websocket=send,
         )

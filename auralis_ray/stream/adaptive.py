@@ -23,13 +23,14 @@ class BufferTier:
     description: str
 
 
+# The one definition of the tiers, smallest first (the configuration and the edge take their names from here)
 TIERS: dict[str, BufferTier] = {
     "minimal": BufferTier(target_ms=500, description="Stable network, low latency"),
     "normal": BufferTier(target_ms=1000, description="Default for new connections"),
     "stable": BufferTier(target_ms=2000, description="Occasional jitter"),
     "defensive": BufferTier(target_ms=3000, description="High jitter/unstable network"),
 }
-TIER_ORDER: tuple[str, ...] = ("minimal", "normal", "stable", "defensive")
+TIER_ORDER: tuple[str, ...] = tuple(TIERS)
 
 
 class AdaptiveRingBuffer(Generic[T]):

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Sequence
 
-from ..config import BufferConfig, ConcurrencyConfig
 from . import protocol as p
 from .adaptive import TIER_ORDER, TIERS, AdaptiveRingBuffer
 from .broadcast import BroadcastRingBuffer, Overrun
 from .jitter import JitterTracker
 from .pool import EncodedChunk, ws_frame
+from .settings import SessionSettings
 from .token_bucket import TokenBucket
 
 Frame = str | bytes
@@ -84,8 +84,7 @@ class ClientSession:
     station: str
     fmt: str
     ring: BroadcastRingBuffer
-    buffer_cfg: BufferConfig
-    conc_cfg: ConcurrencyConfig
+    settings: SessionSettings
     now: float
     server_version: str
     tier: str = "normal"
@@ -104,8 +103,8 @@ class ClientSession:
     burst_end: int = field(init=False, default=-1)
 
     def __post_init__(self) -> None:
-        b, c = self.buffer_cfg, self.conc_cfg
-        tracker = JitterTracker(b.jitter_window_size, b.jitter_ema_alpha)
+        s = self.settings
+        tracker = JitterTracker(s.jitter_window_size, s.jitter_ema_alpha)
         self.state = WebSocketClientState(
             client_id=self.client_id,
             websocket=self.websocket,
@@ -116,19 +115,19 @@ class ClientSession:
             jitter_tracker=tracker,
         )
         self.outbox = AdaptiveRingBuffer(
-            capacity_chunks=max(c.client_queue_max_chunks, TIERS["defensive"].target_ms // p.CHUNK_DURATION_MS + 2),
+            capacity_chunks=max(s.client_queue_max_chunks, TIERS[TIER_ORDER[-1]].target_ms // p.CHUNK_DURATION_MS + 2),
             chunk_duration_ms=p.CHUNK_DURATION_MS,
             initial_tier=self.tier,
             jitter_tracker=tracker,
-            adaptive=b.enable_adaptive_tiers,
-            promote_underrun_rate=b.promote_underrun_rate,
-            demote_underrun_rate=b.demote_underrun_rate,
-            demote_jitter_ms=b.demote_jitter_ms,
-            demote_jitter_ms_minimal=b.demote_jitter_ms_minimal,
-            adjustment_interval_chunks=b.tier_adjustment_interval_chunks,
+            adaptive=s.enable_adaptive_tiers,
+            promote_underrun_rate=s.promote_underrun_rate,
+            demote_underrun_rate=s.demote_underrun_rate,
+            demote_jitter_ms=s.demote_jitter_ms,
+            demote_jitter_ms_minimal=s.demote_jitter_ms_minimal,
+            adjustment_interval_chunks=s.tier_adjustment_interval_chunks,
         )
-        self.flow = TokenBucket(max(b.token_bucket_capacity, self.outbox.target_chunks), b.token_bucket_refill_rate)
-        self.inbound = TokenBucket(c.client_message_burst, c.client_message_rate)
+        self.flow = TokenBucket(max(s.token_bucket_capacity, self.outbox.target_chunks), s.token_bucket_refill_rate)
+        self.inbound = TokenBucket(s.client_message_burst, s.client_message_rate)
         self.control = deque()
         self.invalid_times: deque[float] = deque()
         self._last_status = self.now
@@ -185,7 +184,7 @@ class ClientSession:
         """
         ring, cid = self.ring, self.client_id
         while ring.write_position is not None and ring.client_cursors[cid].read_position < ring.write_position:
-            if self.buffer_cfg.enable_token_bucket and not self.flow.consume(now):
+            if self.settings.enable_token_bucket and not self.flow.consume(now):
                 break
             item = ring.read_chunk(cid, now)
             if item is None:
@@ -210,7 +209,7 @@ class ClientSession:
         cursor = ring.client_cursors.get(self.client_id)
         if cursor is None or cursor.read_position != position - 1:
             return None
-        if not ring.holds(position - 1) or self.buffer_cfg.enable_token_bucket and not self.flow.consume(now):
+        if not ring.holds(position - 1) or self.settings.enable_token_bucket and not self.flow.consume(now):
             return None
         chunk = ring.read_chunk(self.client_id, now)
         frame = chunk.wire_frame(self.fmt, 0, outbox.current_tier)
@@ -272,7 +271,7 @@ class ClientSession:
         self.state.bytes_sent += sum(len(f) for f in frames)
 
     def is_stalled(self, now: float) -> bool:
-        return self.sending_since is not None and now - self.sending_since > self.conc_cfg.stalled_client_timeout_sec
+        return self.sending_since is not None and now - self.sending_since > self.settings.stalled_client_timeout_sec
 
     # ---- client messages ------------------------------------------------------------------
 
@@ -283,7 +282,7 @@ class ClientSession:
                               p.Severity.WARNING, now)
             return
         try:
-            message = p.parse_client_message(raw, self.conc_cfg.max_client_message_bytes, TIER_ORDER)
+            message = p.parse_client_message(raw, self.settings.max_client_message_bytes, TIER_ORDER)
         except p.ProtocolError as problem:
             self._invalid(problem, now)
             return
@@ -298,11 +297,11 @@ class ClientSession:
     def _invalid(self, problem: p.ProtocolError, now: float) -> None:
         self.state.errors += 1
         self._queue_error(problem.code, problem.message, problem.severity, now)
-        window = self.conc_cfg.invalid_message_window_sec
+        window = self.settings.invalid_message_window_sec
         self.invalid_times.append(now)
         while self.invalid_times and self.invalid_times[0] < now - window:
             self.invalid_times.popleft()
-        if len(self.invalid_times) > self.conc_cfg.invalid_message_limit:
+        if len(self.invalid_times) > self.settings.invalid_message_limit:
             self.close(p.CloseCode.POLICY_VIOLATION, "too many invalid messages")
 
     def _on_report(self, report: p.ClientReport, now: float) -> None:
@@ -320,19 +319,19 @@ class ClientSession:
         change = self.outbox.adjust_tier()
         if change is not None:
             self._tier_changed(change[0], now)
-        elif self.current_tier == TIER_ORDER[-1] and rate > self.buffer_cfg.promote_underrun_rate:
+        elif self.current_tier == TIER_ORDER[-1] and rate > self.settings.promote_underrun_rate:
             self._queue_error(p.ErrorCode.PERSISTENT_UNDERRUNS,
                               f"underrun rate {rate:.1%} even at the largest buffer tier", p.Severity.WARNING, now)
 
     def _tier_changed(self, previous: str, now: float) -> None:
         self.state.current_buffer_tier = self.current_tier
-        self.flow.capacity = max(self.buffer_cfg.token_bucket_capacity, self.outbox.target_chunks)
+        self.flow.capacity = max(self.settings.token_bucket_capacity, self.outbox.target_chunks)
         self._queue(p.buffer_control_ack(previous, self.current_tier, now))
 
     # ---- status ---------------------------------------------------------------------------
 
     def status_due(self, now: float) -> bool:
-        return now - self._last_status >= self.conc_cfg.buffer_status_interval_sec
+        return now - self._last_status >= self.settings.buffer_status_interval_sec
 
     def queue_status(self, now: float) -> None:
         self._last_status = now

@@ -13,26 +13,28 @@ from typing import Callable
 
 import numpy as np
 
-from ..config import BufferConfig
 from .broadcast import BroadcastRingBuffer
 from .pool import AudioChunkPool
 from .protocol import CHUNK_BYTES
 from .schedule import live_chunk_id, publish_time
+from .settings import StationSettings
 
 
 class StationCore:
-    def __init__(self, name: str, epoch: float, buffer: BufferConfig,
+    """One station's timeline: ingests rendered PCM, encodes each chunk once, serves replicas' fetches."""
+
+    def __init__(self, name: str, epoch: float, settings: StationSettings,
                  on_encode: Callable[[float], None] | None = None):
         self.name = name
         self.epoch = epoch
-        self.ring = BroadcastRingBuffer(buffer.ring_capacity_chunks + buffer.lookahead_chunks + 20,
-                                        buffer.catchup_behind_chunks)
-        self.pool = AudioChunkPool(buffer.chunk_pool_size)
+        self.ring = BroadcastRingBuffer(settings.ring_capacity_chunks + settings.lookahead_chunks + 20,
+                                        settings.catchup_behind_chunks)
+        self.pool = AudioChunkPool(settings.chunk_pool_size)
         self.on_encode = on_encode
         self.attach_points: deque[int] = deque(maxlen=8)
         self.refused_pushes = 0
-        self.crossfade_chunks = buffer.restart_crossfade_chunks
-        self.prefetch_chunks = buffer.replica_prefetch_chunks
+        self.crossfade_chunks = settings.restart_crossfade_chunks
+        self.prefetch_chunks = settings.replica_prefetch_chunks
         self.served_upto = -1  # the newest chunk_id a replica may have fetched
         self.crossfades = 0
 

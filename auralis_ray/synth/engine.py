@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from auralis_ray.config import GPUConfig
 from auralis_ray.music.composer import Composer
 from auralis_ray.music.params import StationParams
 from auralis_ray.synth.device import DeviceInfo, describe_device, select_device
@@ -63,25 +62,25 @@ def _active_lanes(ctrl: np.ndarray, mix: np.ndarray) -> tuple[np.ndarray, np.nda
     return ctrl_c, mix_c
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchRenderConfig:
-    """Configuration for GPU batch rendering."""
+    """What the synthesis engine is configured with: batching, compilation, device, master bus and room.
 
-    max_batch_size: int = 16
-    enable_torch_compile: bool = True
-    compile_mode: str = "reduce-overhead"
-    warmup_iterations: int = 3
-    use_cuda_streams: bool = True
+    The configuration tree's `gpu` section owns the values; the edge builds this from it
+    (`auralis_ray/core_settings.py`).
+    """
 
-    @classmethod
-    def from_gpu_config(cls, gpu: GPUConfig) -> "BatchRenderConfig":
-        return cls(
-            max_batch_size=gpu.max_batch_size if gpu.enable_batch_processing else 1,
-            enable_torch_compile=gpu.enable_torch_compile,
-            compile_mode=gpu.compile_mode,
-            warmup_iterations=gpu.warmup_iterations,
-            use_cuda_streams=gpu.enable_cuda_streams,
-        )
+    max_batch_size: int  # stations per batched pass (1: one station at a time)
+    enable_torch_compile: bool
+    compile_mode: str
+    warmup_iterations: int
+    use_cuda_streams: bool
+    device: str  # "auto" picks CUDA > MPS > CPU
+    reverb_seconds: float
+    reverb_t60_sec: float
+    target_lufs: float
+    true_peak_ceiling_dbtp: float
+    limiter_lookahead_ms: float
 
 
 @dataclass
@@ -101,29 +100,29 @@ class _Station:
 class OptimizedSynthesisEngine:
     """Synthesis engine with pre-allocated buffers and batch rendering of all stations."""
 
-    def __init__(self, gpu: GPUConfig | None = None, sample_rate: int = 44100, block_frames: int = 44100,
+    def __init__(self, config: BatchRenderConfig, sample_rate: int = 44100, block_frames: int = 44100,
                  device: str | None = None) -> None:
+        """`device` overrides `config.device`."""
         if block_frames <= 0 or block_frames % CHUNK_FRAMES or block_frames % SLOW_FACTOR:
             raise ValueError(f"block_frames must be a positive multiple of {CHUNK_FRAMES}, got {block_frames}")
         if sample_rate != 44100:
             raise ValueError("sample_rate must be 44100 (tables and chunking are built for it)")
-        self.gpu = gpu or GPUConfig()
-        self.config = BatchRenderConfig.from_gpu_config(self.gpu)
+        self.config = config
         self.sample_rate = sample_rate
         self.block_frames = block_frames
-        self.device = select_device(device or self.gpu.device)
+        self.device = select_device(device or config.device)
         self.device_info: DeviceInfo = describe_device(self.device)
         self.render_count = 0
         self.tables = wave_tables(sample_rate)
         self.lanes = LaneRenderer(self.tables, self.device)
-        self.reverb = ConvolutionReverb(sample_rate, block_frames, seconds=self.gpu.reverb_seconds,
-                                        t60=self.gpu.reverb_t60_sec, device=self.device)
+        self.reverb = ConvolutionReverb(sample_rate, block_frames, seconds=config.reverb_seconds,
+                                        t60=config.reverb_t60_sec, device=self.device)
         # tone filter and, from the same matrix products, its output K-weighted for the loudness control
         self.tone = ChunkedIIR([biquad_highpass(28.0, 0.707, sample_rate), biquad_lowpass(15000.0, 0.6, sample_rate)]
                                + k_weighting(sample_rate), sub=CHUNK_FRAMES, device=self.device, taps=(2, 4))
-        self.master = MasterBus(sample_rate, CHUNK_FRAMES, target_lufs=self.gpu.target_lufs,
-                                ceiling_dbtp=self.gpu.true_peak_ceiling_dbtp,
-                                lookahead_ms=self.gpu.limiter_lookahead_ms, device=self.device)
+        self.master = MasterBus(sample_rate, CHUNK_FRAMES, target_lufs=config.target_lufs,
+                                ceiling_dbtp=config.true_peak_ceiling_dbtp,
+                                lookahead_ms=config.limiter_lookahead_ms, device=self.device)
         self.fade = torch.sin(0.5 * np.pi * torch.arange(1, FADE_IN_FRAMES + 1, device=self.device,
                                                          dtype=torch.float32) / FADE_IN_FRAMES) ** 2
         self._stations: dict[str, _Station] = {}

@@ -17,12 +17,13 @@ from dataclasses import asdict, dataclass
 import psutil
 
 from ..config import PerformanceConfig, load_config
+from ..core_settings import batch_render_config, render_block_frames, session_settings, station_settings
 from ..monitor.memory import MemoryGrowthTracker
 from ..stream.broadcast import BroadcastRingBuffer
 from ..stream.client import ClientSession
 from ..stream.pool import EncodedChunk
 from ..stream.station import StationCore
-from ..stream.protocol import CHUNK_SECONDS, FRAMES_PER_CHUNK
+from ..stream.protocol import CHUNK_SECONDS
 from .benchmark import BenchmarkRun
 
 
@@ -55,9 +56,9 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
     config = config or load_config()
     torch.set_num_threads(config.gpu.torch_threads)
     epoch = 0.0
-    station = StationCore("soak", epoch, config.buffer)
+    station = StationCore("soak", epoch, station_settings(config))
     block_chunks = config.gpu.render_block_chunks
-    engine = OptimizedSynthesisEngine(config.gpu, block_frames=block_chunks * FRAMES_PER_CHUNK)
+    engine = OptimizedSynthesisEngine(batch_render_config(config.gpu), block_frames=render_block_frames(config.gpu))
     engine.add_station("soak", StationParams.from_preset("focus"), seed=5)
     replica_ring = BroadcastRingBuffer(config.buffer.ring_capacity_chunks, config.buffer.catchup_behind_chunks)
     sessions = []
@@ -122,7 +123,7 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
 
 def _session(i: int, ring: BroadcastRingBuffer, config: PerformanceConfig, now: float) -> ClientSession:
     s = ClientSession(client_id=f"soak-{i}", station="soak", fmt="json" if i % 2 else "binary", ring=ring,
-                      buffer_cfg=config.buffer, conc_cfg=config.concurrency, now=now, server_version="soak")
+                      settings=session_settings(config), now=now, server_version="soak")
     s.open(now)
     return s
 
