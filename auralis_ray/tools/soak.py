@@ -89,7 +89,7 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
             next_chunk += block_chunks
             run.record(time.perf_counter() - block_started)
             audio_now = next_chunk * CHUNK_SECONDS
-            if block % 600 == 599:  # every simulated 10 minutes one listener reconnects
+            if block % 600 == 599:  # every 600 blocks (20 simulated minutes at 2 s blocks) one listener reconnects
                 old = sessions.pop(0)
                 old.disconnect()
                 sessions.append(_session(block, replica_ring, config, audio_now))
