@@ -8,6 +8,7 @@ within a section a Markov chain picks the chords and voice leading keeps the pad
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,19 @@ class Section:
     density: float
 
 
+@dataclass(frozen=True)
+class SectionStart:
+    """Where a section begins (absolute frame), its number since the composer started, and its parameters."""
+
+    frame: int
+    number: int
+    params: StationParams
+    section: Section
+
+
+SECTION_HISTORY = 16  # section starts kept: minutes of form, more than the composer ever runs ahead
+
+
 class Composer:
     """Endless, seeded composition for one station."""
 
@@ -85,6 +99,12 @@ class Composer:
         self.melody_pos = 7 * 2 + 2  # scale steps above the key root two octaves up
         self.swell_free_at = self.cursor
         self.phrase_index = 0
+        self._section_starts: deque[SectionStart] = deque(maxlen=SECTION_HISTORY)
+
+    @property
+    def section_starts(self) -> tuple[SectionStart, ...]:
+        """The latest sections composed, oldest first (the last may lie ahead of what is rendered)."""
+        return tuple(self._section_starts)
 
     # -- control -----------------------------------------------------------------------------------------
     def set_params(self, params: StationParams) -> None:
@@ -146,6 +166,8 @@ class Composer:
         start = self.cursor
         if self.section is None or start >= self.section.ends_at:
             self.section = self._new_section(start)
+            number = self._section_starts[-1].number + 1 if self._section_starts else 1
+            self._section_starts.append(SectionStart(start, number, self.params, self.section))
             self.degree = 0 if self.rng.random() < 0.6 else self.degree
             new_section = True
         else:

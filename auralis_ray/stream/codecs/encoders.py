@@ -1,0 +1,176 @@
+"""Stateful Opus and MP3 encoders that run along one station's timeline (PyAV, in process).
+
+Each encoder takes the station's 100 ms chunks of 44.1 kHz stereo int16 PCM in chunk_id order and
+returns, per chunk, the compressed packets that the chunk completes. One encoder serves every listener
+of a station; its state (resampler filter, codec history, bit reservoir) carries across chunk
+boundaries, so the compressed stream has no seam there.
+
+Which chunk a packet belongs to: the packets that the encoder emits while it is fed chunk k belong to
+chunk k. So every packet belongs to exactly one chunk, and the packets of consecutive chunks, joined,
+are exactly the encoder's packet sequence. A chunk may complete fewer or more packets than its length
+holds: the resampler and the codec hold back a few samples (the first Opus chunk completes 4 packets,
+the following ones 5; an MP3 chunk completes 3 or 4 frames of 1,152 samples).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from ..protocol import CHANNELS, CHUNK_BYTES, FRAMES_PER_CHUNK, SAMPLE_RATE
+
+OPUS_SAMPLE_RATE = 48_000
+OPUS_FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+MP3_FRAME_SAMPLES = 1152  # one MPEG-1 Layer III frame
+OPUS_VBR_MODES = ("off", "on", "constrained")
+
+
+@dataclass(frozen=True)
+class CompressedChunk:
+    """The packets one chunk completes, and where the stream stands after them.
+
+    `samples_end` counts codec-rate samples (48 kHz for Opus, 44.1 kHz for MP3) of every packet the
+    encoder has produced up to and including this chunk's, encoder delay included (for Opus it is the
+    Ogg granule position after the chunk's last packet).
+    """
+
+    chunk_id: int
+    packets: tuple[bytes, ...]
+    packet_samples: tuple[int, ...]
+    samples_end: int
+
+    @property
+    def payload(self) -> bytes:
+        """The packets back to back (for MP3: the stream's bytes for this chunk)."""
+        return b"".join(self.packets)
+
+
+class TimelineGap(ValueError):
+    """A chunk that does not continue the encoder's timeline (a stateful encoder cannot skip or rewind)."""
+
+
+class ChunkEncoder:
+    """One PyAV encoder fed whole chunks in chunk_id order; the codec-specific subclasses set it up."""
+
+    codec_name: str
+    sample_rate: int
+
+    def __init__(self, bitrate: int, options: dict[str, str], sample_format: str):
+        if bitrate <= 0:
+            raise ValueError(f"bitrate must be positive, got {bitrate}")
+        self.bitrate = int(bitrate)
+        context = av.CodecContext.create(self.codec_name, "w")
+        context.sample_rate = self.sample_rate
+        context.layout = "stereo"
+        context.format = sample_format
+        context.bit_rate = self.bitrate
+        context.time_base = Fraction(1, self.sample_rate)
+        context.thread_count = 1  # one thread: the same input gives the same bytes
+        context.options = options
+        context.open()
+        self._context = context
+        self._input_time_base = Fraction(1, SAMPLE_RATE)
+        self.next_chunk_id: int | None = None  # the chunk the timeline continues with
+        self.samples_end = 0
+        self.encoded_chunks = 0
+
+    @property
+    def frame_samples(self) -> int:
+        """Codec-rate samples per packet."""
+        return self._context.frame_size
+
+    def encode(self, chunk_id: int, pcm: bytes) -> CompressedChunk:
+        """Encode the next chunk (17,640 bytes of interleaved little-endian int16 stereo PCM)."""
+        if len(pcm) != CHUNK_BYTES:
+            raise ValueError(f"a chunk is {CHUNK_BYTES} bytes, got {len(pcm)}")
+        if self.next_chunk_id is not None and chunk_id != self.next_chunk_id:
+            raise TimelineGap(f"the encoder continues with chunk {self.next_chunk_id}, got chunk {chunk_id}")
+        frame = self._input_frame(np.frombuffer(pcm, dtype="<i2").reshape(1, FRAMES_PER_CHUNK * CHANNELS))
+        frame.sample_rate = SAMPLE_RATE
+        frame.time_base = self._input_time_base
+        frame.pts = self.encoded_chunks * FRAMES_PER_CHUNK
+        packets = self._context.encode(frame)
+        durations = tuple(int(packet.duration) for packet in packets)
+        self.samples_end += sum(durations)
+        self.encoded_chunks += 1
+        self.next_chunk_id = chunk_id + 1
+        return CompressedChunk(chunk_id, tuple(bytes(packet) for packet in packets), durations, self.samples_end)
+
+    def _input_frame(self, samples: np.ndarray) -> av.AudioFrame:
+        """The chunk's interleaved int16 samples as the frame fed to the codec."""
+        return av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+
+
+class OpusEncoder(ChunkEncoder):
+    """Opus at 48 kHz stereo, 20 ms packets (libopus), resampled from 44.1 kHz inside the pipeline.
+
+    `complexity` is libopus' 0-10 analysis effort; `vbr` is "constrained" (the bitrate holds over a
+    short window), "on" (free VBR) or "off" (every packet the same size).
+    """
+
+    codec_name = "libopus"
+    sample_rate = OPUS_SAMPLE_RATE
+
+    def __init__(self, bitrate: int = 128_000, complexity: int = 5, vbr: str = "constrained"):
+        if not 0 <= complexity <= 10:
+            raise ValueError(f"complexity must be 0-10, got {complexity}")
+        if vbr not in OPUS_VBR_MODES:
+            raise ValueError(f"vbr must be one of {', '.join(OPUS_VBR_MODES)}, got {vbr!r}")
+        super().__init__(bitrate, {"compression_level": str(complexity), "vbr": vbr,
+                                   "frame_duration": str(1000 * OPUS_FRAME_SAMPLES // OPUS_SAMPLE_RATE),
+                                   "application": "audio"}, "s16")
+        self.pre_skip = _opus_head_pre_skip(self._context.extradata)
+
+
+class Mp3Encoder(ChunkEncoder):
+    """MPEG-1 Layer III at 44.1 kHz stereo, constant bitrate (LAME); every packet is one whole frame.
+
+    `quality` is LAME's 0 (best, slowest) to 9 (fastest) algorithm choice; it does not change the bitrate.
+    `encoder_delay` is how many samples the decoded stream lags the PCM it was encoded from.
+
+    At constant bitrates LAME scales its input down (by 0.95 up to 160 kbit/s, to 1.0 at 256 kbit/s) to
+    leave decoders headroom; the encoder scales the PCM up by as much first, so that the MP3 stream
+    plays as loud as the PCM stream.
+    """
+
+    codec_name = "libmp3lame"
+    sample_rate = SAMPLE_RATE
+    encoder_delay = 1105  # LAME's 576 plus the decoder's 529 (FFmpeg reports it as the first packet's -pts)
+
+    def __init__(self, bitrate: int = 128_000, quality: int = 7):
+        if not 0 <= quality <= 9:
+            raise ValueError(f"quality must be 0-9, got {quality}")
+        super().__init__(bitrate, {"compression_level": str(quality), "joint_stereo": "1", "abr": "0"}, "fltp")
+        self._input_gain = np.float32(1.0 / (32768.0 * lame_input_scale(self.bitrate)))
+
+    def _input_frame(self, samples: np.ndarray) -> av.AudioFrame:
+        return av.AudioFrame.from_ndarray(samples * self._input_gain, format="flt", layout="stereo")
+
+
+# LAME's constant-bitrate presets (kbit/s) and the input scale each applies; LAME uses the nearest one.
+_LAME_BITRATES_KBPS = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_LAME_SCALE_ABOVE_160 = {192: 0.97, 224: 0.98, 256: 1.0, 320: 1.0}
+
+
+def lame_input_scale(bitrate: int) -> float:
+    """The factor LAME multiplies its input by at a constant `bitrate` (bit/s)."""
+    kbps = bitrate / 1000
+    nearest = min(_LAME_BITRATES_KBPS, key=lambda preset: (abs(preset - kbps), -preset))
+    return _LAME_SCALE_ABOVE_160.get(nearest, 0.95)
+
+
+_OPUS_HEAD = struct.Struct("<8sBBHIhB")
+
+
+def _opus_head_pre_skip(extradata: bytes | None) -> int:
+    """The pre-skip libopus reports in the OpusHead it writes as the codec's extradata."""
+    if not extradata or len(extradata) < _OPUS_HEAD.size:
+        raise RuntimeError("libopus did not report an OpusHead")
+    magic, _version, _channels, pre_skip, *_ = _OPUS_HEAD.unpack_from(extradata)
+    if magic != b"OpusHead":
+        raise RuntimeError("libopus did not report an OpusHead")
+    return pre_skip
