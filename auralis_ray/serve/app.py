@@ -29,6 +29,7 @@ from ..config import PerformanceConfig, config_from_json, load_config
 from ..monitor.gc_config import GCPauseTracker, ScheduledFullCollection
 from ..monitor.metrics import get_metrics
 from ..music.params import StationParams
+from ..versions import check_versions
 from . import state
 from .hub import ListenerHub
 from .shared_port import SharedPort, open_when_ready
@@ -317,6 +318,7 @@ def make_config(args: dict | None = None) -> PerformanceConfig:
 
 def build_app(args: dict | None = None):
     """Application builder for `serve run` / `serve deploy`."""
+    check_versions()
     config = make_config(args)
     return AuralisIngress.options(
         num_replicas=config.server.ingress_replicas,
