@@ -27,6 +27,12 @@ OPUS_SAMPLE_RATE = 48_000
 OPUS_FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 MP3_FRAME_SAMPLES = 1152  # one MPEG-1 Layer III frame
 OPUS_VBR_MODES = ("off", "on", "constrained")
+DEFAULT_BITRATE = 128_000
+# Per station, Opus at complexity 5 costs about 0.8 % of a core and LAME at -q 7 about 2.5 % (the LAME
+# that PyAV's wheels bundle; benchmarks/bench_codec.py); libopus' top complexity and LAME's default -q 3
+# cost about 1.5 times as much, for no difference a listener hears at 128 kbit/s.
+DEFAULT_OPUS_COMPLEXITY = 5
+DEFAULT_MP3_QUALITY = 7
 
 
 @dataclass(frozen=True)
@@ -78,11 +84,6 @@ class ChunkEncoder:
         self.samples_end = 0
         self.encoded_chunks = 0
 
-    @property
-    def frame_samples(self) -> int:
-        """Codec-rate samples per packet."""
-        return self._context.frame_size
-
     def encode(self, chunk_id: int, pcm: bytes) -> CompressedChunk:
         """Encode the next chunk (17,640 bytes of interleaved little-endian int16 stereo PCM)."""
         if len(pcm) != CHUNK_BYTES:
@@ -115,7 +116,8 @@ class OpusEncoder(ChunkEncoder):
     codec_name = "libopus"
     sample_rate = OPUS_SAMPLE_RATE
 
-    def __init__(self, bitrate: int = 128_000, complexity: int = 5, vbr: str = "constrained"):
+    def __init__(self, bitrate: int = DEFAULT_BITRATE, complexity: int = DEFAULT_OPUS_COMPLEXITY,
+                 vbr: str = "constrained"):
         if not 0 <= complexity <= 10:
             raise ValueError(f"complexity must be 0-10, got {complexity}")
         if vbr not in OPUS_VBR_MODES:
@@ -141,10 +143,11 @@ class Mp3Encoder(ChunkEncoder):
     sample_rate = SAMPLE_RATE
     encoder_delay = 1105  # LAME's 576 plus the decoder's 529 (FFmpeg reports it as the first packet's -pts)
 
-    def __init__(self, bitrate: int = 128_000, quality: int = 7):
+    def __init__(self, bitrate: int = DEFAULT_BITRATE, quality: int = DEFAULT_MP3_QUALITY):
         if not 0 <= quality <= 9:
             raise ValueError(f"quality must be 0-9, got {quality}")
-        super().__init__(bitrate, {"compression_level": str(quality), "joint_stereo": "1", "abr": "0"}, "fltp")
+        # joint stereo: LAME codes most frames of this music as mid/side
+        super().__init__(bitrate, {"compression_level": str(quality), "joint_stereo": "1"}, "fltp")
         self._input_gain = np.float32(1.0 / (32768.0 * lame_input_scale(self.bitrate)))
 
     def _input_frame(self, samples: np.ndarray) -> av.AudioFrame:
@@ -163,14 +166,16 @@ def lame_input_scale(bitrate: int) -> float:
     return _LAME_SCALE_ABOVE_160.get(nearest, 0.95)
 
 
-_OPUS_HEAD = struct.Struct("<8sBBHIhB")
+# The Opus identification header (RFC 7845 section 5.1): magic, version, channels, pre-skip, input sample
+# rate, output gain, channel mapping family.
+OPUS_HEAD = struct.Struct("<8sBBHIhB")
 
 
 def _opus_head_pre_skip(extradata: bytes | None) -> int:
     """The pre-skip libopus reports in the OpusHead it writes as the codec's extradata."""
-    if not extradata or len(extradata) < _OPUS_HEAD.size:
+    if not extradata or len(extradata) < OPUS_HEAD.size:
         raise RuntimeError("libopus did not report an OpusHead")
-    magic, _version, _channels, pre_skip, *_ = _OPUS_HEAD.unpack_from(extradata)
+    magic, _version, _channels, pre_skip, *_ = OPUS_HEAD.unpack_from(extradata)
     if magic != b"OpusHead":
         raise RuntimeError("libopus did not report an OpusHead")
     return pre_skip

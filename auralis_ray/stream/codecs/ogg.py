@@ -14,13 +14,12 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .encoders import CompressedChunk
+from .encoders import OPUS_HEAD, CompressedChunk
 
 _PAGE_HEADER = struct.Struct("<4sBBqIIIB")  # capture pattern .. page_segments (27 bytes)
 _CAPTURE = b"OggS"
 FLAG_CONTINUED = 0x01
 FLAG_FIRST = 0x02  # beginning of stream
-FLAG_LAST = 0x04  # end of stream
 MAX_SEGMENTS = 255
 NO_GRANULE = -1  # a page on which no packet ends
 
@@ -83,12 +82,12 @@ def packet_pages(serial: int, first_sequence: int, packets: Sequence[bytes], gra
 
 
 def opus_head(pre_skip: int, input_sample_rate: int, channels: int = 2, output_gain: int = 0) -> bytes:
-    """The identification header (RFC 7845 §5.1), channel mapping family 0."""
-    return struct.pack("<8sBBHIhB", b"OpusHead", 1, channels, pre_skip, input_sample_rate, output_gain, 0)
+    """The identification header (RFC 7845 section 5.1), version 1, channel mapping family 0."""
+    return OPUS_HEAD.pack(b"OpusHead", 1, channels, pre_skip, input_sample_rate, output_gain, 0)
 
 
 def opus_tags(vendor: str, comments: Sequence[str] = ()) -> bytes:
-    """The comment header (RFC 7845 §5.2): vendor string and `NAME=value` comments."""
+    """The comment header (RFC 7845 section 5.2): vendor string and `NAME=value` comments."""
     def field(text: str) -> bytes:
         data = text.encode()
         return struct.pack("<I", len(data)) + data
