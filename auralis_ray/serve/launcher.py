@@ -1,0 +1,416 @@
+"""`make run`: Ray, Serve and Auralis on one machine, started and stopped as one.
+
+    auralis run [--port 8000] [--serve-port 8001] [--metrics-port 8080] [--ray-port 6390]
+    auralis stop
+
+`auralis run` starts Ray (`ray start --head`) and `serve run` in a process session of their own, so
+the terminal's Ctrl-C reaches only this supervisor, which then stops them in order:
+every replica's listeners get `shutdown_warning` and a 1012 close, then `serve run` and every
+process of the Ray session (raylet, GCS, dashboard, workers, Serve's HAProxy) are ended. The
+session is written to `<state_dir>/run.json` while it runs, so a later `auralis run` or
+`auralis stop` ends what a stop cut short (SIGKILL) left behind. A port held by anything else
+stops the start with one line that names the holder and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+import yaml
+
+from ..versions import UnsupportedVersion, check_versions
+from .local import system_env
+
+STATE_FILE = "run.json"
+RAY_TOKEN_FILE = "ray_auth_token"
+DASHBOARD_PORT = 8265
+# Ray Serve's HAProxy binds these on every node unless RAY_SERVE_HAPROXY_*_PORT say otherwise
+HAPROXY_METRICS_PORT = 9101
+HAPROXY_STATS_PORT = 8404
+RAY_CLIENT_PORT = 10001
+PROMETHEUS_URL = "http://127.0.0.1:9090"  # where `make monitor` serves Prometheus
+
+
+class StartRefused(RuntimeError):
+    """Something outside this run holds what the run needs; the message is one line with the fix."""
+
+
+@dataclass(frozen=True)
+class RunPorts:
+    """The ports one local run binds, each named for what listens there."""
+
+    listeners: int = 8000
+    serve: int = 8001
+    metrics: int = 8080
+    ray: int = 6390
+    dashboard: int = DASHBOARD_PORT
+    haproxy_metrics: int = HAPROXY_METRICS_PORT
+    haproxy_stats: int = HAPROXY_STATS_PORT
+    ray_client: int = RAY_CLIENT_PORT
+
+    def named(self) -> dict[int, str]:
+        return {
+            self.listeners: "the listeners' port ($PORT)",
+            self.serve: "Serve's HTTP port ($PORT+1)",
+            self.metrics: "Ray's metrics port ($METRICS_PORT)",
+            self.ray: "Ray's GCS port ($RAY_PORT)",
+            self.dashboard: "the Ray dashboard's port",
+            self.haproxy_metrics: "Ray Serve HAProxy's metrics port",
+            self.haproxy_stats: "Ray Serve HAProxy's stats port",
+            self.ray_client: "Ray's client server port",
+        }
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a running `auralis run` started: the process session of its Ray and its `serve run`."""
+
+    ray_session: int  # the session id (setsid) every Ray process of this run carries
+    serve_pid: int | None
+    started_at: float
+
+
+# ---- processes ------------------------------------------------------------------------------------
+
+
+def session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def session_processes(session: int, since: float = 0.0) -> list[psutil.Process]:
+    """The live processes of a process session created at or after `since` (a reused id is skipped)."""
+    found = []
+    for process in psutil.process_iter(["create_time", "status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE or process.pid == os.getpid():
+            continue
+        if session_of(process.pid) == session and process.info["create_time"] >= since - 1:
+            found.append(process)
+    return found
+
+
+def end_processes(processes: list[psutil.Process], grace: float) -> None:
+    """SIGTERM, then SIGKILL what is still there after `grace` seconds."""
+    for process in processes:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=2)
+
+
+def holder_of(port: int) -> psutil.Process | None:
+    """The process listening on a TCP port of this machine, if it can be seen."""
+    try:
+        connections = psutil.net_connections("tcp")
+    except psutil.Error:
+        return None
+    for connection in connections:
+        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
+            try:
+                return psutil.Process(connection.pid) if connection.pid else None
+            except psutil.Error:
+                return None
+    return None
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def describe(process: psutil.Process | None) -> str:
+    if process is None:
+        return "a process this user cannot see"
+    try:
+        return f"pid {process.pid} ({process.name()})"
+    except psutil.Error:
+        return f"pid {process.pid}"
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+
+class LocalRun:
+    """One local Auralis system: start, wait for ready, stop; and clean-up of an earlier run."""
+
+    def __init__(self, ports: RunPorts, config_path: Path, state_dir: Path, drain_seconds: float = 1.0,
+                 stop_grace: float = 3.0):
+        self.ports = ports
+        self.config_path = config_path
+        self.state_dir = state_dir
+        self.drain_seconds = drain_seconds
+        self.stop_grace = stop_grace
+        self.control_token = os.environ.get("AURALIS__SERVER__CONTROL_TOKEN") or secrets.token_urlsafe(24)
+        self.ray_start: subprocess.Popen | None = None
+        self.serve: subprocess.Popen | None = None
+        self.state: RunState | None = None
+        self.stopping = threading.Event()  # set by a signal: a start in progress gives up
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    @property
+    def ray_token_path(self) -> Path:
+        return (self.state_dir / RAY_TOKEN_FILE).resolve()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.listeners}"
+
+    # ---- before the start ----
+
+    def end_leftovers(self) -> int:
+        """End what an earlier run of this checkout left behind; return how many processes."""
+        if not self.state_path.exists():
+            return 0
+        try:
+            state = RunState(**json.loads(self.state_path.read_text()))
+        except (ValueError, TypeError):
+            self.state_path.unlink()
+            return 0
+        leftovers = self.processes_of(state)
+        end_processes(leftovers, self.stop_grace)
+        self.state_path.unlink(missing_ok=True)
+        return len(leftovers)
+
+    @staticmethod
+    def processes_of(state: RunState) -> list[psutil.Process]:
+        """Every live process of a run: its Ray session's and its `serve run`'s (a session of its own)."""
+        processes = session_processes(state.ray_session, state.started_at)
+        if state.serve_pid is not None:
+            processes += session_processes(state.serve_pid, state.started_at)
+        return processes
+
+    def check_ports(self) -> None:
+        for port, what in self.ports.named().items():
+            if not port_is_free(port):
+                holder = holder_of(port)
+                raise StartRefused(
+                    f"port {port} ({what}) is in use by {describe(holder)}, which this checkout's "
+                    f"`make run` did not start: stop it (another Ray: `ray stop`; else "
+                    f"`kill {holder.pid if holder else '<pid>'}`) or choose other ports "
+                    "(make run PORT=... METRICS_PORT=... RAY_PORT=...)")
+
+    # ---- start ----
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for key, value in system_env("haproxy").items():
+            env.setdefault(key, value)
+        env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.ray_token_path),
+                    "AURALIS__SERVER__CONTROL_TOKEN": self.control_token,
+                    "RAY_SERVE_HAPROXY_METRICS_PORT": str(self.ports.haproxy_metrics),
+                    "RAY_SERVE_HAPROXY_STATS_PORT": str(self.ports.haproxy_stats)})
+        env.setdefault("RAY_PROMETHEUS_HOST", PROMETHEUS_URL)  # the dashboard's metrics view reads it
+        return env
+
+    def write_serve_config(self) -> Path:
+        config = yaml.safe_load(self.config_path.read_text())
+        config.setdefault("http_options", {})["port"] = self.ports.serve
+        for application in config.get("applications", []):
+            server = application.setdefault("args", {}).setdefault("server", {})
+            server["shared_port"] = self.ports.listeners
+        path = self.state_dir / "serve.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def ensure_ray_token(self) -> None:
+        if self.ray_token_path.exists() and self.ray_token_path.stat().st_size:
+            return
+        old = os.umask(0o077)
+        try:
+            self.ray_token_path.write_text(secrets.token_hex(32) + "\n")
+        finally:
+            os.umask(old)
+
+    def start(self, ready_timeout: float = 180.0) -> None:
+        check_versions()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ended = self.end_leftovers()
+        if ended:
+            print(f"ended {ended} processes an earlier run of this checkout left behind", flush=True)
+        self.check_ports()
+        self.ensure_ray_token()
+        serve_config = self.write_serve_config()
+        env = self.environment()
+        bin_dir = Path(sys.executable).parent
+        # a session of their own: the terminal's Ctrl-C reaches this supervisor, which stops them in order
+        self.ray_start = subprocess.Popen(
+            [str(bin_dir / "ray"), "start", "--head", f"--port={self.ports.ray}",
+             f"--metrics-export-port={self.ports.metrics}", "--dashboard-host=127.0.0.1",
+             f"--dashboard-port={self.ports.dashboard}", f"--ray-client-server-port={self.ports.ray_client}",
+             "--disable-usage-stats"],
+            env=env, start_new_session=True)
+        self.save_state(serve_pid=None)
+        if self.ray_start.wait() != 0:
+            raise RuntimeError(f"`ray start` failed (exit {self.ray_start.returncode}); its output is above")
+        self.serve = subprocess.Popen(
+            [str(bin_dir / "serve"), "run", f"--address=127.0.0.1:{self.ports.ray}", str(serve_config)],
+            env=env, start_new_session=True)
+        self.save_state(serve_pid=self.serve.pid)
+        self.wait_ready(ready_timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until `/readyz` answers 200; a stop request or `serve run` exiting ends the wait."""
+        deadline = time.monotonic() + timeout
+        while not self.stopping.wait(0.5):
+            if self.serve.poll() is not None:
+                raise RuntimeError(f"`serve run` exited ({self.serve.returncode}); its output is above")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.url}/readyz did not answer 200 within {timeout:.0f} s")
+
+    def save_state(self, serve_pid: int | None) -> None:
+        self.state = RunState(ray_session=self.ray_start.pid, serve_pid=serve_pid,
+                              started_at=psutil.Process(self.ray_start.pid).create_time()
+                              if self.state is None else self.state.started_at)
+        self.state_path.write_text(json.dumps(asdict(self.state)))
+
+    def banner(self) -> str:
+        return "\n".join([
+            "",
+            f"Auralis is ready: {self.url}/ (web player), ws://127.0.0.1:{self.ports.listeners}/ws/audio/<client_id>",
+            f"  station control token: {self.control_token}",
+            f"  Ray metrics (Prometheus): http://127.0.0.1:{self.ports.metrics}/metrics  (make monitor: Prometheus on it)",
+            f"  Ray dashboard: http://127.0.0.1:{self.ports.dashboard}  (sign in with the token in {self.ray_token_path})",
+            "  Ctrl-C stops everything",
+            "",
+        ])
+
+    # ---- stop ----
+
+    def drain_listeners(self) -> int:
+        """Every replica on this node sends its listeners `shutdown_warning`, then closes them (1012).
+
+        A replica that takes a final drain closes its shared port at once, so the kernel hands the
+        next request to a replica still accepting; the calls end when none accepts.
+        """
+        body = json.dumps({"period": self.drain_seconds, "final": True}).encode()
+        drained = 0
+        for _ in range(64):
+            request = urllib.request.Request(f"{self.url}/api/admin/drain", data=body, method="POST", headers={
+                "Authorization": f"Bearer {self.control_token}", "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=2) as answer:
+                    json.loads(answer.read())
+                    drained += 1
+            except urllib.error.HTTPError:
+                break  # a replica that is already draining refuses (1012 door) or answers an error
+            except OSError:
+                break  # no replica accepts any more
+        if drained:
+            time.sleep(self.drain_seconds + 0.3)  # the warning's period, then the 1012 closes go out
+        return drained
+
+    def stop(self) -> None:
+        if self.serve is not None and self.serve.poll() is None:
+            self.drain_listeners()
+        if self.serve is not None:
+            self.serve.kill()  # a driver that only waits: nothing of it needs a clean exit
+            self.serve.wait()
+        if self.state is not None:
+            end_processes(self.processes_of(self.state), self.stop_grace)
+        self.state_path.unlink(missing_ok=True)
+
+
+# ---- command line ---------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)), help="the listeners' port")
+    parser.add_argument("--serve-port", type=int, default=None, help="Serve's HTTP port (default: --port + 1)")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT", 8080)))
+    parser.add_argument("--ray-port", type=int, default=int(os.environ.get("RAY_PORT", 6390)))
+    parser.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT)
+    parser.add_argument("--ray-client-port", type=int, default=RAY_CLIENT_PORT)
+    parser.add_argument("--config", type=Path, default=Path("configs/serve.yaml"), help="the Serve config")
+    parser.add_argument("--state-dir", type=Path, default=Path("build"),
+                        help="where the run keeps its Ray token, Serve config and process record")
+
+
+def ports_from(args: argparse.Namespace) -> RunPorts:
+    environ = os.environ
+    return RunPorts(listeners=args.port, serve=args.serve_port or args.port + 1, metrics=args.metrics_port,
+                    ray=args.ray_port, dashboard=args.dashboard_port, ray_client=args.ray_client_port,
+                    haproxy_metrics=int(environ.get("RAY_SERVE_HAPROXY_METRICS_PORT", HAPROXY_METRICS_PORT)),
+                    haproxy_stats=int(environ.get("RAY_SERVE_HAPROXY_STATS_PORT", HAPROXY_STATS_PORT)))
+
+
+def run(args: argparse.Namespace) -> int:
+    local = LocalRun(ports_from(args), args.config, args.state_dir)
+    stopping = local.stopping
+
+    def request_stop(signum, _frame):
+        if not stopping.is_set():
+            print(f"\n{signal.Signals(signum).name}: stopping Auralis (listeners get shutdown_warning)...",
+                  flush=True)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    code = 0
+    try:
+        try:
+            local.start()
+        except (UnsupportedVersion, StartRefused) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        except Exception as error:
+            if not stopping.is_set():
+                print(f"error: Auralis did not start: {error}", file=sys.stderr)
+                code = 1
+        else:
+            if not stopping.is_set():
+                print(local.banner(), flush=True)
+            while not stopping.wait(0.5):
+                if local.serve.poll() is not None:
+                    print(f"error: `serve run` exited ({local.serve.returncode}); stopping", file=sys.stderr)
+                    code = 1
+                    break
+    finally:
+        begun = time.monotonic()
+        local.stop()
+        print(f"stopped in {time.monotonic() - begun:.1f} s", flush=True)
+    return code
+
+
+def stop(args: argparse.Namespace) -> int:
+    local = LocalRun(ports_from(args), args.config, args.state_dir)
+    ended = local.end_leftovers()
+    print(f"ended {ended} processes of this checkout's run" if ended else "nothing of this checkout's run is running")
+    return 0
+
