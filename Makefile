@@ -16,11 +16,12 @@ SERVE_CONFIG ?= configs/serve.yaml
 # or in the environment wins, e.g. Serve's own proxy:
 # make run RAY_SERVE_ENABLE_HA_PROXY=0 RAY_SERVE_ENABLE_DIRECT_INGRESS=0
 DASHBOARD_PORT ?= 8265
+RAY_CLIENT_PORT ?= 10001
 RUN_STATE_DIR ?= build
 RUN_ARGS = --port $(PORT) --serve-port $(SERVE_PORT) --metrics-port $(METRICS_PORT) --ray-port $(RAY_PORT) \
-	--dashboard-port $(DASHBOARD_PORT) --config $(SERVE_CONFIG) --state-dir $(RUN_STATE_DIR)
+	--dashboard-port $(DASHBOARD_PORT) --ray-client-port $(RAY_CLIENT_PORT) --config $(SERVE_CONFIG) --state-dir $(RUN_STATE_DIR)
 
-.PHONY: run test bench stop install test-tools clean
+.PHONY: run monitor test bench stop install test-tools clean
 
 $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,13 @@ install: $(STAMP)
 
 run: $(STAMP)
 	exec $(BIN)/auralis run $(RUN_ARGS)
+
+# Debian's Prometheus on `make run`'s metrics, with the alert rules; the Ray dashboard reads it
+PROMETHEUS_PORT ?= 9090
+monitor: $(STAMP)
+	@command -v prometheus >/dev/null || apt-get install -y -q prometheus >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q prometheus >/dev/null 2>&1) || true
+	exec $(BIN)/auralis monitor $(RUN_ARGS) --prometheus-port $(PROMETHEUS_PORT)
 
 # ends what a `make run` of this checkout left running (after a stop cut short by SIGKILL)
 stop:

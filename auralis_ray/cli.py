@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="end what a `auralis run` of this checkout left running")
     launcher.add_arguments(stop)
     stop.set_defaults(func=launcher.stop)
+    monitor = sub.add_parser("monitor", help="Prometheus on this checkout's `auralis run` (make monitor)")
+    launcher.add_monitor_arguments(monitor)
+    monitor.set_defaults(func=launcher.monitor)
 
     drain = sub.add_parser("drain", help="send shutdown_warning to every listener of a replica and drain it")
     drain.add_argument("--url", default="http://127.0.0.1:8000")

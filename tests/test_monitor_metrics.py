@@ -142,3 +142,32 @@ def test_no_ray_import_outside_ray():
             "PerformanceMetrics('station').set_memory_usage(1.0); print('ray' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_known_series_start_at_zero_and_keep_recorded_values():
+    from auralis_ray.monitor.metrics import (BUFFER_DEPTH, BUFFER_UNDERRUNS, GC_COLLECTIONS, GENERATION_RATE,
+                                             PerformanceMetrics)
+
+    ingress = PerformanceMetrics("ingress")
+    ingress.inc_buffer_underruns("calm", 2)
+    ingress.declare_known_series(["calm", "storm"])
+    counters = ingress.snapshot()["counters"]
+    underruns = {row["labels"]["station"]: row["value"] for row in counters[BUFFER_UNDERRUNS.name]}
+    assert underruns == {"calm": 2.0, "storm": 0.0}
+    assert len(ingress.snapshot()["gauges"][BUFFER_DEPTH.name]) == 2 * 4
+    assert [row["value"] for row in counters[GC_COLLECTIONS.name]] == [0.0, 0.0, 0.0]
+    ingress.inc_buffer_underruns("storm")
+    assert {row["labels"]["station"]: row["value"]
+            for row in ingress.snapshot()["counters"][BUFFER_UNDERRUNS.name]} == {"calm": 2.0, "storm": 1.0}
+
+    synthesis = PerformanceMetrics("synthesis")
+    synthesis.declare_known_series()
+    assert synthesis.snapshot()["gauges"][GENERATION_RATE.name] == [{"labels": {}, "value": 0.0}]
+    assert BUFFER_UNDERRUNS.name not in synthesis.snapshot()["counters"]
+
+
+def test_a_histogram_cannot_be_declared_at_zero():
+    from auralis_ray.monitor.metrics import CHUNK_JITTER, PerformanceMetrics
+
+    with pytest.raises(ValueError, match="histogram"):
+        PerformanceMetrics("ingress").declare_series(CHUNK_JITTER, [("calm",)])

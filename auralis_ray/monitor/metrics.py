@@ -28,9 +28,10 @@ import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Iterable, Literal
 
 from auralis_ray.monitor.stats import Summary
+from auralis_ray.stream.adaptive import TIER_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,10 @@ METRICS: tuple[MetricSpec, ...] = (
 METRICS_BY_NAME = {spec.name: spec for spec in METRICS}
 
 COMPONENTS = ("synthesis", "station", "ingress")
+# the error types the ingress counts as it runs; others (a refused handshake's code, an exception's
+# class) appear when they first happen
+KNOWN_ERROR_TYPES = ("station_fetch", "stalled", "internal", "invalid_message")
+GC_GENERATIONS = ("0", "1", "2")
 
 
 def batch_bucket(batch_size: int) -> str:
@@ -209,6 +214,40 @@ class PerformanceMetrics:
     def set_generation_rate(self, hz: float) -> None:
         self._record(GENERATION_RATE, hz, ())
 
+    # --- known series at 0 --------------------------------------------------------------------
+    def declare_known_series(self, stations: Iterable[str] = ()) -> None:
+        """Export this component's counters and gauges at 0 for every label set known at start.
+
+        A counter born at 1 hides its first event from `rate()`, `increase()` and the alert rules,
+        and a dashboard cannot tell a quiet series from a missing one. Histograms get real
+        observations from the first rendered chunk on.
+        """
+        stations = tuple(stations)
+        self.declare_series(GC_COLLECTIONS, [(g,) for g in GC_GENERATIONS])
+        if self.component == "synthesis":
+            self.declare_series(GENERATION_RATE, [()])
+        if self.component == "ingress":
+            self.declare_series(BUFFER_UNDERRUNS, [(s,) for s in stations])
+            self.declare_series(ACTIVE_CONNECTIONS, [(s,) for s in stations])
+            self.declare_series(BUFFER_DEPTH, [(s, t) for s in stations for t in TIER_ORDER])
+            self.declare_series(WEBSOCKET_ERRORS, [(e,) for e in KNOWN_ERROR_TYPES])
+        if self.component in ("synthesis", "station"):
+            self.declare_series(MEMORY_USAGE, [()])
+            self.declare_series(GPU_MEMORY, [()])
+
+    def declare_series(self, spec: MetricSpec, label_sets: Iterable[TagSet]) -> None:
+        """Record 0 for each label set of a counter or gauge that has no value yet."""
+        if spec.kind == "histogram":
+            raise ValueError(f"{spec.name}: a histogram has no 0 to export; it appears with its first observation")
+        for tags in label_sets:
+            tags = tuple(str(t) for t in tags)
+            key = (spec.name, self._bounded(spec.name, tags))
+            with self._lock:
+                if key in self._values:
+                    continue
+                self._values[key] = 0.0
+            self._export(spec, 0.0, key[1])
+
     # --- recording ---------------------------------------------------------------------------
     def _record(self, spec: MetricSpec, value: float, tags: TagSet) -> None:
         value = float(value)
@@ -252,7 +291,11 @@ class PerformanceMetrics:
             if metric is None:
                 return
             ray_tags = dict(zip(spec.all_tag_keys, (self.component, *tags)))
-            if spec.kind == "counter":
+            if spec.kind == "counter" and value == 0:
+                # Ray's Counter.inc refuses 0; the record call under it (the one Gauge.set and
+                # Histogram.observe make) adds 0 to the counter, which exports the series at 0
+                metric._record(0.0, tags=ray_tags)
+            elif spec.kind == "counter":
                 metric.inc(value, tags=ray_tags)
             elif spec.kind == "gauge":
                 metric.set(value, tags=ray_tags)
@@ -325,6 +368,7 @@ def get_metrics(component: str, config=None) -> PerformanceMetrics:
                 window_size=config.metrics_window_size,
                 max_label_sets=config.max_label_sets_per_metric,
             )
+            metrics.declare_known_series()
         return metrics
 
 

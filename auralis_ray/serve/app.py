@@ -284,7 +284,9 @@ class AuralisIngress:
         full_gc.apply()
         stations = ensure_system(config)
         direct_ingress = os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1"
-        hub = ListenerHub(config, stations, get_metrics("ingress"), watch_shutdown=direct_ingress,
+        metrics = get_metrics("ingress")
+        metrics.declare_known_series(station.name for station in config.server.stations)
+        hub = ListenerHub(config, stations, metrics, watch_shutdown=direct_ingress,
                           full_gc=full_gc)
         state.hub, state.control_token = hub, config.server.control_token
         try:

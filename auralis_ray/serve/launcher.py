@@ -20,8 +20,10 @@ import os
 import secrets
 import signal
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -42,7 +44,9 @@ DASHBOARD_PORT = 8265
 HAPROXY_METRICS_PORT = 9101
 HAPROXY_STATS_PORT = 8404
 RAY_CLIENT_PORT = 10001
-PROMETHEUS_URL = "http://127.0.0.1:9090"  # where `make monitor` serves Prometheus
+PROMETHEUS_PORT = 9090  # where `make monitor` serves Prometheus
+SERVICE_DISCOVERY_FILE = "prom_metrics_service_discovery.json"  # Ray's head writes it in its session dir
+RAY_ADDRESS_FILE = "ray_current_cluster"  # the address `ray.init()` dials when given none
 
 
 class StartRefused(RuntimeError):
@@ -183,6 +187,17 @@ class LocalRun:
         return (self.state_dir / RAY_TOKEN_FILE).resolve()
 
     @property
+    def ray_temp_dir(self) -> Path:
+        """Ray's temp dir for this run alone (short: Ray's unix sockets live under it), so its session
+        files, `session_latest` and service-discovery file are not shared with another Ray here."""
+        return Path(tempfile.gettempdir()) / f"auralis-ray-{self.ports.ray}"
+
+    @property
+    def service_discovery_file(self) -> Path:
+        """Where the run's Ray lists its metrics exports for Prometheus (`make monitor` reads it)."""
+        return self.ray_temp_dir / "session_latest" / SERVICE_DISCOVERY_FILE
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports.listeners}"
 
@@ -199,6 +214,7 @@ class LocalRun:
             return 0
         leftovers = self.processes_of(state)
         end_processes(leftovers, self.stop_grace)
+        self.forget_cluster_address()
         self.state_path.unlink(missing_ok=True)
         return len(leftovers)
 
@@ -230,7 +246,8 @@ class LocalRun:
                     "AURALIS__SERVER__CONTROL_TOKEN": self.control_token,
                     "RAY_SERVE_HAPROXY_METRICS_PORT": str(self.ports.haproxy_metrics),
                     "RAY_SERVE_HAPROXY_STATS_PORT": str(self.ports.haproxy_stats)})
-        env.setdefault("RAY_PROMETHEUS_HOST", PROMETHEUS_URL)  # the dashboard's metrics view reads it
+        # the dashboard's metrics views ask `make monitor`'s Prometheus
+        env.setdefault("RAY_PROMETHEUS_HOST", f"http://127.0.0.1:{PROMETHEUS_PORT}")
         return env
 
     def write_serve_config(self) -> Path:
@@ -268,7 +285,7 @@ class LocalRun:
             [str(bin_dir / "ray"), "start", "--head", f"--port={self.ports.ray}",
              f"--metrics-export-port={self.ports.metrics}", "--dashboard-host=127.0.0.1",
              f"--dashboard-port={self.ports.dashboard}", f"--ray-client-server-port={self.ports.ray_client}",
-             "--disable-usage-stats"],
+             f"--temp-dir={self.ray_temp_dir}", "--disable-usage-stats"],
             env=env, start_new_session=True)
         self.save_state(serve_pid=None)
         if self.ray_start.wait() != 0:
@@ -336,6 +353,16 @@ class LocalRun:
             time.sleep(self.drain_seconds + 0.3)  # the warning's period, then the 1012 closes go out
         return drained
 
+    def forget_cluster_address(self) -> None:
+        """Remove Ray's note of the latest cluster if it names this run's GCS (as `ray stop` does), so a
+        later `ray.init()` on this machine starts its own Ray instead of dialling a dead one."""
+        for note in (Path(tempfile.gettempdir()) / "ray" / RAY_ADDRESS_FILE, self.ray_temp_dir / RAY_ADDRESS_FILE):
+            try:
+                if note.read_text().strip().endswith(f":{self.ports.ray}"):
+                    note.unlink()
+            except OSError:
+                pass
+
     def stop(self) -> None:
         if self.serve is not None and self.serve.poll() is None:
             self.drain_listeners()
@@ -344,6 +371,7 @@ class LocalRun:
             self.serve.wait()
         if self.state is not None:
             end_processes(self.processes_of(self.state), self.stop_grace)
+        self.forget_cluster_address()
         self.state_path.unlink(missing_ok=True)
 
 
@@ -414,3 +442,37 @@ def stop(args: argparse.Namespace) -> int:
     print(f"ended {ended} processes of this checkout's run" if ended else "nothing of this checkout's run is running")
     return 0
 
+
+def write_prometheus_config(template: Path, local: LocalRun, out: Path) -> Path:
+    """The Prometheus config for this run: the template's scrape of Ray's service-discovery file,
+    pointed at this run's, and its alert rules by absolute path."""
+    config = yaml.safe_load(template.read_text())
+    config["rule_files"] = [str((template.parent / rules).resolve()) for rules in config.get("rule_files", [])]
+    for job in config.get("scrape_configs", []):
+        for discovery in job.get("file_sd_configs", []):
+            discovery["files"] = [str(local.service_discovery_file)]
+    out.write_text(yaml.safe_dump(config, sort_keys=False))
+    return out
+
+
+def monitor(args: argparse.Namespace) -> int:
+    """Debian's Prometheus on this checkout's run, in the foreground (Ctrl-C stops it)."""
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        print("error: Prometheus is not installed: apt-get install prometheus (Debian's package)", file=sys.stderr)
+        return 1
+    local = LocalRun(ports_from(args), args.config, args.state_dir)
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    config = write_prometheus_config(args.prometheus_config, local, args.state_dir / "prometheus.yml")
+    listen = f"127.0.0.1:{args.prometheus_port}"
+    print(f"Prometheus: http://{listen} (targets from {local.service_discovery_file}, alert rules loaded); "
+          f"the Ray dashboard at http://127.0.0.1:{local.ports.dashboard} reads it", flush=True)
+    os.execv(prometheus, [prometheus, f"--config.file={config}", f"--web.listen-address={listen}",
+                          f"--storage.tsdb.path={args.state_dir / 'prometheus'}", "--log.level=warn"])
+
+
+def add_monitor_arguments(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser)
+    parser.add_argument("--prometheus-port", type=int, default=PROMETHEUS_PORT)
+    parser.add_argument("--prometheus-config", type=Path, default=Path("configs/prometheus/prometheus.yml"),
+                        help="the template: Ray's service-discovery scrape and the alert rules")

@@ -73,7 +73,7 @@ def probe(timeout_sec: float) -> dict:
 
     os.environ.pop("RAY_ADDRESS", None)
     port = _free_port()
-    ray.init(num_cpus=1, include_dashboard=False, _metrics_export_port=port, log_to_driver=False)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, _metrics_export_port=port, log_to_driver=False)
     try:
 
         @ray.remote(num_cpus=0)

@@ -1,0 +1,94 @@
+"""`make run` stops on SIGTERM or Ctrl-C with its listeners warned, leaves nothing behind, and starts again
+at once, also after a stop cut short by SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from make_run import REPO, MakeRun, listen_until_closed, small_serve_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.operations]
+
+# how each of the five stops in a row ends: a signal, then (for the cut-short ones) SIGKILL to make
+# and the supervisor after the given seconds
+STOPS = [
+    ("SIGTERM", None),
+    ("SIGTERM", 0.5),  # cut short in the middle of the listeners' drain: Ray is left running
+    ("SIGINT", None),  # Ctrl-C
+    ("SIGTERM", 10.0),  # `docker stop`: SIGKILL 10 s after SIGTERM, if still running
+    ("SIGTERM", 0.5),
+]
+STOP_LIMIT_S = 15
+
+
+def stop(run: MakeRun, name: str, kill_after: float | None) -> tuple[float | None, bool]:
+    """Send the signal; return (seconds until make exited, whether SIGKILL cut the stop short)."""
+    run.signal(getattr(signal, name))
+    if kill_after is None:
+        return run.wait_exit(STOP_LIMIT_S), False
+    try:
+        return run.wait_exit(kill_after), False
+    except subprocess.TimeoutExpired:
+        run.kill_all_it_started()
+        return None, True
+
+
+@pytest.mark.timeout(900)
+def test_stop_then_start_five_times_in_a_row(tmp_path):
+    run = MakeRun(tmp_path / "build", small_serve_config(tmp_path))
+    records = []
+    for cycle, (name, kill_after) in enumerate(STOPS):
+        run.start()
+        run.wait_ready()
+        if cycle and records[-1]["cut_short"]:
+            assert "left behind" in run.output(), run.output()[-2000:]
+        state = run.run_state()
+        assert state is not None and run.processes_of(state)
+
+        async def listen_through_stop():
+            connected = asyncio.Event()
+            listener = asyncio.create_task(listen_until_closed(f"ws://127.0.0.1:{run.port}", f"op{cycle}", connected))
+            await asyncio.wait_for(connected.wait(), 30)
+            took, cut_short = await asyncio.to_thread(stop, run, name, kill_after)
+            return took, cut_short, await asyncio.wait_for(listener, 30)
+
+        took, cut_short, heard = asyncio.run(listen_through_stop())
+        records.append({"signal": name, "kill_after_s": kill_after, "stopped_in_s": took, "cut_short": cut_short})
+        assert heard[0] == "connection_established"
+        if cut_short:
+            # the stop was really cut short: Ray's processes are still there for the next start to end
+            assert run.processes_of(state), "SIGKILL came after the stop had finished"
+            continue
+        assert took is not None and took < STOP_LIMIT_S, run.output()[-2000:]
+        assert "shutdown_warning" in heard and heard[-1] == 1012, heard
+        assert run.processes_of(state) == [], "make run left processes behind"
+        assert run.run_state() is None
+    assert [r["cut_short"] for r in records] == [False, True, False, False, True]
+    # the last stop was cut short: `make stop` ends what it left
+    state = run.run_state()
+    assert state is not None and run.processes_of(state)
+    done = subprocess.run(["make", "--no-print-directory", "stop"], cwd=REPO, env=run.environment(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert run.processes_of(state) == []
+    (tmp_path / "stops.json").write_text(json.dumps(records, indent=2))
+    print(json.dumps(records))
+
+
+def test_a_port_held_by_something_else_stops_the_start_with_one_line(tmp_path):
+    run = MakeRun(tmp_path / "build", small_serve_config(tmp_path))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", run.port))
+        squatter.listen()
+        run.start()
+        assert run.process.wait(timeout=60) != 0
+    errors = [line for line in run.output().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, run.output()
+    assert f"port {run.port}" in errors[0] and "listeners" in errors[0] and "pid" in errors[0]
+    assert "Traceback" not in run.output()
