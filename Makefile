@@ -45,14 +45,17 @@ monitor: $(STAMP)
 stop:
 	$(BIN)/auralis stop $(RUN_ARGS)
 
-# Debian's chromium (browser tests) and promtool (alert rule checks); tests skip what is missing.
+# Debian's chromium (browser and dashboard tests), prometheus and promtool (Prometheus and alert rule
+# tests) and ffmpeg (decoding the compressed streams). A test without its tool is skipped on a
+# developer's machine and fails under CI=true; so does a failed install here.
 test-tools:
 	@missing=""; test -x /usr/bin/chromium || missing="$$missing chromium"; \
-	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	if [ -n "$$missing" ]; then \
 		(apt-get install -y -q $$missing >/dev/null 2>&1 || \
 		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null 2>&1)) || \
-		echo "could not install:$$missing (the tests that need it will be skipped)"; fi
+		{ echo "could not install:$$missing"; [ "$$CI" != true ] || exit 1; }; fi
 
 test: $(STAMP) test-tools
 	node --test tests/web/

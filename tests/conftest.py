@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from auralis_ray.serve.local import free_port, start_local, stop_local
+from required_tools import require_tool
 
 CONTROL_TOKEN = "test-control-token"
 
@@ -44,3 +45,24 @@ def auralis_server():
     yield Server(http_url, http_url.replace("http://", "ws://"), CONTROL_TOKEN, metrics_port, ("default", "night"),
                  overrides)
     stop_local()
+
+
+@pytest.fixture
+def promtool() -> str:
+    return require_tool("promtool", "apt-get install prometheus (Debian's package)")
+
+
+@pytest.fixture
+def ffmpeg() -> str:
+    return require_tool("ffmpeg", "apt-get install ffmpeg (Debian's package)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The run ends with every skipped test and why (a skip hides what was not checked)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    terminalreporter.section(f"skipped: {len(skipped)}")
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        terminalreporter.line(f"{report.nodeid}: {reason.removeprefix('Skipped: ')}")

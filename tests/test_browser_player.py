@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from required_tools import require_tool
 
 pytestmark = pytest.mark.browser
 
@@ -39,8 +40,7 @@ MIN_CHUNKS = 180
 
 @pytest.fixture(scope="module")
 def browser_context():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install -y chromium`")
+    require_tool(CHROMIUM, "install Debian's Chromium with `apt-get install -y chromium`")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     profile = tempfile.mkdtemp(prefix="auralis-chromium-")
     with sync_api.sync_playwright() as p:

@@ -27,7 +27,7 @@ from auralis_ray.stream.pool import AudioChunkPool
 from auralis_ray.stream.protocol import CHUNK_BYTES, FRAMES_PER_CHUNK, SAMPLE_RATE
 
 FFMPEG = shutil.which("ffmpeg")
-needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed (apt-get install ffmpeg)")
+needs_ffmpeg = pytest.mark.usefixtures("ffmpeg")  # skips, or fails under CI=true, without it
 OPUS_RATE = 48_000
 JOIN_CHUNK = 40  # where a listener tunes in, in the tests that join mid-stream
 LOUDNESS_LU = 0.5

@@ -7,6 +7,8 @@ file (a test checks they agree, and runs ``promtool check rules`` when promtool 
   `metrics.METRICS`.
 * ``histogram_quantile`` runs over ``sum by (le) (rate(..._bucket[w]))``: the quantile of the last
   window, not of everything since each process started.
+* Counter rates also count a series born within the window (`_rate`): Ray exports a counter only
+  once it has a value, and a restarted process's series is new, so its first count must not be lost.
 * ``deriv()`` is per second, so the slope is multiplied by 3600 and compared to
   ``memory.leak_detection_threshold_mb_per_hour``.
   ``for: 1h`` with a 1h range means a process's warm-up ramp alone cannot fire it.
@@ -92,9 +94,29 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(window: str) -> int:
+    match = re.fullmatch(r"(\d+)([smhd])", window)
+    if match is None:
+        raise ValueError(f"a rate window is a number and one of s, m, h, d (e.g. 5m), got {window!r}")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _rate(series: str, window: str) -> str:
+    """Per-second rate of a counter over `window` that also counts a series born within it.
+
+    `rate()` needs two samples, so a series that appears with its first count (a process that
+    started, or restarted, with the event) loses that count; such a series counts from 0 here:
+    its whole value over the window.
+    """
+    return f"(({series} unless {series} offset {window}) / {_seconds(window)} or rate({series}[{window}]))"
+
+
 def _quantile(q: float, bucket_series: str, window: str, by: str = "") -> str:
     group = f"le, {by}" if by else "le"
-    return f"histogram_quantile({_num(q)}, sum by ({group}) (rate({bucket_series}[{window}])))"
+    return f"histogram_quantile({_num(q)}, sum by ({group}) ({_rate(bucket_series, window)}))"
 
 
 def default_rules(config: PerformanceConfig) -> list[AlertRule]:
@@ -107,7 +129,7 @@ def default_rules(config: PerformanceConfig) -> list[AlertRule]:
     return [
         AlertRule(
             "BufferUnderruns", S.CRITICAL,
-            f"sum by (station) (rate({BUFFER_UNDERRUNS.exported()}[{w}])) * 60"
+            f"sum by (station) ({_rate(BUFFER_UNDERRUNS.exported(), w)}) * 60"
             f" / clamp_min(sum by (station) ({listeners}), 1)"
             f" > {_num(mon.alert_underruns_per_listener_per_min)}",
             "2m", "Listeners of {{ $labels.station }} are running out of audio",
@@ -153,7 +175,7 @@ def default_rules(config: PerformanceConfig) -> list[AlertRule]:
         ),
         AlertRule(
             "WebSocketSendErrors", S.MEDIUM,
-            f"sum by (error_type) (rate({WEBSOCKET_ERRORS.exported()}[{w}]))"
+            f"sum by (error_type) ({_rate(WEBSOCKET_ERRORS.exported(), w)})"
             f" > {_num(mon.alert_send_errors_per_sec)}",
             "5m", "WebSocket sends are failing",
             "{{ $value | printf \"%.2f\" }} failed sends per second ({{ $labels.error_type }}).",
@@ -173,7 +195,7 @@ def default_rules(config: PerformanceConfig) -> list[AlertRule]:
         ),
         AlertRule(
             "FullGCFrequent", S.MEDIUM,
-            f'rate({GC_COLLECTIONS.exported()}{{generation="2"}}[{w}]) > {_num(mon.alert_full_gc_per_sec)}',
+            _rate(GC_COLLECTIONS.exported() + '{generation="2"}', w) + f" > {_num(mon.alert_full_gc_per_sec)}",
             "10m", "Frequent full garbage collections in a {{ $labels.component }} process",
             "{{ $value | printf \"%.2f\" }} full collections per second; check memory.gc_* settings.",
         ),
