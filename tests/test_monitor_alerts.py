@@ -128,3 +128,14 @@ def test_promtool_parses_dashboard_queries(tmp_path):
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump(rules))
     _promtool("check", "rules", str(path))
+
+
+def test_every_alert_has_a_rule_test_where_its_series_are_absent_then_born_with_the_first_event():
+    tests = yaml.safe_load((PROM / "alerts_test.yml").read_text())["tests"]
+    covered = {case["alertname"] for test in tests
+               if all(series["values"].startswith("_") for series in test["input_series"]
+                      if "ray_active_websocket_connections" not in series["series"]
+                      or len(test["input_series"]) == 1)
+               for case in test["alert_rule_test"]}
+    rules = yaml.safe_load((PROM / "alerts.yml").read_text())["groups"][0]["rules"]
+    assert covered == {rule["alert"] for rule in rules}
