@@ -53,7 +53,8 @@ def test_rules_use_only_exported_series_and_correct_functions(clean_config):
     for rule in rules:
         assert _series_in(rule.expr) and _series_in(rule.expr) <= expected_series(), rule.name
         if "histogram_quantile" in rule.expr:
-            assert re.search(r"histogram_quantile\([0-9.]+, sum by \(le[^)]*\) \(rate\(ray_\w+_bucket\[", rule.expr)
+            assert re.search(r"histogram_quantile\([0-9.]+, sum by \(le[^)]*\) \(\(\(ray_\w+_bucket unless "
+                             r"ray_\w+_bucket offset \w+\) / \d+ or rate\(ray_\w+_bucket\[", rule.expr), rule.expr
     by_name = {r.name: r for r in rules}
     assert by_name["MemoryLeak"].expr == "deriv(ray_memory_usage_mb[1h]) * 3600 > 20"
     assert by_name["SynthesisLatencyHigh"].expr.endswith("> 0.1")
@@ -79,7 +80,7 @@ def test_thresholds_and_severities_come_from_config():
     assert {r.severity for r in rules} == {AlertSeverity.CRITICAL}
     exprs = {r.name: r.expr for r in rules}
     assert exprs["MemoryLeak"].endswith("* 3600 > 7.5")
-    assert exprs["SynthesisLatencyHigh"].endswith("[2m]))) > 0.25")
+    assert exprs["SynthesisLatencyHigh"].endswith("offset 2m) / 120 or rate(ray_synthesis_latency_seconds_bucket[2m])))) > 0.25")
     assert AlertConfig.from_config(PerformanceConfig(monitoring={"enable_alerts": False})).rules == []
     with pytest.raises(ValueError):
         AlertConfig.from_config(PerformanceConfig(monitoring={"alert_severity_levels": ["urgent"]}))
