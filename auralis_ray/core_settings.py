@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .config import GPUConfig, PerformanceConfig
 from .stream.protocol import FRAMES_PER_CHUNK
-from .stream.settings import SessionSettings, StationSettings
+from .stream.settings import FeedSettings, SessionSettings, StationSettings
 
 if TYPE_CHECKING:  # the engine imports torch: only where synthesis runs
     from .synth.engine import BatchRenderConfig
@@ -45,7 +45,7 @@ def session_settings(config: PerformanceConfig) -> SessionSettings:
 
 def station_settings(config: PerformanceConfig) -> StationSettings:
     """What each station's `StationCore` is configured with."""
-    buffer = config.buffer
+    buffer, encoding = config.buffer, config.encoding
     return StationSettings(
         ring_capacity_chunks=buffer.ring_capacity_chunks,
         lookahead_chunks=buffer.lookahead_chunks,
@@ -53,6 +53,22 @@ def station_settings(config: PerformanceConfig) -> StationSettings:
         chunk_pool_size=buffer.chunk_pool_size,
         replica_prefetch_chunks=buffer.replica_prefetch_chunks,
         restart_crossfade_chunks=buffer.restart_crossfade_chunks,
+        opus_bitrate_kbps=encoding.opus_bitrate_kbps,
+        opus_complexity=encoding.opus_complexity,
+        mp3_bitrate_kbps=encoding.mp3_bitrate_kbps,
+        mp3_quality=encoding.mp3_quality,
+    )
+
+
+def feed_settings(config: PerformanceConfig) -> FeedSettings:
+    """What each ingress replica's `FeedCore` is configured with."""
+    buffer = config.buffer
+    return FeedSettings(
+        ring_capacity_chunks=buffer.ring_capacity_chunks,
+        catchup_behind_chunks=buffer.catchup_behind_chunks,
+        replica_prefetch_chunks=buffer.replica_prefetch_chunks,
+        replica_fetch_interval_sec=buffer.replica_fetch_interval_sec,
+        ready_ahead_chunks=buffer.ready_ahead_chunks,
     )
 
 

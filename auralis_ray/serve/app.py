@@ -71,16 +71,14 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    hub = current_hub()
-    now = time.time()
-    stations = {name: feed.is_ready(now) for name, feed in hub.feeds.items()}
-    ready = all(stations.values())
-    return JSONResponse({"ready": ready, "stations": stations}, status_code=200 if ready else 503)
+    readiness = current_hub().readiness(time.time())
+    return JSONResponse({"ready": readiness.ready, "stations": readiness.stations},
+                        status_code=200 if readiness.ready else 503)
 
 
 async def _station_infos(hub: ListenerHub) -> dict[str, dict]:
     names = list(hub.feeds)
-    infos = await asyncio.gather(*(hub.feeds[n].handle.info.remote() for n in names), return_exceptions=True)
+    infos = await asyncio.gather(*(hub.feeds[n].station_info() for n in names), return_exceptions=True)
     return {n: (i if isinstance(i, dict) else {"name": n, "error": repr(i)}) for n, i in zip(names, infos)}
 
 
@@ -100,14 +98,14 @@ async def api_status(request: Request) -> Response:
     now = time.time()
     infos = await _station_infos(hub)
     stations = []
-    for name, feed in hub.feeds.items():
-        info = infos[name]
+    for station in hub.station_statuses(now):
+        info = infos[station.name]
         stations.append({
-            "name": name,
-            "listeners": len(feed.listeners),
-            "live_chunk_id": feed.live_id(now),
-            "latest_published": feed.ring.latest_id,
-            "ready": feed.is_ready(now),
+            "name": station.name,
+            "listeners": station.listeners,
+            "live_chunk_id": station.feed.live_chunk_id,
+            "latest_published": station.feed.latest_published,
+            "ready": station.feed.ready,
             "lookahead_chunks": info.get("lookahead_chunks"),
             "params": info.get("params"),
         })
@@ -149,7 +147,7 @@ async def api_control(request: Request) -> Response:
     if not isinstance(body, dict) or not body:
         return _json_error(422, "body must be a non-empty JSON object",
                            [{"field": "(body)", "message": "expected an object of parameters"}])
-    info = await feed.handle.info.remote()
+    info = await feed.station_info()
     current = StationParams.model_validate(info["params"])
     try:
         updated = current.updated(**body)
@@ -159,22 +157,21 @@ async def api_control(request: Request) -> Response:
         return _json_error(422, "invalid station parameters", detail)
     except (TypeError, ValueError) as error:
         return _json_error(422, "invalid station parameters", [{"field": "(body)", "message": str(error)}])
-    params = await feed.handle.set_params.remote(updated.model_dump_json())
+    params = await feed.set_station_params(updated.model_dump_json())
     return JSONResponse({"station": name, "params": params})
 
 
 async def api_metrics(request: Request) -> Response:
     hub = current_hub()
     feeds = {}
-    for name, feed in hub.feeds.items():
-        feeds[name] = {
-            "listeners": len(feed.listeners),
-            "published_chunks": feed.published,
-            "ahead_chunks": feed.ahead_chunks(time.time()),
-            "fetch_failures": feed.fetch_failures,
-            **feed.tick_stats(),
-            "seconds_since_station_answered": None if feed.last_fetch_ok is None
-            else round(time.time() - feed.last_fetch_ok, 3),
+    for station in hub.station_statuses(time.time()):
+        feeds[station.name] = {
+            "listeners": station.listeners,
+            "published_chunks": station.feed.published_chunks,
+            "ahead_chunks": station.feed.ahead_chunks,
+            "fetch_failures": station.feed.fetch_failures,
+            **hub.feeds[station.name].tick_summary(),
+            "seconds_since_station_answered": station.feed.seconds_since_station_answered,
         }
     return JSONResponse({
         "timestamp": time.time(),

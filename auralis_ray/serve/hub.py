@@ -12,10 +12,11 @@ import asyncio
 import itertools
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from ..config import PerformanceConfig
+from ..core_settings import feed_settings
 from ..monitor.gc_config import ScheduledFullCollection
 from ..monitor.metrics import PerformanceMetrics
 from ..monitor.stats import nearest_rank
@@ -23,8 +24,9 @@ from ..stream import protocol as p
 from ..stream.adaptive import TIER_ORDER
 from ..stream.broadcast import BroadcastRingBuffer
 from ..stream.client import ClientSession
+from ..stream.feed import FeedCore, FeedStatus, TickRecord
 from ..stream.pool import EncodedChunk
-from ..stream.schedule import live_chunk_id
+from ..stream.settings import FeedSettings
 from .claims import ClaimSync
 from .direct import DirectWriter
 
@@ -82,29 +84,62 @@ class Listener:
             session.note_sent(frames)
 
 
-class StationFeed:
-    """One station on one replica: fetches its chunks, publishes each on schedule, fans it out."""
+@dataclass(frozen=True)
+class StationStatus:
+    """One station on this replica: its listeners here and its feed's status."""
 
-    def __init__(self, name: str, handle, config: PerformanceConfig, metrics: PerformanceMetrics,
-                 full_gc: ScheduledFullCollection | None = None):
+    name: str
+    listeners: int
+    feed: FeedStatus
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether the replica is ready: every station publishes at the live edge and holds enough ahead."""
+
+    stations: dict[str, bool]
+
+    @property
+    def ready(self) -> bool:
+        return all(self.stations.values())
+
+
+def tick_summary(ticks: Iterable[TickRecord], slowest: int = 5) -> dict:
+    """Publish lateness and fan-out time over `ticks` (p50, p99, max), and the slowest ticks."""
+    ticks = list(ticks)
+    late = sorted(t.publish_lateness_ms for t in ticks)
+    fanout = sorted(t.fanout_ms for t in ticks)
+    worst = sorted(ticks, key=lambda t: t.publish_lateness_ms + t.fanout_ms, reverse=True)[:slowest]
+    return {
+        **{f"publish_lateness_ms_{label}": nearest_rank(late, q) if late else None for label, q in _QUANTILES},
+        **{f"fanout_ms_{label}": nearest_rank(fanout, q) if fanout else None for label, q in _QUANTILES},
+        "slowest_ticks": [{"chunk_id": t.chunk_id, "published_at": round(t.published_at, 4),
+                           "publish_lateness_ms": round(t.publish_lateness_ms, 2), "fanout_ms": round(t.fanout_ms, 2),
+                           "listeners": t.listeners} for t in worst],
+    }
+
+
+class StationFeed:
+    """One station on one replica: the fetch and publish loops around its FeedCore, and the fan-out of
+    each published chunk to the station's listeners on this replica."""
+
+    def __init__(self, name: str, station, settings: FeedSettings, fetch_timeout_sec: float,
+                 metrics: PerformanceMetrics, full_gc: ScheduledFullCollection | None = None):
         self.name = name
-        self.full_gc = full_gc
-        self.handle = handle
-        self.config = config
+        self.station = station  # the station actor's handle
+        self.core = FeedCore(settings)
+        self.fetch_timeout_sec = fetch_timeout_sec
         self.metrics = metrics
-        b = config.buffer
-        self.ring = BroadcastRingBuffer(b.ring_capacity_chunks, b.catchup_behind_chunks)
-        self.pending: deque[EncodedChunk] = deque()
+        self.full_gc = full_gc
         self.listeners: dict[str, Listener] = {}
-        self.epoch: float | None = None
-        self.fetch_failures = 0
-        self.last_fetch_ok: float | None = None
-        self.published = 0
-        # the last minute of ticks: (chunk_id, published at, publish lateness ms, fan-out ms, listeners)
-        self.ticks: deque[tuple[int, float, float, float, int]] = deque(maxlen=600)
-        self.ready = asyncio.Event()
+        self._has_audio = asyncio.Event()
         self._new_pending = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+
+    @property
+    def ring(self) -> BroadcastRingBuffer:
+        """The ring this replica's listeners of the station read from."""
+        return self.core.ring
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -118,47 +153,43 @@ class StationFeed:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    @property
-    def newest_known(self) -> int:
-        if self.pending:
-            return self.pending[-1].chunk_id
-        return -1 if self.ring.latest_id is None else self.ring.latest_id
+    async def wait_for_audio(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until the feed holds a chunk; False if it still holds none."""
+        if not self.core.has_audio:
+            try:
+                await asyncio.wait_for(self._has_audio.wait(), timeout)
+            except asyncio.TimeoutError:
+                return False
+        return True
+
+    # ---- the station actor ----------------------------------------------------------------
+
+    async def station_info(self) -> dict:
+        return await self.station.info.remote()
+
+    async def set_station_params(self, params_json: str) -> dict:
+        return await self.station.set_params.remote(params_json)
 
     async def _fetch_loop(self) -> None:
         """One actor call per fetch interval: everything new up to the prefetch horizon."""
-        first = True
+        core = self.core
         while True:
             try:
-                after = -1 if first else self.newest_known
-                reply = await asyncio.wait_for(self.handle.fetch.remote(after, self.config.buffer.replica_prefetch_chunks),
-                                               self.config.concurrency.station_fetch_timeout_sec)
-                self.epoch = reply["epoch"]
+                reply = await asyncio.wait_for(self.station.fetch.remote(core.fetch_after(), core.settings.replica_prefetch_chunks),
+                                               self.fetch_timeout_sec)
                 chunks = [EncodedChunk.from_wire(w) for w in reply["chunks"]]
-                now = time.time()
-                for chunk in chunks:
-                    if chunk.chunk_id <= self.newest_known:
-                        continue
-                    if chunk.timestamp <= now and first:
-                        self.ring.write_chunk(chunk)  # history for bursts and resume
-                    else:
-                        self.pending.append(chunk)
-                if chunks:
+                if core.merge_fetch(reply["epoch"], chunks, time.time()):
                     self._new_pending.set()
-                if first and self.ring.latest_id is not None:
-                    self.ready.set()
-                first = False
-                self.fetch_failures = 0
-                self.last_fetch_ok = now
+                if core.has_audio:
+                    self._has_audio.set()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the station actor is restarting: keep serving what we hold
-                self.fetch_failures += 1
+                failures = core.fetch_failed()
                 self.metrics.inc_websocket_errors("station_fetch")
-                if self.fetch_failures in (1, 10) or self.fetch_failures % 100 == 0:
-                    log.warning("fetch from station %s failed (%d): %r", self.name, self.fetch_failures, error)
-            # at the tick's pace until the feed is up, and while the station does not answer
-            settled = self.ready.is_set() and self.fetch_failures == 0
-            await asyncio.sleep(self.config.buffer.replica_fetch_interval_sec if settled else p.CHUNK_SECONDS)
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("fetch from station %s failed (%d): %r", self.name, failures, error)
+            await asyncio.sleep(core.fetch_delay())
 
     async def _publish_loop(self) -> None:
         while True:
@@ -171,30 +202,24 @@ class StationFeed:
                 await asyncio.sleep(p.CHUNK_SECONDS / 10)
 
     async def _publish_due(self) -> None:
-        """Publish every pending chunk whose time has come, then fan it out."""
-        if not self.pending:
+        """Publish every waiting chunk whose time has come, then fan it out."""
+        core = self.core
+        due = core.next_due()
+        if due is None:
             self._new_pending.clear()
             await self._new_pending.wait()
             return
-        due = self.pending[0].timestamp
         delay = due - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
         now = time.time()
-        newest = None
-        while self.pending and self.pending[0].timestamp <= now:
-            chunk = self.pending.popleft()
-            if self.ring.latest_id is not None and chunk.chunk_id <= self.ring.latest_id:
-                continue
-            self.ring.write_chunk(chunk)
-            self.published += 1
+        published = core.publish_due(now)
+        for chunk in published:
             self.metrics.observe_chunk_jitter(self.name, (now - chunk.timestamp) * 1000)
-            newest = chunk
-        if newest is not None:
-            self.ready.set()
+        if published:
+            self._has_audio.set()
             self.tick(now)
-            self.ticks.append((newest.chunk_id, now, (now - newest.timestamp) * 1000,
-                               (time.time() - now) * 1000, len(self.listeners)))
+            core.record_tick(published[-1], now, (time.time() - now) * 1000, len(self.listeners))
             if self.full_gc is not None and self.full_gc.due(now):
                 # behind the other stations' fan-out of this tick, if it is due too
                 asyncio.get_running_loop().call_soon(self.full_gc.collect, time.time())
@@ -225,34 +250,15 @@ class StationFeed:
                 self.metrics.inc_websocket_errors("internal")
                 listener.close(p.CloseCode.POLICY_VIOLATION, "internal error")
 
-    def tick_stats(self, slowest: int = 5) -> dict:
-        """Publish lateness and fan-out time over the last minute, and the slowest ticks in it."""
-        late = sorted(t[2] for t in self.ticks)
-        fanout = sorted(t[3] for t in self.ticks)
-        worst = sorted(self.ticks, key=lambda t: t[2] + t[3], reverse=True)[:slowest]
-        return {
-            **{f"publish_lateness_ms_{label}": nearest_rank(late, q) if late else None for label, q in _QUANTILES},
-            **{f"fanout_ms_{label}": nearest_rank(fanout, q) if fanout else None for label, q in _QUANTILES},
-            "slowest_ticks": [{"chunk_id": cid, "published_at": round(at, 4), "publish_lateness_ms": round(lateness, 2),
-                               "fanout_ms": round(took, 2), "listeners": count}
-                              for cid, at, lateness, took, count in worst],
-        }
+    def status(self, now: float) -> StationStatus:
+        return StationStatus(self.name, len(self.listeners), self.core.status(now))
 
-    def live_id(self, now: float) -> int | None:
-        return None if self.epoch is None else live_chunk_id(self.epoch, now)
+    def tick_summary(self) -> dict:
+        """The last minute's publish ticks, summarized (see `tick_summary`)."""
+        return tick_summary(self.core.ticks)
 
-    def ahead_chunks(self, now: float) -> int | None:
-        """How far past the live edge this replica holds the station's audio."""
-        live = self.live_id(now)
-        return None if live is None or self.newest_known < 0 else self.newest_known - live
-
-    def is_ready(self, now: float, max_behind_chunks: int = 5) -> bool:
-        """Publishing within `max_behind_chunks` of the live edge, holding `buffer.ready_ahead_chunks`
-        past it."""
-        latest, live, ahead = self.ring.latest_id, self.live_id(now), self.ahead_chunks(now)
-        if latest is None or live is None or live - latest > max_behind_chunks:
-            return False
-        return ahead is not None and ahead >= self.config.buffer.ready_ahead_chunks
+    def is_ready(self, now: float) -> bool:
+        return self.core.is_ready(now)
 
     def add(self, session: ClientSession) -> Listener:
         listener = Listener(session)
@@ -272,7 +278,9 @@ class ListenerHub:
         self.config = config
         self.metrics = metrics
         self.full_gc = full_gc
-        self.feeds = {name: StationFeed(name, handle, config, metrics, full_gc) for name, handle in stations.items()}
+        settings = feed_settings(config)
+        self.feeds = {name: StationFeed(name, handle, settings, config.concurrency.station_fetch_timeout_sec, metrics,
+                                        full_gc) for name, handle in stations.items()}
         self.by_client: dict[str, tuple[StationFeed, Listener]] = {}
         self.started_at = time.time()
         self.draining = False
@@ -296,8 +304,14 @@ class ListenerHub:
         """Report client_ids to `registry`, so a newer socket on another replica replaces ours (4000)."""
         self.claims = ClaimSync(registry, owner, self.evict)
 
+    def readiness(self, now: float) -> Readiness:
+        return Readiness({name: feed.is_ready(now) for name, feed in self.feeds.items()})
+
     def is_ready(self, now: float) -> bool:
-        return all(feed.is_ready(now) for feed in self.feeds.values())
+        return self.readiness(now).ready
+
+    def station_statuses(self, now: float) -> list[StationStatus]:
+        return [feed.status(now) for feed in self.feeds.values()]
 
     def note_server_address(self, server: tuple | None) -> None:
         """Learn where this replica serves (direct ingress) and start watching for its shutdown."""

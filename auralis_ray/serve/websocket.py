@@ -92,11 +92,7 @@ class AudioEndpoint:
                                                                              p.Severity.ERROR, now))})
             await send({"type": "websocket.close", "code": refused.close_code})
             return
-        if feed.ring.latest_id is None:
-            try:
-                await asyncio.wait_for(feed.ready.wait(), 2.0)
-            except asyncio.TimeoutError:
-                pass
+        await feed.wait_for_audio(2.0)
         session = ClientSession(
             client_id=client_id, station=feed.name, fmt=query["fmt"], ring=feed.ring,
             settings=session_settings(hub.config), now=time.time(),

@@ -42,7 +42,7 @@ class SessionSettings:
 
 @dataclass(frozen=True)
 class StationSettings:
-    """What one station's encoded timeline is configured with (`buffer.*` fields)."""
+    """What one station's encoded timeline is configured with (`buffer.*` and `encoding.*` fields)."""
 
     ring_capacity_chunks: int
     lookahead_chunks: int
@@ -50,3 +50,19 @@ class StationSettings:
     chunk_pool_size: int
     replica_prefetch_chunks: int
     restart_crossfade_chunks: int
+    # the station's compressed streams
+    opus_bitrate_kbps: int
+    opus_complexity: int
+    mp3_bitrate_kbps: int
+    mp3_quality: int
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """What one station's feed on an ingress replica is configured with (`buffer.*` fields)."""
+
+    ring_capacity_chunks: int
+    catchup_behind_chunks: int
+    replica_prefetch_chunks: int  # how far past the live edge a fetch reaches
+    replica_fetch_interval_sec: float
+    ready_ahead_chunks: int

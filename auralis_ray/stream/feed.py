@@ -1,0 +1,172 @@
+"""FeedCore: one station's chunks on one replica, between its station actor and its listeners.
+
+A replica fetches a station's encoded chunks ahead of their time (one call a fetch interval) and
+publishes chunk k at epoch + k * 100 ms into its own BroadcastRingBuffer, from which every listener
+of the replica reads. This core holds what that takes: the ring, the fetched chunks waiting for
+their time, the station's epoch, readiness, and a record of the last minute's publish ticks. The
+caller passes `now` and the fetched chunks; `serve/hub.py` runs the loops and the sockets.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable
+
+from .broadcast import BroadcastRingBuffer
+from .pool import EncodedChunk
+from .protocol import CHUNK_DURATION_MS, CHUNK_SECONDS
+from .schedule import live_chunk_id
+from .settings import FeedSettings
+
+# a feed more than this many chunks behind the live edge is not ready (publishing has fallen behind)
+READY_MAX_BEHIND_CHUNKS = 5
+# publish ticks kept for the tick statistics: one minute at one tick per chunk
+TICK_HISTORY = 60_000 // CHUNK_DURATION_MS
+
+
+@dataclass(frozen=True, slots=True)
+class TickRecord:
+    """One publish tick: the newest chunk it published, when, how late, how long the fan-out took,
+    and to how many listeners."""
+
+    chunk_id: int
+    published_at: float
+    publish_lateness_ms: float
+    fanout_ms: float
+    listeners: int
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    """Where a feed stands at one moment: the live edge, what it published, whether it is ready."""
+
+    live_chunk_id: int | None  # None until the station's epoch is known
+    latest_published: int | None
+    ready: bool
+    ahead_chunks: int | None  # how far past the live edge this replica holds audio
+    published_chunks: int
+    fetch_failures: int  # consecutive failed fetches (0 once the station answers again)
+    seconds_since_station_answered: float | None
+
+
+class FeedCore:
+    """One station's timeline on a replica: merges fetches, chooses due chunks, judges readiness."""
+
+    def __init__(self, settings: FeedSettings):
+        self.settings = settings
+        self.ring = BroadcastRingBuffer(settings.ring_capacity_chunks, settings.catchup_behind_chunks)
+        self.pending: deque[EncodedChunk] = deque()  # fetched, waiting for their publish time, in order
+        self.epoch: float | None = None
+        self.fetched = False  # whether a fetch has been answered yet
+        self.fetch_failures = 0
+        self.last_fetch_ok: float | None = None
+        self.published = 0
+        self.ticks: deque[TickRecord] = deque(maxlen=TICK_HISTORY)
+
+    # ---- fetching -------------------------------------------------------------------------
+
+    @property
+    def newest_known(self) -> int:
+        """The newest chunk_id held or waiting (-1: none)."""
+        if self.pending:
+            return self.pending[-1].chunk_id
+        return -1 if self.ring.latest_id is None else self.ring.latest_id
+
+    @property
+    def has_audio(self) -> bool:
+        """Whether the ring holds a chunk a new listener can start from."""
+        return self.ring.latest_id is not None
+
+    def fetch_after(self) -> int:
+        """The chunk_id the next fetch asks for chunks after: -1 (all the station holds) until a fetch
+        has been answered, then the newest known."""
+        return self.newest_known if self.fetched else -1
+
+    def merge_fetch(self, epoch: float, chunks: Iterable[EncodedChunk], now: float) -> int:
+        """Take one fetch's answer; return how many chunks now wait for their publish time.
+
+        Chunks already known are skipped. The first answer's chunks whose time has passed go straight
+        into the ring, as history for a new listener's burst and for resuming.
+        """
+        self.epoch = epoch
+        queued = 0
+        for chunk in chunks:
+            if chunk.chunk_id <= self.newest_known:
+                continue
+            if not self.fetched and chunk.timestamp <= now:
+                self.ring.write_chunk(chunk)
+            else:
+                self.pending.append(chunk)
+                queued += 1
+        self.fetched = True
+        self.fetch_failures = 0
+        self.last_fetch_ok = now
+        return queued
+
+    def fetch_failed(self) -> int:
+        """Count a failed fetch; return how many failed in a row."""
+        self.fetch_failures += 1
+        return self.fetch_failures
+
+    def fetch_delay(self) -> float:
+        """Seconds until the next fetch: the fetch interval once the feed holds audio and the station
+        answers, one chunk's time until then."""
+        settled = self.has_audio and self.fetch_failures == 0
+        return self.settings.replica_fetch_interval_sec if settled else CHUNK_SECONDS
+
+    # ---- publishing -----------------------------------------------------------------------
+
+    def next_due(self) -> float | None:
+        """When the next waiting chunk is due (None: nothing waits)."""
+        return self.pending[0].timestamp if self.pending else None
+
+    def publish_due(self, now: float) -> list[EncodedChunk]:
+        """Move every waiting chunk whose time has come into the ring; return those written, in order
+        (a chunk the ring already passed is dropped)."""
+        published = []
+        pending, ring = self.pending, self.ring
+        while pending and pending[0].timestamp <= now:
+            chunk = pending.popleft()
+            if ring.latest_id is not None and chunk.chunk_id <= ring.latest_id:
+                continue
+            ring.write_chunk(chunk)
+            published.append(chunk)
+        self.published += len(published)
+        return published
+
+    def record_tick(self, newest: EncodedChunk, published_at: float, fanout_ms: float, listeners: int) -> TickRecord:
+        """Keep one tick's record (the last minute's are kept)."""
+        record = TickRecord(newest.chunk_id, published_at, (published_at - newest.timestamp) * 1000,
+                            fanout_ms, listeners)
+        self.ticks.append(record)
+        return record
+
+    # ---- readiness ------------------------------------------------------------------------
+
+    def live_id(self, now: float) -> int | None:
+        return None if self.epoch is None else live_chunk_id(self.epoch, now)
+
+    def ahead_chunks(self, now: float) -> int | None:
+        """How far past the live edge this replica holds the station's audio."""
+        live = self.live_id(now)
+        return None if live is None or self.newest_known < 0 else self.newest_known - live
+
+    def is_ready(self, now: float) -> bool:
+        """Publishing within READY_MAX_BEHIND_CHUNKS of the live edge, holding `ready_ahead_chunks`
+        past it."""
+        latest, live, ahead = self.ring.latest_id, self.live_id(now), self.ahead_chunks(now)
+        if latest is None or live is None or live - latest > READY_MAX_BEHIND_CHUNKS:
+            return False
+        return ahead is not None and ahead >= self.settings.ready_ahead_chunks
+
+    def status(self, now: float) -> FeedStatus:
+        return FeedStatus(
+            live_chunk_id=self.live_id(now),
+            latest_published=self.ring.latest_id,
+            ready=self.is_ready(now),
+            ahead_chunks=self.ahead_chunks(now),
+            published_chunks=self.published,
+            fetch_failures=self.fetch_failures,
+            seconds_since_station_answered=None if self.last_fetch_ok is None else round(now - self.last_fetch_ok, 3),
+        )
