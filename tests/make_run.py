@@ -77,8 +77,12 @@ class MakeRun:
         return self.log.read_text(errors="replace") if self.log else ""
 
     def ready(self) -> bool:
+        """The supervisor's banner (it prints it once its own system answers /readyz: a system an
+        earlier run left on the same ports does not count), and /readyz."""
         if self.process.poll() is not None:
             raise AssertionError(f"make run exited ({self.process.returncode}):\n{self.output()[-3000:]}")
+        if "Auralis is ready" not in self.output():
+            return False
         try:
             with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as answer:
                 return answer.status == 200
