@@ -1,6 +1,6 @@
 """Cost of Auralis's own per-listener work: N sessions fed one chunk per tick, no sockets.
 
-"queued" goes through each listener's outbox (pump + drain), "live" takes the common tick's
+"queued" goes through each listener's outbox (pump + take_frames), "live" takes the common tick's
 one-step path (`ClientSession.take_live`) the replica's fan-out uses, falling back to the outbox.
 
     python benchmarks/bench_core.py [--listeners 1000] [--chunks 100]
@@ -41,7 +41,7 @@ def main() -> int:
                           settings=settings, now=2.0, server_version="bench")
         s.open(2.0)
         s.pump(2.0)
-        s.drain(2.0)
+        s.take_frames(2.0)
         sessions.append(s)
     first = 20
     for path in ("queued", "live"):
@@ -55,7 +55,7 @@ def main() -> int:
                 if path == "live" and s.take_live(now) is not None:
                     continue
                 if s.pump(now):
-                    s.note_sent(s.drain(now, wire=True))
+                    s.sent(s.take_frames(now, wire=True))
         first += args.chunks
         per = (time.perf_counter() - started) / args.chunks / args.listeners
         print(f"{path:>6}: {per * 1e6:.2f} µs per listener per chunk; {per * 10 * args.listeners * 100:.1f} % "

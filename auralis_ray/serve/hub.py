@@ -46,9 +46,9 @@ class Listener:
     token: int = 0  # this socket among the client_id's sockets over time (client_id registry)
 
     def close(self, code: int, reason: str) -> None:
-        """Ask the sender to close; a listener whose socket is not draining is cut off at once."""
+        """Ask the sender to close; a listener whose socket is busy is cut off at once."""
         self.session.close(code, reason)
-        if self.session.sending_since is not None:
+        if self.session.is_busy:
             if self.writer is not None:
                 self.writer.abort()
             elif self.sender is not None:
@@ -64,7 +64,6 @@ class Listener:
         frame = self.session.take_live(now)
         if frame is None:
             return False
-        self.session.sending_since = None
         writer.transport.write(frame)
         return True
 
@@ -74,14 +73,12 @@ class Listener:
         if writer.closed:
             return
         if not writer.has_room():
-            if session.sending_since is None:
-                session.sending_since = now
+            session.socket_busy(now)
             return
-        session.sending_since = None
-        frames = session.drain(now, wire=True)
+        frames = session.take_frames(now, wire=True)
         if frames:
             writer.write(frames)
-            session.note_sent(frames)
+        session.sent(frames)
 
 
 @dataclass(frozen=True)
@@ -175,8 +172,8 @@ class StationFeed:
         core = self.core
         while True:
             try:
-                reply = await asyncio.wait_for(self.station.fetch.remote(core.fetch_after(), core.settings.replica_prefetch_chunks),
-                                               self.fetch_timeout_sec)
+                fetch = self.station.fetch.remote(core.fetch_after(), core.settings.replica_prefetch_chunks)
+                reply = await asyncio.wait_for(fetch, self.fetch_timeout_sec)
                 chunks = [EncodedChunk.from_wire(w) for w in reply["chunks"]]
                 if core.merge_fetch(reply["epoch"], chunks, time.time()):
                     self._new_pending.set()
@@ -458,6 +455,6 @@ class ListenerHub:
             out.append({"station": feed.name, "format": s.fmt, "state": s.state.connection_state.value,
                         "direct_writes": listener.writer is not None,
                         "send_backlog_bytes": None if listener.writer is None else listener.writer.backlog,
-                        "stalled_for_sec": None if s.sending_since is None else round(now - s.sending_since, 3),
+                        "stalled_for_sec": None if s.state.busy_since is None else round(now - s.state.busy_since, 3),
                         "cursor": cursor, **s.buffer_status(now)})
         return out

@@ -97,7 +97,6 @@ class AudioEndpoint:
             client_id=client_id, station=feed.name, fmt=query["fmt"], ring=feed.ring,
             settings=session_settings(hub.config), now=time.time(),
             server_version=self.server_version, tier=query["tier"], resume_from=query["resume_from"],
-            websocket=send,
         )
         session.open(time.time())
         listener = hub.register(feed, session)
@@ -141,10 +140,10 @@ class AudioEndpoint:
     @staticmethod
     async def _send_frames(hub: ListenerHub, session: ClientSession, send) -> bool:
         """Through the ASGI `send`; False when the socket went away."""
-        frames = session.drain(time.time())
+        frames = session.take_frames(time.time())
         if not frames:
             return True
-        session.sending_since = time.time()
+        session.socket_busy(time.time())
         try:
             for frame in frames:
                 if isinstance(frame, str):
@@ -154,9 +153,7 @@ class AudioEndpoint:
         except Exception as error:  # the socket went away mid-send
             hub.metrics.inc_websocket_errors(type(error).__name__)
             return False
-        finally:
-            session.sending_since = None
-        session.note_sent(frames)
+        session.sent(frames)
         return True
 
     async def _receive_loop(self, hub: ListenerHub, listener, receive) -> None:
@@ -168,12 +165,10 @@ class AudioEndpoint:
                 return
             if kind != "websocket.receive":
                 continue
-            before = session.underruns_reported
-            errors_before = session.state.errors
-            session.on_message(message.get("text") if message.get("text") is not None else message.get("bytes"),
-                               time.time())
-            if session.underruns_reported > before:
-                hub.metrics.inc_buffer_underruns(session.station, session.underruns_reported - before)
-            if session.state.errors > errors_before:
+            received = session.on_message(
+                message.get("text") if message.get("text") is not None else message.get("bytes"), time.time())
+            if received.underruns:
+                hub.metrics.inc_buffer_underruns(session.station, received.underruns)
+            if received.invalid:
                 hub.metrics.inc_websocket_errors("invalid_message")
-            listener.wake.set()
+            listener.wake.set()  # the answer, or the close

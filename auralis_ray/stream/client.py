@@ -1,15 +1,16 @@
 """WebSocketClientState and ClientSession: one listener's protocol state machine.
 
-The session takes inputs (a published chunk in the shared ring, a client message, `now`) and
-returns frames to send; the Serve edge only moves those frames to and from the socket.
+The session is sans-I/O: it takes inputs (a chunk published into the shared ring, a client message,
+what the socket did, `now`) and returns what to do (frames to send, what a message changed, a
+close). It holds no socket; the Serve edge moves the frames and reports back.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Sequence
+from typing import Sequence
 
 from . import protocol as p
 from .adaptive import TIER_ORDER, TIERS, AdaptiveRingBuffer
@@ -45,20 +46,50 @@ class IllegalTransition(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class Closing:
+    """The close a session asks its socket for: code and reason."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Received:
+    """What one client message did: the underruns it newly reported, whether it broke the protocol,
+    and the close it led to (the answers it queued leave with the next frames)."""
+
+    underruns: int = 0
+    invalid: bool = False
+    closing: Closing | None = None
+
+
+NOTHING_RECEIVED = Received()
+
+
 @dataclass
 class WebSocketClientState:
-    """State for one WebSocket listener. `websocket` is the edge's opaque transport handle."""
+    """One listener's connection: where it is in its lifecycle and what has gone to and from it.
+
+    This is the session's state itself, not a copy: `ClientSession` keeps every fact about its
+    connection here. The outbox owns the tier it adapts; `current_buffer_tier` follows each change.
+    """
 
     client_id: str
-    websocket: Any
     connection_state: ConnectionState
     connected_at: float
     last_message_at: float
     messages_sent: int = 0
     bytes_sent: int = 0
-    errors: int = 0
+    errors: int = 0  # client messages that broke the protocol
     current_buffer_tier: str = "normal"
     jitter_tracker: JitterTracker | None = None
+    chunks_sent: int = 0
+    overruns: int = 0  # times the listener was skipped forward
+    underruns_reported: int = 0  # the player's own count, from its latest client_report
+    played_reported: int = 0
+    busy_since: float | None = None  # since when the socket has not taken what it was given
+    closing: Closing | None = None  # the close the session asked for
 
     def transition(self, new: ConnectionState) -> None:
         if new is self.connection_state:
@@ -68,56 +99,32 @@ class WebSocketClientState:
         self.connection_state = new
 
 
-@dataclass
-class Closing:
-    """The close a session asks its socket for: code and reason."""
-
-    code: int
-    reason: str
-
-
-@dataclass
 class ClientSession:
-    """A listener of one station: cursor in the replica's ring, outbox, tier, limits."""
+    """A listener of one station: its cursor in the replica's ring, its outbox, tier and limits."""
 
-    client_id: str
-    station: str
-    fmt: str
-    ring: BroadcastRingBuffer
-    settings: SessionSettings
-    now: float
-    server_version: str
-    tier: str = "normal"
-    resume_from: int | None = None
-    websocket: Any = None
-
-    state: WebSocketClientState = field(init=False)
-    outbox: AdaptiveRingBuffer = field(init=False)
-    control: deque = field(init=False)
-    closing: Closing | None = field(init=False, default=None)
-    underruns_reported: int = field(init=False, default=0)
-    played_reported: int = field(init=False, default=0)
-    chunks_sent: int = field(init=False, default=0)
-    overruns: int = field(init=False, default=0)
-    sending_since: float | None = field(init=False, default=None)
-    burst_end: int = field(init=False, default=-1)
-
-    def __post_init__(self) -> None:
-        s = self.settings
+    def __init__(self, client_id: str, station: str, fmt: str, ring: BroadcastRingBuffer, settings: SessionSettings,
+                 now: float, server_version: str, tier: str = "normal", resume_from: int | None = None):
+        self.client_id = client_id
+        self.station = station
+        self.fmt = fmt
+        self.ring = ring
+        self.settings = settings
+        self.server_version = server_version
+        self.resume_from = resume_from
+        s = settings
         tracker = JitterTracker(s.jitter_window_size, s.jitter_ema_alpha)
         self.state = WebSocketClientState(
-            client_id=self.client_id,
-            websocket=self.websocket,
+            client_id=client_id,
             connection_state=ConnectionState.CONNECTING,
-            connected_at=self.now,
-            last_message_at=self.now,
-            current_buffer_tier=self.tier,
+            connected_at=now,
+            last_message_at=now,
+            current_buffer_tier=tier,
             jitter_tracker=tracker,
         )
-        self.outbox = AdaptiveRingBuffer(
+        self.outbox: AdaptiveRingBuffer = AdaptiveRingBuffer(
             capacity_chunks=max(s.client_queue_max_chunks, TIERS[TIER_ORDER[-1]].target_ms // p.CHUNK_DURATION_MS + 2),
             chunk_duration_ms=p.CHUNK_DURATION_MS,
-            initial_tier=self.tier,
+            initial_tier=tier,
             jitter_tracker=tracker,
             adaptive=s.enable_adaptive_tiers,
             promote_underrun_rate=s.promote_underrun_rate,
@@ -128,15 +135,20 @@ class ClientSession:
         )
         self.flow = TokenBucket(max(s.token_bucket_capacity, self.outbox.target_chunks), s.token_bucket_refill_rate)
         self.inbound = TokenBucket(s.client_message_burst, s.client_message_rate)
-        self.control = deque()
+        self.control: deque[str] = deque()  # control messages, sent before any audio
         self.invalid_times: deque[float] = deque()
-        self._last_status = self.now
+        self.burst_end = -1  # the opening burst's last chunk (its chunks are not timed for jitter)
+        self._last_status = now
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     @property
     def current_tier(self) -> str:
         return self.outbox.current_tier
+
+    @property
+    def closing(self) -> Closing | None:
+        return self.state.closing
 
     def open(self, now: float) -> None:
         """Queue `connection_established`, place the cursor (burst or resume point), go ACTIVE."""
@@ -165,9 +177,11 @@ class ClientSession:
             self._queue(p.shutdown_warning(reason, drain_period_sec, now))
             self.state.transition(ConnectionState.DRAINING)
 
-    def close(self, code: int, reason: str) -> None:
-        if self.closing is None:
-            self.closing = Closing(code, reason)
+    def close(self, code: int, reason: str) -> Closing:
+        """Ask for the socket to be closed (the first request wins); return the close asked for."""
+        if self.state.closing is None:
+            self.state.closing = Closing(code, reason)
+        return self.state.closing
 
     def disconnect(self) -> None:
         self.ring.unregister_client(self.client_id)
@@ -197,13 +211,14 @@ class ClientSession:
         return bool(self.control) or self.outbox.get_depth() > 0
 
     def take_live(self, now: float) -> bytes | None:
-        """The common tick in one step, as a wire frame: the newest chunk, when it is the only one
-        this listener has not had and nothing else waits (no control message, an empty outbox, a
-        token to spend). Same effects as pump() + drain(wire=True) + note_sent(); None: use those.
+        """The common tick in one step, as a wire frame the caller writes at once: the newest chunk,
+        when it is the only one this listener has not had and nothing else waits (no control message,
+        an empty outbox, a token to spend). Same effects as pump() + take_frames(wire=True) + sent();
+        None: use those.
         """
-        ring, outbox = self.ring, self.outbox
+        ring = self.ring
         position = ring.write_position
-        if (self.control or outbox.write_cursor != outbox.read_cursor or position is None
+        if (self.control or self.outbox.get_depth() or position is None
                 or self.state.connection_state is ConnectionState.DISCONNECTED):
             return None
         cursor = ring.client_cursors.get(self.client_id)
@@ -212,29 +227,30 @@ class ClientSession:
         if not ring.holds(position - 1) or self.settings.enable_token_bucket and not self.flow.consume(now):
             return None
         chunk = ring.read_chunk(self.client_id, now)
-        frame = chunk.wire_frame(self.fmt, 0, outbox.current_tier)
+        frame = chunk.wire_frame(self.fmt, 0, self.outbox.current_tier)
         self._count_audio(chunk, now)
-        self.note_sent((frame,))
+        self.sent((frame,))
         return frame
 
     def _count_audio(self, chunk: EncodedChunk, now: float) -> None:
         """A chunk leaves for the listener: count it, and time it unless it belongs to the burst."""
-        self.chunks_sent += 1
-        tracker = self.state.jitter_tracker
+        state = self.state
+        state.chunks_sent += 1
+        tracker = state.jitter_tracker
         if chunk.chunk_id > self.burst_end:
             tracker.record_chunk(chunk.timestamp, now, chunk.chunk_id)
         else:
             tracker.total_chunks += 1
 
     def _overflow(self, item: EncodedChunk, now: float) -> None:
-        """The socket is not draining: drop the queue and jump to just behind the live edge."""
+        """The socket is not keeping up: drop the queue and jump to just behind the live edge."""
         dropped_from = item.chunk_id - self.outbox.clear()
         target = self.ring.write_position - self.ring.catchup_behind
         self.ring.move_to(self.client_id, target)
         self._announce_overrun(Overrun(dropped_from, target), now, "not keeping up with the stream")
 
     def _announce_overrun(self, overrun: Overrun, now: float, why: str) -> None:
-        self.overruns += 1
+        self.state.overruns += 1
         frame = p.dumps(p.error(
             p.ErrorCode.BUFFER_OVERRUN,
             f"listener {why}; skipped chunks {overrun.skipped_from}..{overrun.skipped_to - 1}",
@@ -242,7 +258,7 @@ class ClientSession:
         ))
         self.outbox.write_chunk(frame)  # in stream order, right before the jump
 
-    def drain(self, now: float, wire: bool = False) -> list[Frame]:
+    def take_frames(self, now: float, wire: bool = False) -> list[Frame]:
         """Frames to send now: control first, then the outbox in order. `wire`: as complete WebSocket
         frames (bytes; a chunk's frame is shared with every listener of the same format)."""
         frames: list[Frame] = []
@@ -266,35 +282,57 @@ class ClientSession:
                 frames.append(ws_frame(item) if wire else item)
         return frames
 
-    def note_sent(self, frames: Sequence[Frame]) -> None:
-        self.state.messages_sent += len(frames)
-        self.state.bytes_sent += sum(len(f) for f in frames)
+    # ---- what the socket did --------------------------------------------------------------
+
+    def socket_busy(self, now: float) -> None:
+        """The socket has not taken what it was given (a send under way, or more unsent bytes than it
+        may hold), since `now` unless since earlier."""
+        if self.state.busy_since is None:
+            self.state.busy_since = now
+
+    def sent(self, frames: Sequence[Frame]) -> None:
+        """`frames` went to the socket (none: it just has room again); it is not busy."""
+        state = self.state
+        state.busy_since = None
+        if frames:
+            state.messages_sent += len(frames)
+            state.bytes_sent += sum(len(f) for f in frames)
+
+    @property
+    def is_busy(self) -> bool:
+        return self.state.busy_since is not None
 
     def is_stalled(self, now: float) -> bool:
-        return self.sending_since is not None and now - self.sending_since > self.settings.stalled_client_timeout_sec
+        """The socket has been busy longer than `stalled_client_timeout_sec`: the listener stopped reading."""
+        busy_since = self.state.busy_since
+        return busy_since is not None and now - busy_since > self.settings.stalled_client_timeout_sec
 
     # ---- client messages ------------------------------------------------------------------
 
-    def on_message(self, raw: str | bytes | None, now: float) -> None:
+    def on_message(self, raw: str | bytes | None, now: float) -> Received:
+        """One client message: answer it (queued with the control messages) and return what it did."""
         self.state.last_message_at = now
         if not self.inbound.consume(now):
             self._queue_error(p.ErrorCode.RATE_LIMIT_EXCEEDED, "too many messages; this one was ignored",
                               p.Severity.WARNING, now)
-            return
+            return NOTHING_RECEIVED
         try:
             message = p.parse_client_message(raw, self.settings.max_client_message_bytes, TIER_ORDER)
         except p.ProtocolError as problem:
-            self._invalid(problem, now)
-            return
+            return Received(invalid=True, closing=self._invalid(problem, now))
         if isinstance(message, p.Ping):
             self._queue(p.pong(now, message.timestamp))
         elif isinstance(message, p.BufferControl):
             previous = self.outbox.set_tier(message.requested_tier)
             self._tier_changed(previous, now)
         elif isinstance(message, p.ClientReport):
-            self._on_report(message, now)
+            underruns = self._on_report(message, now)
+            if underruns:
+                return Received(underruns=underruns)
+        return NOTHING_RECEIVED
 
-    def _invalid(self, problem: p.ProtocolError, now: float) -> None:
+    def _invalid(self, problem: p.ProtocolError, now: float) -> Closing | None:
+        """Answer an invalid message; past `invalid_message_limit` in the window, close."""
         self.state.errors += 1
         self._queue_error(problem.code, problem.message, problem.severity, now)
         window = self.settings.invalid_message_window_sec
@@ -302,15 +340,17 @@ class ClientSession:
         while self.invalid_times and self.invalid_times[0] < now - window:
             self.invalid_times.popleft()
         if len(self.invalid_times) > self.settings.invalid_message_limit:
-            self.close(p.CloseCode.POLICY_VIOLATION, "too many invalid messages")
+            return self.close(p.CloseCode.POLICY_VIOLATION, "too many invalid messages")
+        return None
 
-    def _on_report(self, report: p.ClientReport, now: float) -> None:
-        tracker = self.state.jitter_tracker
-        new_underruns = max(0, report.underruns - self.underruns_reported)
-        self.underruns_reported = max(self.underruns_reported, report.underruns)
-        self.played_reported = max(self.played_reported, report.played_chunks)
+    def _on_report(self, report: p.ClientReport, now: float) -> int:
+        """Take a client_report in; return the underruns it adds to the listener's count."""
+        state = self.state
+        new_underruns = max(0, report.underruns - state.underruns_reported)
+        state.underruns_reported = max(state.underruns_reported, report.underruns)
+        state.played_reported = max(state.played_reported, report.played_chunks)
         if new_underruns:
-            tracker.record_underrun(new_underruns)
+            state.jitter_tracker.record_underrun(new_underruns)
             cursor = self.ring.client_cursors.get(self.client_id)
             if cursor is not None:
                 cursor.buffer_underruns += new_underruns
@@ -322,6 +362,7 @@ class ClientSession:
         elif self.current_tier == TIER_ORDER[-1] and rate > self.settings.promote_underrun_rate:
             self._queue_error(p.ErrorCode.PERSISTENT_UNDERRUNS,
                               f"underrun rate {rate:.1%} even at the largest buffer tier", p.Severity.WARNING, now)
+        return new_underruns
 
     def _tier_changed(self, previous: str, now: float) -> None:
         self.state.current_buffer_tier = self.current_tier
@@ -344,9 +385,9 @@ class ClientSession:
             "timestamp": now,
             "buffer_health": self.outbox.get_buffer_health(),
             "performance": {
-                "chunks_sent": self.chunks_sent,
+                "chunks_sent": self.state.chunks_sent,
                 "bytes_sent": self.state.bytes_sent,
-                "underruns": self.underruns_reported,
+                "underruns": self.state.underruns_reported,
                 "connection_uptime_sec": round(now - self.state.connected_at, 3),
             },
         }

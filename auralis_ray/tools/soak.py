@@ -1,7 +1,7 @@
 """`auralis soak`: push hours of audio through the real station pipeline as fast as it runs.
 
 Synthesis (the same engine the live stream uses) -> StationCore (encode once into the ring) ->
-a replica-side BroadcastRingBuffer -> ClientSessions (pump and drain, as the fan-out does), with
+a replica-side BroadcastRingBuffer -> ClientSessions (pump and take_frames, as the fan-out does), with
 the process's RSS fed to a MemoryGrowthTracker against *simulated* stream time. The report is
 the memory slope in MB per hour of audio.
 """
@@ -83,7 +83,7 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
                     sessions = [_session(i, replica_ring, config, now) for i in range(listeners)]
                 for s in sessions:
                     s.pump(now)
-                    s.note_sent(s.drain(now))
+                    s.sent(s.take_frames(now))
                     if s.status_due(now):
                         s.queue_status(now)
             next_chunk += block_chunks
