@@ -195,6 +195,32 @@ class MonitoringConfig(_Section):
     alert_full_gc_per_sec: float = Field(default=0.5, gt=0.0)
 
 
+# the bitrates of MPEG-1 Layer III at 44.1 kHz, kbit/s
+MP3_BITRATES_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+
+
+class EncodingConfig(_Section):
+    """Compressed streams: each station encodes its audio once into Opus and MP3 for all its listeners."""
+
+    # Opus, 48 kHz stereo in 20 ms packets, for the WebSocket `format=opus` and the Ogg stream
+    opus_bitrate_kbps: int = Field(default=128, ge=6, le=510)
+    # libopus' analysis effort, 0-10: from 5 its pitch pre-filter is on, which keeps sustained tones
+    # clean; above 5 the encoder costs about half as much again for no difference heard at 128 kbit/s
+    opus_complexity: int = Field(default=5, ge=0, le=10)
+    # MP3, 44.1 kHz joint stereo at a constant bitrate, for the MP3 stream
+    mp3_bitrate_kbps: int = 128
+    # LAME's algorithm quality, 0 (best, slowest) to 9: 7 is LAME's fast mode (`-f`), the cheapest
+    # with its psychoacoustic model on; 2 (its recommended best) costs 2.5 times as much
+    mp3_quality: int = Field(default=7, ge=0, le=9)
+
+    @field_validator("mp3_bitrate_kbps")
+    @classmethod
+    def _an_mp3_bitrate(cls, kbps: int) -> int:
+        if kbps not in MP3_BITRATES_KBPS:
+            raise ValueError(f"an MP3 bitrate is one of {', '.join(map(str, MP3_BITRATES_KBPS))} kbit/s")
+        return kbps
+
+
 class StationSpec(_Section):
     """One station served at start: a name, a preset and a seed; musical fields override the preset."""
 
@@ -257,6 +283,7 @@ class PerformanceConfig(BaseSettings):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    encoding: EncodingConfig = Field(default_factory=EncodingConfig)
 
     # Global settings
     target_latency_ms: float = Field(default=100.0, gt=0.0)

@@ -1,4 +1,5 @@
-"""Logic behind the actors, without Ray: SynthesisCore renders ahead; StationCore encodes once, on schedule."""
+"""Logic behind the actors, without Ray: SynthesisCore renders ahead and reports what each block plays;
+StationCore encodes once into every wire form, on schedule, and keeps what it plays."""
 
 import asyncio
 import base64
@@ -10,7 +11,10 @@ import pytest
 from auralis_ray.actors.synthesis import SynthesisCore
 from auralis_ray.config import load_config
 from auralis_ray.core_settings import station_settings
+from auralis_ray.music.now_playing import NowPlaying
 from auralis_ray.music.params import StationParams
+from auralis_ray.stream.codecs import ogg_serial
+from auralis_ray.stream.pool import EncodedChunk
 from auralis_ray.stream.station import StationCore
 from auralis_ray.stream.protocol import CHUNK_BYTES, CHUNK_SECONDS
 from auralis_ray.stream.schedule import publish_time
@@ -32,10 +36,11 @@ def test_station_encodes_each_chunk_once_and_serves_by_id():
     now = publish_time(EPOCH, 21)
     wires = station.fetch(19, horizon_chunks=1, now=now)
     assert [w[0] for w in wires] == [20, 21, 22]
-    cid, ts, binary, head = wires[0]
+    cid, ts, binary, head, *compressed = wires[0]
     assert ts == publish_time(EPOCH, 20) and binary[16:] == pcm[:CHUNK_BYTES]
     message = json.loads(head + ',"buffer_depth":0,"current_tier":"normal"}')
     assert base64.b64decode(message["data"]) == pcm[:CHUNK_BYTES]
+    assert len(compressed) == 4 and station.pool.compressed_count == 3  # every form, once per chunk
     assert station.fetch(19, horizon_chunks=0, now=now)[-1][0] == 21  # nothing past the horizon
     with pytest.raises(ValueError):
         station.ingest(30, b"\x00" * 100)
@@ -85,14 +90,19 @@ def test_synthesis_renders_all_stations_ahead_in_one_call_and_applies_changes_be
     core.apply_commands()
     assert core.needs_render(now) and core.lead_chunks(now) == {"a": 1, "b": 1}
     rendered = asyncio.run(core.render())
-    assert {name: first for name, (first, _) in rendered.items()} == {"a": 102, "b": 102}
-    assert all(len(pcm) == 10 * CHUNK_BYTES for _, pcm in rendered.values())
-    for name, (_, pcm) in rendered.items():  # attached 10 s into the timeline: sounding from its first chunk
-        first_chunk = np.frombuffer(pcm[:CHUNK_BYTES], "<i2").astype(np.float64) / 32768.0
+    assert {name: block.first_chunk_id for name, block in rendered.items()} == {"a": 102, "b": 102}
+    assert all(len(block.pcm) == 10 * CHUNK_BYTES for block in rendered.values())
+    for name, block in rendered.items():  # attached 10 s into the timeline: sounding from its first chunk
+        first_chunk = np.frombuffer(block.pcm[:CHUNK_BYTES], "<i2").astype(np.float64) / 32768.0
         assert np.sqrt(np.mean(first_chunk ** 2)) > 0.01, name
+        # what the block plays travels with it: the section sounding from its first chunk
+        (playing, *_) = block.now_playing
+        assert playing["since_chunk_id"] <= 102 and playing["section_number"] == 1
+    assert rendered["b"].now_playing[0]["preset"] == "sleep"
     assert core.engine.render_count == 1 and core.blocks_rendered == 1
     second = asyncio.run(core.render())
-    assert second["a"][0] == 112 and not core.needs_render(now)
+    assert second["a"].first_chunk_id == 112 and not core.needs_render(now)
+    assert all(112 <= section["since_chunk_id"] < 122 for section in second["a"].now_playing[1:])
     core.set_params("a", StationParams.from_preset("focus").updated(key="E"))
     core.apply_commands()
     assert core.engine.stations() == ["a", "b"]
@@ -118,3 +128,126 @@ def test_a_restarted_timeline_is_crossfaded_into_the_held_audio():
     binary = station.ring.get(start + 35).binary
     assert binary[16:] == pcm[35 * CHUNK_BYTES // 2:36 * CHUNK_BYTES // 2].tobytes()  # re-encoded
     assert station.ingest(point, new) == start + 50 and station.crossfades == 1  # a retry: nothing more
+
+
+# ---- compressed forms: fixed once a replica may hold them ---------------------------------------
+
+def steady(value: int, chunks: int) -> bytes:
+    return np.full(chunks * CHUNK_BYTES // 2, value, dtype="<i2").tobytes()
+
+
+def test_every_chunk_handed_out_has_compressed_forms_that_never_change():
+    station = StationCore("s", EPOCH, station_settings(load_config()))
+    now = publish_time(EPOCH, 500)
+    start = station.next_needed_chunk(now)
+    station.ingest(start, steady(8000, 40))
+    fetched = station.fetch(start - 1, horizon_chunks=30, now=now)  # a replica takes up to live + 30
+    assert [w[0] for w in fetched] == list(range(start, 531))
+    assert all(len(w) == 8 for w in fetched) and station.fixed_upto == 530
+    point = station.next_needed_chunk(now)  # synthesis restarts: crossfaded in past what is fixed
+    assert point == start + 30 > station.fixed_upto
+    station.ingest(point, steady(-8000, 20))
+    assert station.crossfades == 1
+    again = station.fetch(start - 1, horizon_chunks=60, now=now)
+    assert again[:len(fetched)] == fetched  # fixed: the same bytes in every form
+    assert all(len(w) == 8 for w in again) and station.pool.compressed_count == len(again)
+    assert station.pool.compressed_streams == 1  # one stream along the timeline, crossfade included
+
+
+def test_a_crossfade_blends_only_the_chunks_not_fixed_yet():
+    """A new timeline arriving late, after replicas fetched into the overlap, is blended over the rest."""
+    station = StationCore("s", EPOCH, station_settings(load_config()))
+    now = publish_time(EPOCH, 500)
+    start = station.next_needed_chunk(now)
+    station.ingest(start, steady(8000, 40))
+    point = station.next_needed_chunk(now)
+    assert point == start + 30
+    later = publish_time(EPOCH, 506)  # synthesis took its time: replicas fetched up to point + 4 meanwhile
+    fixed = station.fetch(start - 1, horizon_chunks=30, now=later)
+    assert fixed[-1][0] == point + 4
+    station.ingest(point, steady(-8000, 20))
+    assert station.crossfades == 1
+    assert station.fetch(start - 1, horizon_chunks=60, now=later)[:len(fixed)] == fixed
+    frames = np.frombuffer(b"".join(station.ring.get(c).pcm for c in range(point, start + 50)), "<i2")[::2]
+    fade = frames[5 * 4410:10 * 4410].astype(float)  # chunks point + 5 .. point + 9: the blend
+    assert np.all(frames[:5 * 4410] == 8000) and np.all(frames[10 * 4410:] == -8000)
+    assert fade[0] > 7900 and fade[-1] < -7900 and np.all(np.diff(fade) <= 0)
+
+
+def test_chunks_are_fixed_by_their_publish_time_without_any_fetch():
+    """With no replica fetching, the station still encodes each chunk when it goes live, so a later
+    fetch has at most the prefetch horizon to encode."""
+    station = StationCore("s", EPOCH, station_settings(load_config()))
+    start = station.next_needed_chunk(publish_time(EPOCH, 100))
+    station.ingest(start, steady(100, 20), now=publish_time(EPOCH, 100))
+    assert station.fixed_upto == -1  # nothing live yet
+    station.ingest(start + 20, steady(100, 20), now=publish_time(EPOCH, 115))
+    assert station.fixed_upto == 115 and station.pool.compressed_count == 115 - start + 1
+    assert station.ring.get(115).compressed is not None and station.ring.get(116).compressed is None
+
+
+def test_a_hole_in_the_timeline_starts_a_new_compressed_stream():
+    station = StationCore("s", EPOCH, station_settings(load_config()))
+    start = station.next_needed_chunk(publish_time(EPOCH, 100))
+    station.ingest(start, steady(100, 10))
+    first = station.fetch(start - 1, horizon_chunks=30, now=publish_time(EPOCH, 100))
+    resume = station.next_needed_chunk(publish_time(EPOCH, 200))  # synthesis fell behind: the ring ran dry
+    assert resume == 202
+    station.ingest(resume, steady(100, 10))
+    after = station.fetch(first[-1][0], horizon_chunks=30, now=publish_time(EPOCH, 200))
+    assert [w[0] for w in after] == list(range(202, 212))
+    header = lambda wire: EncodedChunk.from_wire(wire).compressed  # noqa: E731
+    assert header(first[0]).ogg_serial == ogg_serial("s", start)
+    assert header(after[0]).ogg_serial == ogg_serial("s", 202)
+    assert header(after[0]).ogg_header != header(first[0]).ogg_header
+    assert station.pool.compressed_streams == 2
+
+
+# ---- now playing ------------------------------------------------------------------------------
+
+def section(number: int, since: int, key: str = "A") -> NowPlaying:
+    return NowPlaying(preset="focus", key=key, mode="aeolian", bpm=60.0, section="drift", section_number=number,
+                      since_chunk_id=since)
+
+
+def test_the_station_keeps_what_it_plays_from_the_chunk_each_section_starts():
+    station = StationCore("s", EPOCH, station_settings(load_config()))
+    now = publish_time(EPOCH, 100)
+    start = station.next_needed_chunk(now)
+    assert station.now_playing(now) is None
+    # a composer attached at `start` reports its first section a little before the block (grid rounding)
+    station.ingest(start, steady(1, 20), [section(1, start - 1)])
+    station.ingest(start + 20, steady(1, 20), [section(1, start - 1), section(2, start + 31)])
+    station.ingest(start + 20, steady(1, 20), [section(1, start - 1), section(2, start + 31)])  # a retry
+    assert station.sections == [section(1, start), section(2, start + 31)]
+    assert station.playing_at(start + 30) == section(1, start)
+    assert station.playing_at(start + 31) == section(2, start + 31)
+    assert station.now_playing(publish_time(EPOCH, start + 35)).section_number == 2
+    reply = station.fetch_reply(start + 9, horizon_chunks=30, now=publish_time(EPOCH, start + 5))
+    assert reply["epoch"] == EPOCH and [w[0] for w in reply["chunks"]] == list(range(start + 10, start + 36))
+    first, second = reply["now_playing"]  # from the live edge to the last chunk fetched
+    assert first["section_number"] == 1 and second["since_chunk_id"] == start + 31
+    assert second["since"] == publish_time(EPOCH, start + 31) and second["station"] == "s"
+    assert second["stream_title"] == "s - Focus: A aeolian, 60 bpm, drift (section 2)"
+    nothing_new = station.fetch_reply(start + 35, 30, publish_time(EPOCH, start + 5))
+    assert nothing_new["chunks"] == [] and [m["section_number"] for m in nothing_new["now_playing"]] == [1]  # live
+    assert station.info(publish_time(EPOCH, start + 35))["now_playing"]["section_number"] == 2
+
+
+def test_a_crossfaded_timeline_takes_over_what_plays_where_its_audio_does():
+    station = StationCore("s", EPOCH, station_settings(load_config()))
+    now = publish_time(EPOCH, 500)
+    start = station.next_needed_chunk(now)
+    station.ingest(start, steady(8000, 20), [section(4, start - 50)])
+    station.ingest(start + 20, steady(8000, 20), [section(4, start - 50), section(5, start + 35)])
+    point = station.next_needed_chunk(now)  # synthesis restarts: a new composer, sections counted anew
+    station.ingest(point, steady(-8000, 20), [section(1, point, key="E")])
+    assert station.crossfades == 1
+    assert station.sections == [section(4, start), section(1, point, key="E")]  # section 5 never sounds
+
+
+def test_a_refused_push_says_nothing_about_what_plays():
+    station = StationCore("s", EPOCH, station_settings(load_config()))
+    station.next_needed_chunk(publish_time(EPOCH, 500))
+    station.ingest(580, steady(0, 10), [section(3, 570)])
+    assert station.refused_pushes == 1 and station.sections == []

@@ -1,13 +1,15 @@
 """Now playing: the composer's sections as a station shows them (API, WebSocket message, ICY title)."""
 
+import dataclasses
 import json
 
 import pytest
 
 from auralis_ray.music.composer import SECTION_HISTORY, Composer
 from auralis_ray.music.now_playing import (BLOOM, DRIFT, PULSE, STILL, NowPlaying, now_playing_at,
-                                           now_playing_changes, section_character, stream_title)
+                                           now_playing_changes, section_character, sections_over, stream_title)
 from auralis_ray.music.params import StationParams
+from auralis_ray.synth.voices import GRID
 
 SR = 44100
 CHUNK = 4410  # frames per 100 ms chunk
@@ -122,3 +124,37 @@ def test_section_character_follows_texture():
     sleep = {section_character(s.section) for s in composed("sleep", seconds=1200).section_starts}
     assert PULSE in bright
     assert PULSE not in sleep and STILL in sleep  # sleep is too calm to drum, and sparse
+
+
+def test_sections_over_a_block_are_the_one_sounding_then_those_that_begin():
+    composer = composed(seconds=400)
+    starts = composer.section_starts
+    block = (starts[3].frame - 5 * SR, starts[3].frame + 5 * SR)
+    assert sections_over(composer, *block, CHUNK) == [NowPlaying.from_section_start(starts[2], CHUNK),
+                                                     NowPlaying.from_section_start(starts[3], CHUNK)]
+    assert sections_over(composer, starts[3].frame, starts[3].frame + SR, CHUNK) == [
+        NowPlaying.from_section_start(starts[3], CHUNK)]  # a section that begins at the block's start: once
+
+
+def test_a_section_is_the_same_wherever_it_is_said_to_start():
+    now = now_playing_at(composed(seconds=120), 60 * SR, CHUNK)
+    moved = now.starting_at(now.since_chunk_id + 7)
+    assert moved.since_chunk_id == now.since_chunk_id + 7 and moved.same_section(now) and now.same_section(moved)
+    assert not now.same_section(dataclasses.replace(now, section_number=now.section_number + 1))
+    assert NowPlaying.from_dict(json.loads(json.dumps(now.as_dict()))) == now
+
+
+def test_the_engine_reports_what_each_station_plays_over_what_it_rendered():
+    from auralis_ray.config import GPUConfig
+    from auralis_ray.core_settings import batch_render_config
+    from auralis_ray.synth.engine import OptimizedSynthesisEngine
+
+    engine = OptimizedSynthesisEngine(batch_render_config(GPUConfig(device="cpu")), block_frames=20 * CHUNK)
+    engine.add_station("a", StationParams.from_preset("sleep"), 4, start_frame=500 * CHUNK)
+    reference = Composer(StationParams.from_preset("sleep"), 4, SR, start_frame=500 * CHUNK, grid=GRID)
+    engine.render_block()
+    reference.compose_until(520 * CHUNK)
+    block = (500 * CHUNK, 520 * CHUNK)
+    assert engine.now_playing("a", *block) == sections_over(reference, *block, CHUNK)
+    (first,) = engine.now_playing("a", *block)
+    assert first.preset == "sleep" and first.section_number == 1 and first.since_chunk_id in (499, 500)

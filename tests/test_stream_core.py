@@ -19,7 +19,9 @@ from auralis_ray.stream.broadcast import BroadcastRingBuffer, Overrun
 from auralis_ray.stream.client import (ClientSession, Closing, ConnectionState, IllegalTransition, Received,
                                        WebSocketClientState)
 from auralis_ray.stream.jitter import ChunkTimestamp, JitterTracker
-from auralis_ray.stream.pool import AudioChunkPool
+from auralis_ray.stream.codecs import (CodecSettings, TimelineGap, decode_opus_frame, ogg_serial, page_packets,
+                                      parse_pages)
+from auralis_ray.stream.pool import AudioChunkPool, EncodedChunk
 from auralis_ray.stream.schedule import live_chunk_id, publish_time
 from auralis_ray.stream.token_bucket import TokenBucket
 
@@ -102,6 +104,61 @@ def test_pool_converts_float_audio_and_rejects_wrong_sizes():
     assert samples[0] == 32767 and samples[1] == -16384
     with pytest.raises(ValueError):
         pool.encode_chunk(0, 0.0, b"\x00" * 10)
+
+
+def compressing_pool() -> AudioChunkPool:
+    return AudioChunkPool(2, codecs=CodecSettings(), station="s")
+
+
+def test_compressed_forms_are_encoded_once_per_chunk_along_the_timeline():
+    pool = compressing_pool()
+    chunks = [pool.encode_chunk(cid, publish_time(EPOCH, cid), pcm(cid)) for cid in range(100, 106)]
+    forms = [pool.compress(chunk) for chunk in chunks]
+    assert pool.compress(chunks[2]) is forms[2] and pool.compressed_count == 6  # once, then the same forms
+    assert {f.ogg_header for f in forms} == {forms[0].ogg_header} and forms[0].ogg_serial == ogg_serial("s", 100)
+    frame = decode_opus_frame(forms[3].opus_frame)
+    assert (frame.chunk_id, frame.timestamp, len(frame.packets)) == (103, publish_time(EPOCH, 103), 5)
+    assert forms[3].opus_frame[:16] == chunks[3].binary[:16]  # the PCM binary frame's header
+    pages, rest = parse_pages(forms[0].ogg_header + b"".join(f.ogg_pages for f in forms))
+    assert rest == b"" and all(page.crc_ok for page in pages)
+    websocket_packets = [packet for f in forms for packet in decode_opus_frame(f.opus_frame).packets]
+    assert page_packets(pages)[2:] == websocket_packets  # after OpusHead and OpusTags: the same packets
+    assert all(f.mp3[:2] in (b"\xff\xfb", b"\xff\xfa") for f in forms[1:])  # each chunk's MP3 starts on a frame
+    with pytest.raises(TimelineGap):  # a stateful encoder cannot go back
+        pool.compress(pool.encode_chunk(104, publish_time(EPOCH, 104), pcm(1)))
+    jumped = pool.compress(pool.encode_chunk(110, publish_time(EPOCH, 110), pcm(1)))
+    assert jumped.ogg_serial == ogg_serial("s", 110) != forms[0].ogg_serial and pool.compressed_streams == 2
+
+
+def test_a_pcm_only_pool_does_not_compress():
+    with pytest.raises(ValueError, match="PCM only"):
+        AudioChunkPool(2).compress(AudioChunkPool(2).encode_chunk(1, 0.0, pcm(1)))
+
+
+def test_a_chunk_travels_between_processes_with_its_compressed_forms():
+    pool = compressing_pool()
+    plain = pool.encode_chunk(7, 12.5, pcm(3))
+    assert len(plain.to_wire()) == 4 and EncodedChunk.from_wire(plain.to_wire()).compressed is None
+    pool.compress(plain)
+    wire = plain.to_wire()
+    back = EncodedChunk.from_wire(wire)
+    assert len(wire) == 8 and back.compressed == plain.compressed
+    assert (back.chunk_id, back.timestamp, back.binary, back.json_head) == wire[:4]
+    assert EncodedChunk.from_wire(wire[:4]).binary == plain.binary  # the PCM fields alone still read
+
+
+def test_an_opus_wire_frame_is_one_binary_frame_per_chunk_for_every_listener():
+    from websockets.frames import Opcode
+
+    pool = compressing_pool()
+    chunk = pool.encode_chunk(9, 3.25, pcm(5))
+    with pytest.raises(LookupError, match="no compressed forms"):
+        chunk.wire_frame("opus", 1, "normal")
+    pool.compress(chunk)
+    wire = chunk.wire_frame("opus", 1, "normal")
+    (frame,) = parse_frames(wire)
+    assert frame.opcode is Opcode.BINARY and frame.data == chunk.compressed.opus_frame == chunk.frame("opus", 0, "")
+    assert chunk.wire_frame("opus", 4, "stable") is wire and chunk.wire_frame("binary", 1, "normal") != wire
 
 
 # ---- schedule -------------------------------------------------------------------------------

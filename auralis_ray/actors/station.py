@@ -3,6 +3,14 @@
 Chunk k is published at epoch + k * 100 ms. The epoch and the station's spec are constructor arguments, so a
 restarted actor (max_restarts) resumes at the right chunk_id; it then asks its synthesis actor to
 re-render from just past the live edge.
+
+What a compressed listener hears when this actor restarts: the replicas play what they prefetched,
+then the restarted actor's chunks, which start a new compressed stream, at the same cut where the
+PCM stream switches to the new timeline. Its Opus and MP3 encoders are new: the last milliseconds the
+old encoders held back are never sent, and the new ones begin with their start-up delay (Opus 6.5 ms,
+which an Ogg decoder skips; MP3 13 ms) of near-silence. Its Ogg stream has a new serial number and new
+header pages (`CompressedForms.ogg_header`), which an HTTP listener receives before the new pages: a
+chained Ogg stream, as a player sees when an Icecast source reconnects.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from ..monitor.gc_config import configure_gc
 from ..monitor.metrics import get_metrics
 from ..monitor.priority import lower_priority
 from ..monitor.process import ProcessSampler
+from ..music.now_playing import NowPlaying
 from ..music.params import StationParams
 from ..stream.station import StationCore
 from .names import actor_namespace
@@ -55,14 +64,23 @@ class StationActor:
         synth.attach_station.remote(self.core.name, self.core.epoch, self.core.next_needed_chunk(time.time()),
                                     self.params.model_dump_json(), self.spec.seed)
 
-    def ingest(self, first_chunk_id: int, pcm: bytes) -> int:
-        return self.core.ingest(first_chunk_id, pcm)
+    def ingest(self, first_chunk_id: int, pcm: bytes, now_playing: list[dict] | None = None) -> int:
+        """A rendered block, and the sections it plays (`NowPlaying` fields, as synthesis reports them)."""
+        sections = [NowPlaying.from_dict(section) for section in now_playing or ()]
+        return self.core.ingest(first_chunk_id, pcm, sections, now=time.time())
 
     def fetch(self, after_id: int, horizon_chunks: int) -> dict:
+        """{"epoch", "chunks": wire tuples (`EncodedChunk.from_wire`), "now_playing": what sounds over
+        them} (`StationCore.fetch_reply`)."""
         now = time.time()
         self.sampler.sample(now)
         self.gc.on_render()
-        return {"epoch": self.core.epoch, "chunks": self.core.fetch(after_id, horizon_chunks, now)}
+        return self.core.fetch_reply(after_id, horizon_chunks, now)
+
+    def now_playing(self) -> dict | None:
+        """The section sounding at the live edge, as `StationCore.now_playing_message` (None before any)."""
+        playing = self.core.now_playing(time.time())
+        return None if playing is None else self.core.now_playing_message(playing)
 
     def attach_info(self) -> dict:
         return {

@@ -1,7 +1,8 @@
 """SynthesisActor: renders every station it serves in one batched call, ahead of real time.
 
 A render loop keeps each station `buffer.lookahead_chunks` ahead of its live edge and pushes the
-PCM to the station actors. Rendering runs in the AsyncSynthesisEngine's thread pool while the
+PCM to the station actors, with the sections each block plays (what the station reports as now
+playing). Rendering runs in the AsyncSynthesisEngine's thread pool while the
 previous block is still being pushed, so synthesis and transfer overlap. The loop lives on its own
 thread (with its own event loop), so it starts with the actor and again after every restart; after
 a restart it asks each station where its timeline continues, which the stations' look-ahead covers.
@@ -17,7 +18,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import ray
 
@@ -43,6 +44,15 @@ class StationTimeline:
     epoch: float
     next_chunk: int
     handle: Any
+
+
+class RenderedBlock(NamedTuple):
+    """One station's share of a render: its PCM from `first_chunk_id` on, and the sections it plays
+    (`NowPlaying.as_dict()`: the one sounding at its first chunk, then those that begin in it)."""
+
+    first_chunk_id: int
+    pcm: bytes
+    now_playing: list[dict]
 
 
 class SynthesisCore:
@@ -96,15 +106,18 @@ class SynthesisCore:
         lead = self.lead_chunks(now)
         return bool(lead) and min(lead.values()) < self.config.buffer.lookahead_chunks
 
-    async def render(self) -> dict[str, tuple[int, bytes]]:
-        """One batched render of every station, off the loop: {station: (first_chunk_id, pcm)}."""
+    async def render(self) -> dict[str, RenderedBlock]:
+        """One batched render of every station, off the loop."""
         start = time.perf_counter()
         blocks = await self.async_engine.render_block_async()
         elapsed = time.perf_counter() - start
         out = {}
         for name, block in blocks.items():
             timeline = self.timelines[name]
-            out[name] = (timeline.next_chunk, block.tobytes())
+            first = timeline.next_chunk
+            end = first + self.block_chunks
+            sections = self.engine.now_playing(name, first * FRAMES_PER_CHUNK, end * FRAMES_PER_CHUNK)
+            out[name] = RenderedBlock(first, block.tobytes(), [section.as_dict() for section in sections])
             timeline.next_chunk += self.block_chunks
         self.blocks_rendered += 1
         self.metrics.observe_synthesis_latency(elapsed, len(blocks))
@@ -159,14 +172,14 @@ class SynthesisActor:
             "device": self.core.engine.device_info.__dict__,
         }
 
-    async def _push(self, rendered: dict[str, tuple[int, bytes]]) -> None:
+    async def _push(self, rendered: dict[str, RenderedBlock]) -> None:
         """Hand each station its block; a station that is restarting does not hold up the others.
 
         Its block is delivered when it is back (Ray retries the call) and refused there if the
         restarted station has asked for a new continuation point in the meantime.
         """
-        pushes = [asyncio.ensure_future(self.core.timelines[name].handle.ingest.remote(first, pcm))
-                  for name, (first, pcm) in rendered.items()]
+        pushes = [asyncio.ensure_future(self.core.timelines[name].handle.ingest.remote(*block))
+                  for name, block in rendered.items()]
         done, pending = await asyncio.wait(pushes, timeout=self.core.config.concurrency.station_fetch_timeout_sec)
         for push in pending:
             push.add_done_callback(_consume_result)

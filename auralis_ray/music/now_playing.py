@@ -6,7 +6,7 @@ published among the section starts the composer keeps (`Composer.section_starts`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from auralis_ray.music.composer import Composer, Section, SectionStart
@@ -46,8 +46,20 @@ class NowPlaying:
                    section=section_character(start.section), section_number=start.number,
                    since_chunk_id=start.frame // frames_per_chunk)
 
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> "NowPlaying":
+        return cls(**fields)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def same_section(self, other: "NowPlaying") -> bool:
+        """Whether both describe the same section, wherever each says it starts."""
+        return replace(self, since_chunk_id=other.since_chunk_id) == other
+
+    def starting_at(self, chunk_id: int) -> "NowPlaying":
+        """The same section, sounding from `chunk_id`."""
+        return replace(self, since_chunk_id=chunk_id)
 
 
 def now_playing_at(composer: Composer, frame: int, frames_per_chunk: int) -> NowPlaying | None:
@@ -63,6 +75,14 @@ def now_playing_changes(composer: Composer, from_frame: int, to_frame: int, fram
     """The sections that begin in [from_frame, to_frame), in order (for example, within one rendered block)."""
     return [NowPlaying.from_section_start(start, frames_per_chunk)
             for start in composer.section_starts if from_frame <= start.frame < to_frame]
+
+
+def sections_over(composer: Composer, from_frame: int, to_frame: int, frames_per_chunk: int) -> list[NowPlaying]:
+    """What sounds over [from_frame, to_frame): the section sounding at from_frame (when the composer
+    remembers it), then each section that begins after it, in order. Call it once the composer has
+    composed past to_frame (after rendering that stretch)."""
+    current = now_playing_at(composer, from_frame, frames_per_chunk)
+    return ([current] if current else []) + now_playing_changes(composer, from_frame + 1, to_frame, frames_per_chunk)
 
 
 def stream_title(now: NowPlaying, station: str | None = None) -> str:

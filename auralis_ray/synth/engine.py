@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from auralis_ray.music.composer import Composer
+from auralis_ray.music.now_playing import NowPlaying, sections_over
 from auralis_ray.music.params import StationParams
 from auralis_ray.synth.device import DeviceInfo, describe_device, select_device
 from auralis_ray.synth.filters import ChunkedIIR, biquad_highpass, biquad_lowpass, k_weighting
@@ -169,6 +170,11 @@ class OptimizedSynthesisEngine:
 
     def stations(self) -> list[str]:
         return list(self._order)
+
+    def now_playing(self, station: str, from_frame: int, to_frame: int) -> list[NowPlaying]:
+        """The sections a station plays over [from_frame, to_frame) of its timeline, once rendered: the one
+        sounding at from_frame, then each that begins later (`since_chunk_id` counts 100 ms chunks)."""
+        return sections_over(self._get(station).composer, from_frame, to_frame, CHUNK_FRAMES)
 
     def _get(self, station: str) -> _Station:
         try:
