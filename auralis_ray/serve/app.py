@@ -1,16 +1,14 @@
-"""The Serve ingress: a Starlette ASGI app behind `@serve.ingress`, one ListenerHub per replica.
+"""The Serve ingress: a Starlette ASGI app behind `@serve.ingress`; each replica is a `Replica` (replica.py).
 
 `serve run configs/serve.yaml` imports `auralis_ray.serve.app:build_app`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import hmac
 import json
 import logging
-import os
 import secrets
 import time
 from pathlib import Path
@@ -24,25 +22,22 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from ..actors.system import ensure_system, listener_registry, synthesis_handle
 from ..config import PerformanceConfig, config_from_json, load_config
-from ..monitor.gc_config import GCPauseTracker, ScheduledFullCollection
-from ..monitor.metrics import get_metrics
 from ..music.params import StationParams
 from ..versions import check_versions
 from . import state
-from .hub import ListenerHub
-from .shared_port import SharedPort, open_when_ready
+from .replica import Replica, start_replica
 from .websocket import AudioEndpoint
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
-def current_hub() -> ListenerHub:
-    hub = state.hub
-    if hub is None:
+
+def current_replica() -> Replica:
+    replica = state.replica
+    if replica is None:
         raise RuntimeError("the ingress replica is not initialized")
-    return hub
+    return replica
 
 
 def _json_error(status: int, message: str, detail: list | None = None) -> JSONResponse:
@@ -53,7 +48,7 @@ def _json_error(status: int, message: str, detail: list | None = None) -> JSONRe
 
 
 def _authorized(request: Request) -> bool:
-    token = state.control_token
+    token = current_replica().config.server.control_token
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     return scheme.lower() == "bearer" and bool(given) and hmac.compare_digest(given.strip(), token)
@@ -71,32 +66,16 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    readiness = current_hub().readiness(time.time())
+    readiness = current_replica().hub.readiness(time.time())
     return JSONResponse({"ready": readiness.ready, "stations": readiness.stations},
                         status_code=200 if readiness.ready else 503)
 
 
-async def _station_infos(hub: ListenerHub) -> dict[str, dict]:
-    names = list(hub.feeds)
-    infos = await asyncio.gather(*(hub.feeds[n].station_info() for n in names), return_exceptions=True)
-    return {n: (i if isinstance(i, dict) else {"name": n, "error": repr(i)}) for n, i in zip(names, infos)}
-
-
-async def _device(hub: ListenerHub) -> dict:
-    cached = state.device
-    if cached is None:
-        try:
-            status = await asyncio.wait_for(synthesis_handle(hub.config).status.remote(), 5)
-            cached = state.device = status["device"]
-        except Exception as error:
-            return {"error": repr(error)}
-    return cached
-
-
 async def api_status(request: Request) -> Response:
-    hub = current_hub()
+    replica = current_replica()
+    hub = replica.hub
     now = time.time()
-    infos = await _station_infos(hub)
+    infos = await hub.station_infos()
     stations = []
     for station in hub.station_statuses(now):
         info = infos[station.name]
@@ -109,35 +88,35 @@ async def api_status(request: Request) -> Response:
             "lookahead_chunks": info.get("lookahead_chunks"),
             "params": info.get("params"),
         })
+    listeners, lifecycle = hub.listener_stats(), replica.lifecycle.status()
     return JSONResponse({
         "status": "ok",
         "version": __version__,
         "server_time": now,
-        "uptime_sec": round(now - hub.started_at, 3),
-        "listeners": hub.listener_count,
-        "max_concurrent_clients": hub.config.concurrency.max_concurrent_clients,
+        "uptime_sec": round(now - replica.started_at, 3),
+        "listeners": listeners.listeners,
+        "max_concurrent_clients": listeners.max_listeners,
         "stations": stations,
-        "device": await _device(hub),
-        "replica": state.replica_id,
-        "replica_port": None if hub.server_address is None else hub.server_address[1],
-        "shared_port_open": any(door.is_open for door in hub.front_doors),
-        "revision": hub.config.server.revision,
+        "device": await replica.synthesis_device(),
+        "replica": replica.replica_id,
+        "replica_port": lifecycle.replica_port,
+        "shared_port_open": lifecycle.shared_port_open,
+        "revision": replica.config.server.revision,
     })
 
 
 async def api_stations(request: Request) -> Response:
-    hub = current_hub()
-    infos = await _station_infos(hub)
+    infos = await current_replica().hub.station_infos()
     return JSONResponse({"stations": [{"name": n, "params": i.get("params"), "seed": i.get("seed")}
                                       for n, i in infos.items()]})
 
 
 async def api_control(request: Request) -> Response:
-    hub = current_hub()
+    hub = current_replica().hub
     if not _authorized(request):
         return _json_error(401, "missing or wrong bearer token")
     name = request.path_params["name"]
-    feed = hub.feeds.get(name)
+    feed = hub.feed(name)
     if feed is None:
         return _json_error(404, f"unknown station {name!r}")
     try:
@@ -162,28 +141,28 @@ async def api_control(request: Request) -> Response:
 
 
 async def api_metrics(request: Request) -> Response:
-    hub = current_hub()
+    replica = current_replica()
+    hub = replica.hub
+    now = time.time()
     feeds = {}
-    for station in hub.station_statuses(time.time()):
+    for station in hub.station_statuses(now):
         feeds[station.name] = {
             "listeners": station.listeners,
             "published_chunks": station.feed.published_chunks,
             "ahead_chunks": station.feed.ahead_chunks,
             "fetch_failures": station.feed.fetch_failures,
-            **hub.feeds[station.name].tick_summary(),
+            **hub.feed(station.name).tick_summary(),
             "seconds_since_station_answered": station.feed.seconds_since_station_answered,
         }
+    listeners = hub.listener_stats()
     return JSONResponse({
-        "timestamp": time.time(),
-        "listeners": hub.listener_count,
+        "timestamp": now,
+        "listeners": listeners.listeners,
         # sockets closed (4000) because the same client_id connected again on another replica
-        "replaced_from_other_replicas": None if hub.claims is None else hub.claims.evicted,
+        "replaced_from_other_replicas": listeners.replaced_from_other_replicas,
         "feeds": feeds,
         "metrics": hub.metrics.snapshot(),
-        "gc": None if state.gc_pauses is None else {
-            **state.gc_pauses.snapshot(),
-            "scheduled_full_collections": None if hub.full_gc is None else hub.full_gc.collections,
-        },
+        "gc": replica.gc_status(),
         "listener_details": hub.listener_details(),
     })
 
@@ -191,15 +170,15 @@ async def api_metrics(request: Request) -> Response:
 async def api_drop(request: Request) -> Response:
     if not _authorized(request):
         return _json_error(401, "missing or wrong bearer token")
-    dropped = current_hub().drop(request.path_params["client_id"])
+    dropped = current_replica().hub.drop(request.path_params["client_id"])
     return JSONResponse({"dropped": dropped}, status_code=200 if dropped else 404)
 
 
 async def api_drain(request: Request) -> Response:
-    hub = current_hub()
+    replica = current_replica()
     if not _authorized(request):
         return _json_error(401, "missing or wrong bearer token")
-    longest = hub.config.concurrency.drain_timeout_sec
+    longest = replica.config.concurrency.drain_timeout_sec
     try:
         body = json.loads(await request.body() or b"{}")
         period = float(body.get("period", longest))
@@ -209,8 +188,8 @@ async def api_drain(request: Request) -> Response:
     except (ValueError, TypeError, AttributeError):
         return _json_error(400, f"the body is optional JSON: {{\"period\": 0 to {longest} seconds, "
                                 "\"final\": true to stop accepting listeners for good}")
-    listeners = hub.listener_count
-    asyncio.create_task(hub.drain("server stopping" if final else "planned shutdown", period, final=final))
+    listeners = replica.hub.listener_count
+    replica.lifecycle.request_drain("server stopping" if final else "planned shutdown", period, final=final)
     return JSONResponse({"draining": True, "drain_period_sec": period, "final": final, "listeners": listeners})
 
 
@@ -254,7 +233,7 @@ class AuralisApp:
         await self.http(scope, receive, send)
 
 
-app = AuralisApp(http_app, AudioEndpoint(current_hub, __version__))
+app = AuralisApp(http_app, AudioEndpoint(current_replica, __version__))
 
 
 # The ingress runs our ASGI code on the replica's own event loop, not on a second loop in another
@@ -269,49 +248,20 @@ INGRESS_ACTOR_OPTIONS = {
                   ray_actor_options=INGRESS_ACTOR_OPTIONS)
 @serve.ingress(app)
 class AuralisIngress:
-    """The Serve deployment: one replica's hub, its GC policy and its shared-port door."""
+    """The Serve deployment: one ingress replica (serve/replica.py) behind the ASGI app."""
 
     async def __init__(self, config_json: str):
-        config = config_from_json(config_json)
-        # CPython's young-generation thresholds stay as they are here: the larger ones the synthesis and
-        # station actors use made single young collections of this heap last 200 ms.
-        # Full collections run on the fan-out's schedule (ScheduledFullCollection).
-        state.gc_pauses = GCPauseTracker().install()
-        full_gc = ScheduledFullCollection(config.memory.ingress_full_gc_interval_sec)
-        full_gc.apply()
-        stations = ensure_system(config)
-        direct_ingress = os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1"
-        metrics = get_metrics("ingress")
-        metrics.declare_known_series(station.name for station in config.server.stations)
-        hub = ListenerHub(config, stations, metrics, watch_shutdown=direct_ingress,
-                          full_gc=full_gc)
-        state.hub, state.control_token = hub, config.server.control_token
-        try:
-            state.replica_id = serve.get_replica_context().replica_id.unique_id
-        except Exception:
-            state.replica_id = None
-        hub.use_registry(listener_registry(config), state.replica_id or secrets.token_hex(8))
-        hub.start()
-        if config.server.shared_port is not None:
-            door = SharedPort(config.server.shared_host, config.server.shared_port)
-            hub.front_doors.append(door)
-            state.shared_port_task = asyncio.get_running_loop().create_task(open_when_ready(
-                door, app, lambda: hub.is_ready(time.time()), hub.note_server_address))
-        # Ray, Serve and the hub live as long as the replica: keep them out of every later collection,
-        # so a full collection scans only what listeners brought (see ScheduledFullCollection)
+        state.replica = await start_replica(config_from_json(config_json), app)
+        # Ray, Serve and the replica's parts live as long as the replica: keep them out of every later
+        # collection, so a full collection scans only what listeners brought (see ScheduledFullCollection)
         gc.freeze()
 
     async def check_health(self) -> None:
-        if state.hub is None:
-            raise RuntimeError("hub not initialized")
+        current_replica()
 
     async def __del__(self) -> None:
-        hub = state.hub
-        if hub is None:
-            return
-        if hub.listener_count:
-            await hub.drain("replica shutting down", min(hub.config.concurrency.drain_timeout_sec, 2.0), final=True)
-        await hub.stop()
+        if state.replica is not None:
+            await state.replica.stop()
 
 
 def make_config(args: dict | None = None) -> PerformanceConfig:

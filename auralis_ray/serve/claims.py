@@ -34,12 +34,12 @@ class ClaimSync:
         self.tasks: list[asyncio.Task] = []
         self.evicted = 0
 
-    def claim(self, client_id: str, token: int, connected_at: float) -> None:
-        self.claims.append((client_id, token, connected_at))
+    def claim(self, client_id: str, generation: int, connected_at: float) -> None:
+        self.claims.append((client_id, generation, connected_at))
         self.pending.set()
 
-    def release(self, client_id: str, token: int) -> None:
-        self.releases.append((client_id, token))
+    def release(self, client_id: str, generation: int) -> None:
+        self.releases.append((client_id, generation))
         self.pending.set()
 
     def start(self) -> None:
@@ -77,6 +77,6 @@ class ClaimSync:
                 log.warning("listener registry unavailable (%r); retrying", error)
                 await asyncio.sleep(self.retry_sec)
                 continue
-            for client_id, token in evictions:
+            for client_id, generation in evictions:
                 self.evicted += 1
-                self.on_evict(client_id, token)
+                self.on_evict(client_id, generation)

@@ -2,8 +2,10 @@
 
 Each StationFeed prefetches encoded chunks from its station actor (one call every
 `buffer.replica_fetch_interval_sec`, for all of this replica's listeners) and publishes chunk k at
-exactly epoch + k * 100 ms from its own replica-local BroadcastRingBuffer. Listeners never call an
-actor and nothing is encoded per listener.
+exactly epoch + k * 100 ms from its own replica-local BroadcastRingBuffer; what to fetch, publish and
+report is decided by its FeedCore (stream/feed.py). Listeners never call an actor and nothing is
+encoded per listener. The ListenerHub knows every listener of the replica; the replica's start and
+end (the shared port, drains) are serve/lifecycle.py's.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 from ..config import PerformanceConfig
@@ -29,56 +31,11 @@ from ..stream.pool import EncodedChunk
 from ..stream.settings import FeedSettings
 from .claims import ClaimSync
 from .direct import DirectWriter
+from .listener import Listener
 
 log = logging.getLogger(__name__)
 
 _QUANTILES = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
-
-
-@dataclass
-class Listener:
-    """One listener's socket side: its session, its sender task and, with direct writes, its writer."""
-
-    session: ClientSession
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    sender: asyncio.Task | None = None
-    writer: DirectWriter | None = None  # set when frames go straight to the socket
-    token: int = 0  # this socket among the client_id's sockets over time (client_id registry)
-
-    def close(self, code: int, reason: str) -> None:
-        """Ask the sender to close; a listener whose socket is busy is cut off at once."""
-        self.session.close(code, reason)
-        if self.session.is_busy:
-            if self.writer is not None:
-                self.writer.abort()
-            elif self.sender is not None:
-                self.sender.cancel()
-        self.wake.set()
-
-    def send_live(self, now: float) -> bool:
-        """Direct writes, the common tick: write the newest chunk if it is all there is to send.
-        False: nothing was done (use the session's pump and `flush`)."""
-        writer = self.writer
-        if writer is None or self.session.closing is not None or writer.closed or not writer.has_room():
-            return False
-        frame = self.session.take_live(now)
-        if frame is None:
-            return False
-        writer.transport.write(frame)
-        return True
-
-    def flush(self, now: float) -> None:
-        """Direct writes: send what the session has, unless the socket still holds too much."""
-        session, writer = self.session, self.writer
-        if writer.closed:
-            return
-        if not writer.has_room():
-            session.socket_busy(now)
-            return
-        frames = session.take_frames(now, wire=True)
-        if frames:
-            writer.write(frames)
-        session.sent(frames)
 
 
 @dataclass(frozen=True)
@@ -257,39 +214,45 @@ class StationFeed:
     def is_ready(self, now: float) -> bool:
         return self.core.is_ready(now)
 
-    def add(self, session: ClientSession) -> Listener:
-        listener = Listener(session)
-        self.listeners[session.client_id] = listener
-        return listener
+    def add(self, listener: Listener) -> None:
+        self.listeners[listener.session.client_id] = listener
 
-    def remove(self, client_id: str, listener: Listener) -> None:
+    def remove(self, listener: Listener) -> None:
+        client_id = listener.session.client_id
         if self.listeners.get(client_id) is listener:
             del self.listeners[client_id]
 
 
-class ListenerHub:
-    """All feeds and listeners of one ingress replica."""
+@dataclass(frozen=True)
+class ListenerStats:
+    """This replica's listeners: how many, how many it takes, and how many sockets it closed (4000)
+    because the same client_id connected again on another replica (None without a registry)."""
 
-    def __init__(self, config: PerformanceConfig, stations: dict, metrics: PerformanceMetrics,
-                 watch_shutdown: bool = False, full_gc: ScheduledFullCollection | None = None):
+    listeners: int
+    max_listeners: int
+    replaced_from_other_replicas: int | None
+
+
+class ListenerHub:
+    """All feeds and listeners of one ingress replica: which listener hears which station, the
+    client_id claims shared with the other replicas, and the listeners' status and stats."""
+
+    def __init__(self, config: PerformanceConfig, stations: dict, metrics: PerformanceMetrics, *,
+                 full_gc: ScheduledFullCollection | None = None, registry=None, owner: str = ""):
+        """`stations`: name -> station actor handle. `registry`: the cluster-wide client_id registry
+        (a newer socket on another replica then replaces ours, 4000), reported to as `owner`."""
         self.config = config
         self.metrics = metrics
-        self.full_gc = full_gc
         settings = feed_settings(config)
         self.feeds = {name: StationFeed(name, handle, settings, config.concurrency.station_fetch_timeout_sec, metrics,
                                         full_gc) for name, handle in stations.items()}
         self.by_client: dict[str, tuple[StationFeed, Listener]] = {}
-        self.started_at = time.time()
-        self.draining = False
-        self.watch_shutdown = watch_shutdown
+        self.claims = None if registry is None else ClaimSync(registry, owner, self.evict)
+        self._generations = itertools.count(1)
         self._stats_task: asyncio.Task | None = None
-        self._watch_task: asyncio.Task | None = None
-        self._tokens = itertools.count(1)
-        self.claims: ClaimSync | None = None  # the cluster-wide client_id registry, when there is one
-        self.server_address: tuple[str, int] | None = None  # this replica's own port (direct ingress)
-        self.front_doors: list = []  # listening sockets to close when this replica starts draining
 
     def start(self) -> None:
+        """Start every feed, the stats loop and the claims' sync."""
         for feed in self.feeds.values():
             feed.start()
         if self._stats_task is None:
@@ -297,9 +260,24 @@ class ListenerHub:
         if self.claims is not None:
             self.claims.start()
 
-    def use_registry(self, registry, owner: str) -> None:
-        """Report client_ids to `registry`, so a newer socket on another replica replaces ours (4000)."""
-        self.claims = ClaimSync(registry, owner, self.evict)
+    async def stop(self) -> None:
+        """Stop fetching and publishing (the replica is going away)."""
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+        if self.claims is not None:
+            await self.claims.stop()
+        await asyncio.gather(*(feed.stop() for feed in self.feeds.values()))
+
+    # ---- stations -------------------------------------------------------------------------
+
+    def feed(self, station: str) -> StationFeed | None:
+        return self.feeds.get(station)
+
+    async def station_infos(self) -> dict[str, dict]:
+        """Each station actor's `info`, by name (an `error` entry for a station that did not answer)."""
+        names = list(self.feeds)
+        infos = await asyncio.gather(*(self.feeds[n].station_info() for n in names), return_exceptions=True)
+        return {n: (i if isinstance(i, dict) else {"name": n, "error": repr(i)}) for n, i in zip(names, infos)}
 
     def readiness(self, now: float) -> Readiness:
         return Readiness({name: feed.is_ready(now) for name, feed in self.feeds.items()})
@@ -310,43 +288,40 @@ class ListenerHub:
     def station_statuses(self, now: float) -> list[StationStatus]:
         return [feed.status(now) for feed in self.feeds.values()]
 
-    def note_server_address(self, server: tuple | None) -> None:
-        """Learn where this replica serves (direct ingress) and start watching for its shutdown."""
-        if self.server_address is not None or not server:
-            return
-        host, port = server[0], server[1]
-        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        self.server_address = (host, port)
-        if not self.watch_shutdown:
-            return
-        self._watch_task = asyncio.create_task(self.watch_replica_shutdown(f"http://{host}:{port}/-/healthz"))
+    # ---- listeners ------------------------------------------------------------------------
 
     @property
     def listener_count(self) -> int:
         return len(self.by_client)
 
-    def at_capacity(self) -> bool:
-        return self.listener_count >= self.config.concurrency.max_concurrent_clients
+    def has_room_for(self, client_id: str) -> bool:
+        """Below `concurrency.max_concurrent_clients`, or `client_id` replaces a socket it holds here."""
+        return self.listener_count < self.config.concurrency.max_concurrent_clients or client_id in self.by_client
 
-    def register(self, feed: StationFeed, session: ClientSession) -> Listener:
+    def listener_stats(self) -> ListenerStats:
+        return ListenerStats(self.listener_count, self.config.concurrency.max_concurrent_clients,
+                             None if self.claims is None else self.claims.evicted)
+
+    def register(self, feed: StationFeed, session: ClientSession, writer: DirectWriter | None = None) -> Listener:
+        """Add an opened session to `feed`; an older socket with its client_id is replaced (4000)."""
         previous = self.by_client.get(session.client_id)
         if previous is not None:
             self._replace(*previous)
-        listener = feed.add(session)
-        listener.token = next(self._tokens)
+        listener = Listener(session, next(self._generations), writer)
+        feed.add(listener)
         self.by_client[session.client_id] = (feed, listener)
         if self.claims is not None:
-            self.claims.claim(session.client_id, listener.token, time.time())
+            self.claims.claim(session.client_id, listener.generation, time.time())
         return listener
 
     def _replace(self, feed: StationFeed, old: Listener) -> None:
         old.close(p.CloseCode.REPLACED, "replaced by a newer connection with the same client_id")
-        feed.remove(old.session.client_id, old)
+        feed.remove(old)
 
-    def evict(self, client_id: str, token: int) -> bool:
+    def evict(self, client_id: str, generation: int) -> bool:
         """A newer socket with this client_id opened on another replica: close ours, if still that one."""
         entry = self.by_client.get(client_id)
-        if entry is None or entry[1].token != token:
+        if entry is None or entry[1].generation != generation:
             return False
         del self.by_client[client_id]
         self._replace(*entry)
@@ -354,11 +329,11 @@ class ListenerHub:
 
     def unregister(self, feed: StationFeed, listener: Listener) -> None:
         cid = listener.session.client_id
-        feed.remove(cid, listener)
+        feed.remove(listener)
         if self.by_client.get(cid, (None, None))[1] is listener:
             del self.by_client[cid]
             if self.claims is not None:
-                self.claims.release(cid, listener.token)
+                self.claims.release(cid, listener.generation)
 
     def drop(self, client_id: str, code: int = p.CloseCode.SERVICE_RESTART) -> bool:
         entry = self.by_client.get(client_id)
@@ -367,64 +342,17 @@ class ListenerHub:
         entry[1].close(code, "closed by the server")
         return True
 
-    async def drain(self, reason: str, period: float, final: bool = False) -> int:
-        """shutdown_warning to everyone, keep streaming for `period`, then close (1012).
-
-        New listeners are refused (1012, reconnect elsewhere) while draining; a `final` drain (the
-        replica is going away) keeps refusing, an operator's drain accepts listeners again after.
-        A final drain first closes this replica's front doors (the shared port), so new listeners
-        reach the other replicas.
-        """
-        if final:
-            for door in self.front_doors:
-                door.close()
-        if self.draining:
-            return 0
-        self.draining = True
-        now = time.time()
+    def warn_listeners(self, reason: str, period: float, now: float) -> list[Listener]:
+        """`shutdown_warning` to every listener (the start of a drain); return them."""
         listeners = [listener for _, listener in self.by_client.values()]
         for listener in listeners:
             listener.session.begin_drain(reason, period, now)
             listener.wake.set()
-        await asyncio.sleep(period)
+        return listeners
+
+    def close_listeners(self, listeners: Iterable[Listener], code: int, reason: str) -> None:
         for listener in listeners:
-            listener.close(p.CloseCode.SERVICE_RESTART, reason)
-        self.draining = final
-        return len(listeners)
-
-    async def watch_replica_shutdown(self, health_url: str, interval: float = 1.0) -> None:
-        """Drain as soon as Serve starts stopping this replica (a deploy, a downscale).
-
-        Serve runs a replica's `__del__` only after its requests end, and a WebSocket never ends,
-        so listeners would be cut without a word. With direct ingress the replica's own
-        `/-/healthz` turns 503 ("DRAINING") the moment Serve starts stopping it: that is the cue.
-        """
-        import aiohttp  # Ray's own dependency
-
-        timeout = aiohttp.ClientTimeout(total=2.0)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            while not self.draining:
-                await asyncio.sleep(interval)
-                try:
-                    async with http.get(health_url) as answer:
-                        status, text = answer.status, await answer.text()
-                except (aiohttp.ClientError, asyncio.TimeoutError):
-                    continue
-                if status == 503 and "DRAINING" in text:
-                    log.info("replica is shutting down: draining %d listeners", self.listener_count)
-                    await self.drain("replica shutting down", self.config.concurrency.drain_timeout_sec, final=True)
-                    return
-
-    async def stop(self) -> None:
-        """Stop fetching and publishing (the replica is going away)."""
-        for task in (self._stats_task, self._watch_task):
-            if task is not None:
-                task.cancel()
-        for door in self.front_doors:
-            door.close()
-        if self.claims is not None:
-            await self.claims.stop()
-        await asyncio.gather(*(feed.stop() for feed in self.feeds.values()))
+            listener.close(code, reason)
 
     async def _stats_loop(self) -> None:
         interval = self.config.monitoring.metrics_collection_interval_sec

@@ -96,28 +96,44 @@ class SharedPort:
             log.info("closed the shared port %s:%d to new listeners", self.host, self.port)
 
 
-async def open_when_ready(door: SharedPort, app: Any, is_ready: Callable[[], bool],
-                          on_serve_address: Callable[[tuple], None], find_timeout: float = 30.0,
-                          ready_timeout: float = 60.0, retry_sec: float = 2.0) -> None:
-    """Find Serve's direct-ingress server, wait for readiness, then open `door` (retrying a busy port)."""
+async def wait_for_serve_server(timeout: float, poll_sec: float = 0.2) -> uvicorn.Server | None:
+    """Serve's direct-ingress server on this replica, waiting up to `timeout` seconds for it to start
+    (None: there is none, as behind Serve's own proxy)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + find_timeout
-    serve_server = serve_direct_ingress_server()
-    while serve_server is None and loop.time() < deadline:
-        await asyncio.sleep(0.2)
-        serve_server = serve_direct_ingress_server()
+    deadline = loop.time() + timeout
+    server = serve_direct_ingress_server()
+    while server is None and loop.time() < deadline:
+        await asyncio.sleep(poll_sec)
+        server = serve_direct_ingress_server()
+    return server
+
+
+def serve_address(server: uvicorn.Server) -> tuple[str, int] | None:
+    """Where `server` listens, as an address this process can reach (a wildcard host is localhost)."""
+    for listening in server.servers:
+        for sock in listening.sockets or ():
+            host, port = sock.getsockname()[:2]
+            return ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host), port
+    return None
+
+
+def door_config(serve_server: uvicorn.Server | None, app: Any) -> uvicorn.Config:
+    """How the shared port serves: as Serve's direct-ingress server does, or plainly with `app`."""
     if serve_server is not None:
-        config = serve_server.config
-        for listening in serve_server.servers:
-            for sock in listening.sockets or ():
-                on_serve_address(sock.getsockname())
-    else:
-        log.warning("no Serve direct-ingress server in this replica: the shared port serves the app "
-                    "without Serve's request accounting")
-        config = uvicorn.Config(app, lifespan="off", access_log=False, log_level=None, log_config=None)
+        return serve_server.config
+    log.warning("no Serve direct-ingress server in this replica: the shared port serves the app "
+                "without Serve's request accounting")
+    return uvicorn.Config(app, lifespan="off", access_log=False, log_level=None, log_config=None)
+
+
+async def open_when_ready(door: SharedPort, config: uvicorn.Config, is_ready: Callable[[], bool],
+                          ready_timeout: float = 60.0, retry_sec: float = 2.0, poll_sec: float = 0.2) -> None:
+    """Wait for readiness (at most `ready_timeout`), then open `door` (retrying a busy port) unless it
+    was closed meanwhile."""
+    loop = asyncio.get_running_loop()
     deadline = loop.time() + ready_timeout
     while not is_ready() and loop.time() < deadline:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(poll_sec)
     while not door.closed:
         try:
             await door.open(config)

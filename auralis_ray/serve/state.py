@@ -1,13 +1,11 @@
-"""What one ingress replica holds. A module (not a global of app.py) so that the deployment class,
-which Serve ships by value, and the route handlers, imported by name, share one object."""
+"""The ingress replica of this process. A module (not a global of app.py) so that the deployment
+class, which Serve ships by value, and the route handlers, imported by name, share one object."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-hub: Any = None
-control_token: str = ""
-replica_id: str | None = None
-device: dict | None = None
-gc_pauses: Any = None  # GCPauseTracker of this replica
-shared_port_task: Any = None  # opens the shared port once the stations are ready
+if TYPE_CHECKING:
+    from .replica import Replica
+
+replica: Replica | None = None  # set once the deployment's constructor has started it

@@ -17,6 +17,7 @@ from ..stream.adaptive import TIERS
 from ..stream.client import ClientSession
 from .direct import DirectWriter, find_transport
 from .hub import ListenerHub
+from .listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,15 @@ def parse_query(query_string: bytes, default_tier: str) -> dict:
 
 
 class AudioEndpoint:
-    """ASGI app for one route; the hub is looked up per replica at call time."""
+    """ASGI app for one route; the replica is looked up at call time."""
 
-    def __init__(self, get_hub, server_version: str):
-        self.get_hub = get_hub
+    def __init__(self, get_replica, server_version: str):
+        self.get_replica = get_replica
         self.server_version = server_version
 
     async def __call__(self, scope, receive, send) -> None:
-        hub: ListenerHub = self.get_hub()
-        hub.note_server_address(scope.get("server"))
+        replica = self.get_replica()
+        hub: ListenerHub = replica.hub
         client_id = scope.get("path_params", {}).get("client_id", "")
         if not p.is_valid_client_id(client_id):
             await send({"type": "websocket.close", "code": p.CloseCode.POLICY_VIOLATION})  # 403 at handshake
@@ -76,14 +77,14 @@ class AudioEndpoint:
         now = time.time()
         try:
             query = parse_query(scope.get("query_string", b""), hub.config.buffer.initial_tier)
-            feed = hub.feeds.get(query["station"])
+            feed = hub.feed(query["station"])
             if feed is None:
                 raise HandshakeRefused(p.ErrorCode.UNKNOWN_STATION, f"unknown station {query['station'][:64]!r}",
                                        p.CloseCode.POLICY_VIOLATION)
-            if hub.at_capacity() and client_id not in hub.by_client:
+            if not hub.has_room_for(client_id):
                 raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server at capacity; try again later",
                                        p.CloseCode.TRY_AGAIN_LATER)
-            if hub.draining:
+            if replica.lifecycle.draining:
                 raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server is draining; reconnect",
                                        p.CloseCode.SERVICE_RESTART)
         except HandshakeRefused as refused:
@@ -99,14 +100,12 @@ class AudioEndpoint:
             server_version=self.server_version, tier=query["tier"], resume_from=query["resume_from"],
         )
         session.open(time.time())
-        listener = hub.register(feed, session)
         conc = hub.config.concurrency
         transport = find_transport(send) if conc.enable_direct_writes else None
-        if transport is not None:
-            listener.writer = DirectWriter(transport, conc.send_backlog_max_bytes)
+        writer = None if transport is None else DirectWriter(transport, conc.send_backlog_max_bytes)
+        listener = hub.register(feed, session, writer)
         session.pump(time.time())
-        listener.wake.set()
-        sender = listener.sender = asyncio.create_task(self._send_loop(hub, listener, send))
+        sender = listener.start_sender(self._send_loop(hub, listener, send))
         receiver = asyncio.create_task(self._receive_loop(hub, listener, receive))
         try:
             await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
@@ -118,7 +117,7 @@ class AudioEndpoint:
                 task.cancel()
             await asyncio.gather(sender, receiver, return_exceptions=True)
 
-    async def _send_loop(self, hub: ListenerHub, listener, send) -> None:
+    async def _send_loop(self, hub: ListenerHub, listener: Listener, send) -> None:
         """Sends what the tick did not (the opening burst, replies, the close); with direct writes the
         tick itself writes every chunk."""
         session = listener.session
@@ -156,7 +155,7 @@ class AudioEndpoint:
         session.sent(frames)
         return True
 
-    async def _receive_loop(self, hub: ListenerHub, listener, receive) -> None:
+    async def _receive_loop(self, hub: ListenerHub, listener: Listener, receive) -> None:
         session = listener.session
         while True:
             message = await receive()

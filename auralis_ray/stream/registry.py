@@ -5,7 +5,7 @@ replica sees that by itself; when the kernel spreads connections over replicas s
 the older socket may sit on another replica. Replicas report what they accept (claims) and close
 (releases). Of two sockets with one id, the one that connected later wins, whichever claim reaches
 the registry first (replicas send in batches, so a reconnect 10 ms later may arrive first); the
-other's replica gets an eviction naming that exact socket (its token), so a newer socket on the
+other's replica gets an eviction naming that exact socket (its generation), so a newer socket on the
 same replica is never closed by mistake.
 
 Sans-I/O: the caller passes the clock; `actors/registry.py` serves it to the replicas.
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-Claim = tuple[str, int, float]  # (client_id, token of that socket on its replica, when it connected)
-Socket = tuple[str, int]  # (client_id, token): a release, or an eviction
+# a socket's generation: the number its replica gave it on accepting it (counting up), so a newer socket
+# with the same client_id is never taken for an older one
+Claim = tuple[str, int, float]  # (client_id, generation, when it connected)
+Socket = tuple[str, int]  # (client_id, generation): a release, or an eviction
 
 
 @dataclass
@@ -28,7 +30,7 @@ class _Owner:
 
 
 class ClientIdRegistry:
-    """client_id -> (replica, token, connected at); evictions queued per replica."""
+    """client_id -> (replica, generation, connected at); evictions queued per replica."""
 
     def __init__(self, owner_timeout_sec: float = 120.0):
         self.owner_timeout_sec = owner_timeout_sec
@@ -46,8 +48,8 @@ class ClientIdRegistry:
         """Apply one replica's claims and releases (in that order); return the owners given evictions."""
         self._owner(owner, now)
         evicted: list[str] = []
-        for client_id, token, connected_at in claims:
-            claim = (owner, token, connected_at)
+        for client_id, generation, connected_at in claims:
+            claim = (owner, generation, connected_at)
             previous = self.holders.get(client_id)
             older, newer = (previous, claim) if previous is None or previous[2] <= connected_at else (claim, previous)
             self.holders[client_id] = newer
@@ -55,9 +57,9 @@ class ClientIdRegistry:
             if older is not None and older[0] != newer[0] and older[0] in self.owners:
                 self.owners[older[0]].evictions.append((client_id, older[1]))
                 evicted.append(older[0])
-        for client_id, token in releases:
+        for client_id, generation in releases:
             holder = self.holders.get(client_id)
-            if holder is not None and holder[:2] == (owner, token):
+            if holder is not None and holder[:2] == (owner, generation):
                 del self.holders[client_id]
         return evicted
 

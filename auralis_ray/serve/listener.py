@@ -1,0 +1,68 @@
+"""One listener's socket side: its session, its direct writer, its sender task.
+
+The session (stream/client.py) decides what to send; a Listener carries it out. With direct writes
+the station's tick writes each chunk straight to the socket (`send_live`, `flush`); the sender task
+sends the rest (the opening burst, replies, the close) through the writer or the ASGI `send`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Coroutine
+
+from ..stream.client import ClientSession
+from .direct import DirectWriter
+
+
+class Listener:
+    """One listener's socket side: its session, its generation (which of its client_id's sockets over
+    time this is, for the client_id registry), its writer when frames go straight to the socket, and
+    the task that sends what the tick does not."""
+
+    def __init__(self, session: ClientSession, generation: int, writer: DirectWriter | None = None):
+        self.session = session
+        self.generation = generation
+        self.writer = writer
+        self.wake = asyncio.Event()  # the sender has something to do
+        self.sender: asyncio.Task | None = None
+
+    def start_sender(self, sending: Coroutine) -> asyncio.Task:
+        """Run `sending` (the endpoint's send loop) as this listener's sender; `close` may cancel it."""
+        self.sender = asyncio.create_task(sending)
+        self.wake.set()  # the opening burst
+        return self.sender
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the sender to close; a listener whose socket is busy is cut off at once."""
+        self.session.close(code, reason)
+        if self.session.is_busy:
+            if self.writer is not None:
+                self.writer.abort()
+            elif self.sender is not None:
+                self.sender.cancel()
+        self.wake.set()
+
+    def send_live(self, now: float) -> bool:
+        """Direct writes, the common tick: write the newest chunk if it is all there is to send.
+        False: nothing was done (use the session's pump and `flush`)."""
+        writer = self.writer
+        if writer is None or self.session.closing is not None or writer.closed or not writer.has_room():
+            return False
+        frame = self.session.take_live(now)
+        if frame is None:
+            return False
+        writer.transport.write(frame)
+        return True
+
+    def flush(self, now: float) -> None:
+        """Direct writes: send what the session has, unless the socket still holds too much."""
+        session, writer = self.session, self.writer
+        if writer.closed:
+            return
+        if not writer.has_room():
+            session.socket_busy(now)
+            return
+        frames = session.take_frames(now, wire=True)
+        if frames:
+            writer.write(frames)
+        session.sent(frames)
