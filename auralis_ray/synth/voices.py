@@ -22,10 +22,14 @@ import torch
 
 from auralis_ray.music.composer import Note
 from auralis_ray.music.theory import midi_to_hz
+from auralis_ray.synth.reverb import DECIMATION
 from auralis_ray.synth.tables import WaveTables
 
 GRID = 63  # control period in frames, 1.4 ms (divides the 4410-frame chunk; see tables.CYCLES)
-SLOW_FACTOR = 3  # slow lanes are rendered at sample_rate / SLOW_FACTOR (divides GRID)
+# slow lanes are rendered at sample_rate / SLOW_FACTOR: the reverb's own rate, so the engine adds them
+# to its send and its return before the one upsampling
+SLOW_FACTOR = DECIMATION
+assert GRID % SLOW_FACTOR == 0, "the control grid must fall on slow-lane frames"
 
 # lane layout: (instrument, lanes, pans in [-1, 1], reverb send, table family)
 LAYOUT = (
