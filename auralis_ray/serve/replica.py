@@ -102,7 +102,9 @@ async def start_replica(config: PerformanceConfig, app: Any) -> Replica:
     gc_pauses, full_gc = tune_gc(config)
     stations, registry = await asyncio.to_thread(connect_backend, config)
     replica_id = current_replica_id()
-    hub = ListenerHub(config, stations, get_metrics("ingress"), full_gc=full_gc, registry=registry,
+    metrics = get_metrics("ingress")
+    metrics.declare_known_series(station.name for station in config.server.stations)
+    hub = ListenerHub(config, stations, metrics, full_gc=full_gc, registry=registry,
                       owner=replica_id or secrets.token_hex(8))
     server = config.server
     door = None if server.shared_port is None else SharedPort(server.shared_host, server.shared_port)
