@@ -204,13 +204,15 @@ class EncodingConfig(_Section):
 
     # Opus, 48 kHz stereo in 20 ms packets, for the WebSocket `format=opus` and the Ogg stream
     opus_bitrate_kbps: int = Field(default=128, ge=6, le=510)
-    # libopus' analysis effort, 0-10: from 5 its pitch pre-filter is on, which keeps sustained tones
-    # clean; above 5 the encoder costs about half as much again for no difference heard at 128 kbit/s
+    # libopus' effort, 0-10: from 5 its pitch pre-filter codes tonal sounds better; 7 adds its signal
+    # analysis and 8 a second transform for transients, for about half as much CPU again
+    # (benchmarks/bench_codec.py --sweep)
     opus_complexity: int = Field(default=5, ge=0, le=10)
     # MP3, 44.1 kHz joint stereo at a constant bitrate, for the MP3 stream
     mp3_bitrate_kbps: int = 128
-    # LAME's algorithm quality, 0 (best, slowest) to 9: 7 is LAME's fast mode (`-f`), the cheapest
-    # with its psychoacoustic model on; 2 (its recommended best) costs 2.5 times as much
+    # LAME's quality, 0 (best, slowest) to 9: 7 is its fast mode (`-f`: the psychoacoustic model
+    # chooses block types and mid/side, no noise shaping); LAME's own default, 3, shapes the noise
+    # and costs about 1.6 times as much, and 2 about 2.2 times (PyAV's LAME; bench_codec.py --sweep)
     mp3_quality: int = Field(default=7, ge=0, le=9)
 
     @field_validator("mp3_bitrate_kbps")

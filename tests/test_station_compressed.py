@@ -17,6 +17,7 @@ from auralis_ray.config import ConfigError, GPUConfig, load_config
 from auralis_ray.core_settings import batch_render_config, station_settings
 from auralis_ray.music.params import StationParams
 from auralis_ray.stream.codecs import Mp3Encoder, OpusEncoder, decode_opus_frame, page_packets, parse_pages
+from auralis_ray.stream.codecs.encoders import DEFAULT_BITRATE, DEFAULT_MP3_QUALITY, DEFAULT_OPUS_COMPLEXITY
 from auralis_ray.stream.pool import EncodedChunk
 from auralis_ray.stream.protocol import CHUNK_BYTES, FRAMES_PER_CHUNK, SAMPLE_RATE
 from auralis_ray.stream.schedule import publish_time
@@ -155,3 +156,9 @@ def test_the_encoding_settings_reach_every_stations_encoders():
 def test_a_bad_encoding_setting_stops_the_start_naming_it(setting, value):
     with pytest.raises(ConfigError, match=f"encoding.{setting}"):
         load_config(encoding={setting: value})
+
+
+def test_the_encoders_defaults_are_the_configurations():
+    encoding = load_config().encoding
+    assert (encoding.opus_bitrate_kbps * 1000, encoding.opus_complexity) == (DEFAULT_BITRATE, DEFAULT_OPUS_COMPLEXITY)
+    assert (encoding.mp3_bitrate_kbps * 1000, encoding.mp3_quality) == (DEFAULT_BITRATE, DEFAULT_MP3_QUALITY)

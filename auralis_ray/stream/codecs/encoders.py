@@ -28,9 +28,10 @@ OPUS_FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 MP3_FRAME_SAMPLES = 1152  # one MPEG-1 Layer III frame
 OPUS_VBR_MODES = ("off", "on", "constrained")
 DEFAULT_BITRATE = 128_000
-# Per station, Opus at complexity 5 costs about 0.8 % of a core and LAME at -q 7 about 2.5 % (the LAME
-# that PyAV's wheels bundle; benchmarks/bench_codec.py); libopus' top complexity and LAME's default -q 3
-# cost about 1.5 times as much, for no difference a listener hears at 128 kbit/s.
+# The defaults of `encoding.*` (auralis_ray/config.py says what each level does). Per station, Opus at
+# complexity 5 costs about 0.8 % of a core and LAME at -q 7 (its fast mode, without noise shaping) about
+# 2.4 % (the LAME that PyAV's wheels bundle); libopus' top complexity and LAME's own default, -q 3, cost
+# about 1.5 times as much (benchmarks/bench_codec.py --sweep).
 DEFAULT_OPUS_COMPLEXITY = 5
 DEFAULT_MP3_QUALITY = 7
 
