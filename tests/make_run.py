@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -15,10 +17,24 @@ from pathlib import Path
 import yaml
 
 from auralis_ray.serve.launcher import LocalRun, RunState, STATE_FILE
-from auralis_ray.serve.local import free_port
 from waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
+# below the kernel's ephemeral range (32768+), where no outgoing connection takes a port between one
+# run and the next, and below Serve's replica ports (30000+) and above Ray's worker ports (10002-19999)
+PORT_RANGE = range(20000, 30000)
+
+
+def service_port() -> int:
+    """A free port for a server that a run binds again after a restart."""
+    while True:
+        port = random.choice(PORT_RANGE)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        return port
 CONTROL_TOKEN = "operations-test-token"
 
 
@@ -39,10 +55,10 @@ class MakeRun:
 
     state_dir: Path
     serve_config: Path
-    port: int = field(default_factory=free_port)
-    metrics_port: int = field(default_factory=free_port)
-    ray_port: int = field(default_factory=free_port)
-    dashboard_port: int = field(default_factory=free_port)
+    port: int = field(default_factory=service_port)
+    metrics_port: int = field(default_factory=service_port)
+    ray_port: int = field(default_factory=service_port)
+    dashboard_port: int = field(default_factory=service_port)
     process: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -62,7 +78,7 @@ class MakeRun:
         return env
 
     def __post_init__(self) -> None:
-        self.haproxy_ports = (free_port(), free_port(), free_port())
+        self.haproxy_ports = (service_port(), service_port(), service_port())
 
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +109,12 @@ class MakeRun:
         wait_until(self.ready, timeout, lambda: f"make run to answer /readyz:\n{self.output()[-3000:]}", poll=0.25)
 
     def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
+        """SIGINT as a terminal's Ctrl-C sends it, to the whole foreground group; any other signal to
+        make alone, as `docker stop` or systemd sends SIGTERM to the main process."""
+        if signum == signal.SIGINT:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
 
     def kill_all_it_started(self) -> None:
         """SIGKILL make and the supervisor, as an impatient operator's `kill -9` or a container's end."""

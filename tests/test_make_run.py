@@ -77,8 +77,9 @@ def test_stop_then_start_five_times_in_a_row(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert run.processes_of(state) == []
-    (tmp_path / "stops.json").write_text(json.dumps(records, indent=2))
-    print(json.dumps(records))
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "make_run_stops.json").write_text(json.dumps(records, indent=2))
 
 
 def test_a_port_held_by_something_else_stops_the_start_with_one_line(tmp_path):
