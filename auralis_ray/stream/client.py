@@ -103,10 +103,14 @@ class ClientSession:
     """A listener of one station: its cursor in the replica's ring, its outbox, tier and limits."""
 
     def __init__(self, client_id: str, station: str, fmt: str, ring: BroadcastRingBuffer, settings: SessionSettings,
-                 now: float, server_version: str, tier: str = "normal", resume_from: int | None = None):
+                 now: float, server_version: str, tier: str = "normal", resume_from: int | None = None,
+                 codec: dict | None = None):
+        """`codec`: what `connection_established` says of a compressed format's codec (`p.opus_codec`)."""
         self.client_id = client_id
         self.station = station
         self.fmt = fmt
+        self.codec = codec
+        self.compressed = fmt == p.OPUS_FORMAT  # its frames are a chunk's compressed forms
         self.ring = ring
         self.settings = settings
         self.server_version = server_version
@@ -154,7 +158,7 @@ class ClientSession:
         """Queue `connection_established`, place the cursor (burst or resume point), go ACTIVE."""
         self._queue(p.connection_established(
             self.client_id, self.station, now, self.server_version, self.current_tier,
-            self.outbox.target_buffer_ms, self.fmt,
+            self.outbox.target_buffer_ms, self.fmt, self.codec,
         ))
         live = self.ring.latest_id
         burst = self.outbox.target_chunks
@@ -206,6 +210,10 @@ class ClientSession:
             if isinstance(item, Overrun):
                 self._announce_overrun(item, now, "fell behind the held audio")
                 continue
+            if self.compressed and item.compressed is None:
+                self._announce_overrun(Overrun(item.chunk_id, item.chunk_id + 1), now,
+                                       "got a chunk without compressed forms")
+                continue
             if not self.outbox.write_chunk(item):
                 self._overflow(item, now)
         return bool(self.control) or self.outbox.get_depth() > 0
@@ -224,7 +232,10 @@ class ClientSession:
         cursor = ring.client_cursors.get(self.client_id)
         if cursor is None or cursor.read_position != position - 1:
             return None
-        if not ring.holds(position - 1) or self.settings.enable_token_bucket and not self.flow.consume(now):
+        newest = ring.get(position - 1)
+        if newest is None or self.compressed and newest.compressed is None:
+            return None
+        if self.settings.enable_token_bucket and not self.flow.consume(now):
             return None
         chunk = ring.read_chunk(self.client_id, now)
         frame = chunk.wire_frame(self.fmt, 0, self.outbox.current_tier)
@@ -391,6 +402,10 @@ class ClientSession:
                 "connection_uptime_sec": round(now - self.state.connected_at, 3),
             },
         }
+
+    def queue_now_playing(self, message: str) -> None:
+        """Queue a `now_playing` message, encoded once for every listener of the station."""
+        self.control.append(message)
 
     def _queue(self, message: dict) -> None:
         self.control.append(p.dumps(message))

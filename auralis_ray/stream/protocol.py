@@ -20,7 +20,11 @@ CHUNK_BYTES = SAMPLES_PER_CHUNK * 2  # 17,640
 BINARY_HEADER_BYTES = 16
 
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-FORMATS = ("json", "binary")
+FORMATS = ("json", "binary", "opus")
+OPUS_FORMAT = "opus"  # one binary frame per chunk holding its Opus packets (stream/codecs/opus_frame.py)
+# the `opus` format's codec, as the station's encoders produce it (stream/codecs/encoders.py)
+OPUS_SAMPLE_RATE = 48_000
+OPUS_FRAME_MS = 20
 
 
 class CloseCode:
@@ -74,15 +78,24 @@ def dumps(message: dict[str, Any]) -> str:
 # ---- server -> client messages -------------------------------------------------------------
 
 
+def opus_codec(bitrate: int) -> dict[str, Any]:
+    """The `codec` of `connection_established` for the `opus` format (`bitrate` in bit/s)."""
+    return {"name": "opus", "sample_rate": OPUS_SAMPLE_RATE, "channels": CHANNELS, "frame_ms": OPUS_FRAME_MS,
+            "bitrate": bitrate}
+
+
 def connection_established(
-    client_id: str, station: str, now: float, server_version: str, tier: str, target_ms: int, fmt: str
+    client_id: str, station: str, now: float, server_version: str, tier: str, target_ms: int, fmt: str,
+    codec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """The first message; `format` and (for a compressed format) `codec` also stand at the top level."""
+    message = {
         "type": "connection_established",
         "client_id": client_id,
         "station": station,
         "server_time": now,
         "server_version": server_version,
+        "format": fmt,
         "buffer_config": {
             "initial_tier": tier,
             "target_buffer_ms": target_ms,
@@ -93,6 +106,14 @@ def connection_established(
             "format": fmt,
         },
     }
+    if codec is not None:
+        message["codec"] = codec
+    return message
+
+
+def now_playing(playing: dict[str, Any]) -> dict[str, Any]:
+    """What a station plays, as its station actor reports it (`StationCore.now_playing_message`)."""
+    return {"type": "now_playing", **playing}
 
 
 def error(code: ErrorCode, message: str, severity: Severity, now: float) -> dict[str, Any]:

@@ -1,0 +1,238 @@
+"""Compressed delivery without I/O: an HTTP stream listener (stream/http_listener.py), what a replica
+knows a station plays (stream/now_playing.py), and the WebSocket `opus` format of ClientSession."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from auralis_ray.config import load_config
+from auralis_ray.core_settings import session_settings
+from auralis_ray.stream import protocol as p
+from auralis_ray.stream.broadcast import BroadcastRingBuffer
+from auralis_ray.stream.client import ClientSession
+from auralis_ray.stream.codecs import (OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, CodecSettings, IcyDemuxer,
+                                      decode_opus_frame, page_packets, parse_pages)
+from auralis_ray.stream.codecs.ogg import FLAG_FIRST
+from auralis_ray.stream.http_listener import HttpStreamSession, HttpStreamSettings, StreamFormat
+from auralis_ray.stream.now_playing import NowPlayingTimeline
+from auralis_ray.stream.pool import AudioChunkPool, EncodedChunk
+from auralis_ray.stream.schedule import publish_time
+
+EPOCH = 1_000_000.0
+SETTINGS = HttpStreamSettings(burst_chunks=10, backlog_max_bytes=65_536, icy_metaint=1_000)
+
+
+def tone(chunk_id: int) -> bytes:
+    """A chunk of a steady 330 Hz tone (continuous across chunks)."""
+    t = (np.arange(p.FRAMES_PER_CHUNK) + chunk_id * p.FRAMES_PER_CHUNK) / p.SAMPLE_RATE
+    wave = np.round(8000 * np.sin(2 * np.pi * 330 * t)).astype("<i2")
+    return np.repeat(wave, 2).tobytes()
+
+
+class Station:
+    """A station's timeline encoded in every wire form, written into a replica's ring as it is published."""
+
+    def __init__(self, name: str = "s"):
+        self.pool = AudioChunkPool(2, codecs=CodecSettings(), station=name)
+        self.ring = BroadcastRingBuffer(300, 5)
+
+    def chunk(self, chunk_id: int, compressed: bool = True) -> EncodedChunk:
+        chunk = self.pool.encode_chunk(chunk_id, publish_time(EPOCH, chunk_id), tone(chunk_id))
+        if compressed:
+            self.pool.compress(chunk)
+        return chunk
+
+    def publish(self, first: int, last: int, compressed: bool = True) -> list[EncodedChunk]:
+        chunks = [self.chunk(cid, compressed) for cid in range(first, last + 1)]
+        for chunk in chunks:
+            self.ring.write_chunk(chunk)
+        return chunks
+
+
+def listener(station: Station, fmt: StreamFormat, name: str = "http:1", **kw) -> HttpStreamSession:
+    session = HttpStreamSession(name, "s", fmt, station.ring, SETTINGS, now=0.0, **kw)
+    session.open(0.0)
+    return session
+
+
+def joined(pieces) -> bytes:
+    return b"".join(bytes(piece) for piece in pieces)
+
+
+# ---- the HTTP stream listener ---------------------------------------------------------------------
+
+def test_an_ogg_listener_gets_the_header_pages_then_whole_pages_from_a_chunk_boundary():
+    station = Station()
+    chunks = station.publish(0, 29)
+    session = listener(station, StreamFormat.OGG_OPUS)
+    burst = joined(session.take(0.0))
+    header = chunks[0].compressed.ogg_header
+    assert burst == header + b"".join(c.compressed.ogg_pages for c in chunks[20:]), "header pages, then a burst of 10"
+    pages, rest = parse_pages(burst)
+    assert rest == b"" and all(page.crc_ok for page in pages)
+    assert pages[0].flags & FLAG_FIRST and pages[0].body.startswith(b"OpusHead")
+    assert pages[1].body.startswith(b"OpusTags") and pages[2].sequence > pages[1].sequence + 1, "joined mid-stream"
+    assert len(page_packets(pages[2:])) == 10 * 5, "five 20 ms packets a chunk"
+    assert session.take(0.1) == [], "nothing more until the next chunk is published"
+    (later,) = station.publish(30, 30)
+    assert session.take(0.1) == [later.compressed.ogg_pages], "then each chunk's pages, the same bytes for everyone"
+    assert (session.chunks_sent, session.bytes_sent) == (11, len(burst) + len(later.compressed.ogg_pages))
+
+
+def test_a_new_ogg_stream_on_the_station_is_chained_after_its_header_pages():
+    station = Station()
+    station.publish(0, 9)
+    session = listener(station, StreamFormat.OGG_OPUS)
+    session.take(0.0)
+    (restarted,) = station.publish(20, 20)  # a restarted station actor: a jump in the timeline, a new stream
+    assert restarted.compressed.ogg_serial != station.ring.get(9).compressed.ogg_serial
+    assert joined(session.take(2.0)) == restarted.compressed.ogg_header + restarted.compressed.ogg_pages
+    assert session.chunks_skipped == 10, "the hole in the ring"
+
+
+def test_an_mp3_listener_starts_on_a_frame_with_a_burst_of_at_most_the_normal_tier():
+    station = Station()
+    chunks = station.publish(0, 49)
+    session = listener(station, StreamFormat.MP3)
+    burst = joined(session.take(0.0))
+    assert burst == b"".join(c.compressed.mp3 for c in chunks[40:])
+    assert burst[:2] in (b"\xff\xfb", b"\xff\xfa"), "an MPEG-1 Layer III frame header"
+    empty = listener(Station(), StreamFormat.MP3, "http:2")
+    assert empty.take(0.0) == [] and not empty.has_due(), "a station with nothing published: from its first chunk"
+
+
+def test_icy_metadata_interleaves_the_title_and_leaves_the_audio_bytes_as_they_are():
+    station = Station()
+    station.publish(0, 9)
+    plain = listener(station, StreamFormat.MP3, "http:plain")
+    icy = listener(station, StreamFormat.MP3, "http:icy", icy=True, title="s - Focus: C ionian")
+    demuxer = IcyDemuxer(SETTINGS.icy_metaint)
+    audio, titles = demuxer.feed(joined(icy.take(0.0)))
+    assert audio == joined(plain.take(0.0))
+    assert titles[0] == (SETTINGS.icy_metaint, "s - Focus: C ionian") and len(titles) == 1, "then 'no change' blocks"
+    icy.set_title("s - Focus: C ionian, bloom (section 2)")
+    station.publish(10, 20)
+    audio, titles = demuxer.feed(joined(icy.take(1.0)))
+    assert audio == joined(plain.take(1.0)) and [t for _, t in titles] == ["s - Focus: C ionian, bloom (section 2)"]
+    with pytest.raises(ValueError, match="MP3"):
+        HttpStreamSession("http:x", "s", StreamFormat.OGG_OPUS, station.ring, SETTINGS, 0.0, icy=True)
+
+
+def test_the_backlog_counts_the_socket_and_the_chunks_not_taken():
+    station = Station()
+    station.publish(0, 9)
+    session = listener(station, StreamFormat.MP3)
+    burst = session.pending_bytes()
+    assert 0 < burst < SETTINGS.backlog_max_bytes and not session.over_backlog(0)
+    session.take(0.0)
+    assert session.pending_bytes() == 0 and not session.over_backlog(SETTINGS.backlog_max_bytes)
+    assert session.over_backlog(SETTINGS.backlog_max_bytes + 1), "a socket holding too much: it stopped reading"
+    station.publish(10, 60)  # a sender that no longer takes anything: the chunks pile up behind it
+    assert session.over_backlog(0) and session.largest_backlog > SETTINGS.backlog_max_bytes
+
+
+def test_chunks_without_compressed_forms_are_skipped_and_a_closed_stream_sends_nothing():
+    station = Station()
+    station.publish(0, 4, compressed=False)
+    session = listener(station, StreamFormat.OGG_OPUS)
+    assert session.take(0.0) == [] and session.chunks_skipped == 5
+    station.publish(5, 5)
+    assert session.take(0.5)[0] == station.ring.get(5).compressed.ogg_header
+    station.publish(6, 6)
+    session.close("drain")
+    assert session.close("later") == "drain" and session.take(0.6) == []
+    session.disconnect()
+    assert "http:1" not in station.ring.client_cursors
+
+
+def test_stream_formats_name_their_media_types():
+    assert (StreamFormat("mp3").media_type, StreamFormat("opus").media_type) == ("audio/mpeg", "audio/ogg")
+
+
+# ---- now playing on a replica ----------------------------------------------------------------------
+
+def section(since: int, number: int, name: str = "drift") -> dict:
+    return {"preset": "focus", "key": "C", "mode": "ionian", "bpm": 60.0, "section": name, "section_number": number,
+            "since_chunk_id": since, "station": "s", "since": publish_time(EPOCH, since),
+            "stream_title": f"s - section {number}"}
+
+
+def test_the_section_sounding_at_the_newest_published_chunk_is_current():
+    timeline = NowPlayingTimeline()
+    assert timeline.advance(5) is None and timeline.current is None
+    timeline.merge([section(0, 1), section(40, 2)])
+    assert timeline.advance(5) == section(0, 1) and timeline.current == section(0, 1)
+    assert timeline.advance(39) is None, "no change within a section"
+    assert timeline.advance(40) == section(40, 2)
+    timeline.merge([section(40, 2), section(90, 3)])  # the next fetch repeats the current section
+    assert timeline.advance(60) is None and timeline.playing_at(95) == section(90, 3)
+    timeline.merge([section(40, 2), section(80, 7, "bloom")])  # a restarted station plays something else there
+    assert timeline.playing_at(95) == section(80, 7, "bloom") and timeline.advance(81) == section(80, 7, "bloom")
+    assert timeline.sections == [section(80, 7, "bloom")], "what sounded before the current section is forgotten"
+    timeline.merge([])
+    assert timeline.sections == [section(80, 7, "bloom")]
+
+
+# ---- the WebSocket opus format --------------------------------------------------------------------
+
+def opus_session(station: Station, **kw) -> ClientSession:
+    return ClientSession(client_id="o1", station="s", fmt="opus", ring=station.ring,
+                         settings=session_settings(load_config()), now=0.0, server_version="t",
+                         codec=p.opus_codec(128_000), **kw)
+
+
+def test_the_opus_codec_is_what_the_station_encodes():
+    assert p.OPUS_SAMPLE_RATE == OPUS_SAMPLE_RATE and p.OPUS_FRAME_MS == 1000 * OPUS_FRAME_SAMPLES // OPUS_SAMPLE_RATE
+    assert p.OPUS_FORMAT in p.FORMATS
+
+
+def test_an_opus_listener_gets_its_format_and_codec_then_one_shared_frame_per_chunk():
+    station = Station()
+    chunks = station.publish(0, 19)
+    session = opus_session(station)
+    session.open(0.0)
+    session.pump(0.0)
+    frames = session.take_frames(0.0, wire=False)
+    established = json.loads(frames[0])
+    assert established["format"] == established["buffer_config"]["format"] == "opus"
+    assert established["codec"] == {"name": "opus", "sample_rate": 48_000, "channels": 2, "frame_ms": 20,
+                                    "bitrate": 128_000}
+    assert frames[1:] == [c.compressed.opus_frame for c in chunks[10:]]
+    assert [decode_opus_frame(f).chunk_id for f in frames[1:]] == list(range(10, 20))
+    (later,) = station.publish(20, 20)
+    assert session.take_live(2.0) is later.wire_frame("opus", 0, "normal"), "the shared pre-framed bytes"
+    pcm = ClientSession(client_id="b1", station="s", fmt="binary", ring=station.ring,
+                        settings=session_settings(load_config()), now=0.0, server_version="t")
+    pcm.open(2.0)
+    assert "codec" not in json.loads(pcm.take_frames(2.0)[0]), "PCM formats name no codec"
+
+
+def test_an_opus_listener_skips_a_chunk_without_compressed_forms_with_an_announcement():
+    station = Station()
+    station.publish(0, 9)
+    session = opus_session(station)
+    session.open(0.0)
+    session.pump(0.0)
+    session.take_frames(0.0)
+    station.publish(10, 10, compressed=False)
+    assert session.take_live(1.0) is None, "not the common tick"
+    session.pump(1.0)
+    (announced,) = [json.loads(f) for f in session.take_frames(1.0)]
+    assert announced["error_code"] == "BUFFER_OVERRUN" and "10..10" in announced["error_message"]
+    (after,) = station.publish(11, 11)
+    assert session.take_live(1.1) == after.wire_frame("opus", 0, "normal")
+
+
+def test_a_now_playing_message_goes_before_the_next_audio():
+    station = Station()
+    station.publish(0, 9)
+    session = opus_session(station)
+    session.open(0.0)
+    message = p.dumps(p.now_playing(section(0, 1)))
+    session.queue_now_playing(message)
+    session.pump(0.0)
+    frames = session.take_frames(0.0)
+    assert json.loads(frames[1]) == {"type": "now_playing", **section(0, 1)} and isinstance(frames[2], bytes)
