@@ -27,7 +27,10 @@ def _cores() -> int:
 
 # Ray starts its workers at nice 15, so any ordinary process on the machine (a load generator, a
 # browser, a build) would preempt the fan-out of audio; the bare baseline it is compared to runs at 0.
-RAY_ENV: dict[str, str] = {"RAY_worker_niceness": "0"}
+# Each process reports its metrics to Ray's export every 2 s (Ray's default is 10 s): the station and
+# synthesis actors start a few seconds before the system is ready, and their series must be in the
+# export by then.
+RAY_ENV: dict[str, str] = {"RAY_worker_niceness": "0", "RAY_metrics_report_interval_ms": "2000"}
 
 # Ingress modes: the environment Ray Serve reads at start (see BENCHMARKS.md for the measurements).
 INGRESS_MODES: dict[str, dict[str, str]] = {
