@@ -1,6 +1,13 @@
-// The page: binds the DOM to AuralisPlayer, the station API and the sleep timer.
-// window.auralisPlayer is the automation/support handle (stats() etc.).
+// The page: binds the DOM to the two players (AuralisPlayer: the WebSocket stream through the
+// AudioWorklet; HttpStreamPlayer: the phone mode's <audio> element), the station API, now playing and
+// the lock screen's media controls (MediaSession), and the sleep timer.
+// window.auralisPlayer and window.auralisPhonePlayer are the automation/support handles (stats() etc.),
+// window.auralisListenMode() says which one listens.
 
+import { AUTO_FORMAT, Format } from "./formats.js";
+import { HttpStreamPlayer } from "./http-player.js";
+import { ListenMode, chooseListenMode } from "./listen-mode.js";
+import { mediaMetadataInit, nowPlayingText, parseNowPlaying } from "./now-playing.js";
 import { AuralisPlayer } from "./player.js";
 import { drawVisual } from "./visual.js";
 
@@ -9,18 +16,53 @@ const MODES = ["ionian", "dorian", "phrygian", "lydian", "mixolydian", "aeolian"
 const CONTROL_FIELDS = ["key", "mode", "bpm", "intensity"];
 const TOKEN_STORAGE = "auralis.controlToken";
 const VOLUME_STORAGE = "auralis.volume";
+const MODE_STORAGE = "auralis.listenMode";
 const SLEEP_FADE_SEC = 10;
+const NOW_PLAYING_POLL_MS = 10000;
+const REQUESTABLE_FORMATS = [AUTO_FORMAT, ...Object.values(Format)];
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
 
 const player = new AuralisPlayer({
-  format: query.get("format") === "json" ? "json" : "binary",
+  format: REQUESTABLE_FORMATS.includes(query.get("format")) ? query.get("format") : AUTO_FORMAT,
   tier: query.get("tier") ?? "normal",
   tierFloor: query.get("tier_floor") ?? "normal",
   sampleRate: Number(query.get("sample_rate")) || undefined, // support/testing only
 });
+const phonePlayer = new HttpStreamPlayer({ audio: $("stream-audio") });
 window.auralisPlayer = player;
+window.auralisPhonePlayer = phonePlayer;
+
+// ---------- listening mode ----------
+const workletAvailable = window.isSecureContext && typeof AudioWorkletNode !== "undefined";
+let mode = chooseListenMode({
+  requested: query.get("mode"),
+  saved: localStorage.getItem(MODE_STORAGE),
+  mobileHint: navigator.userAgentData?.mobile,
+  coarsePointer: matchMedia("(pointer: coarse)").matches,
+  screenMinPx: Math.min(screen.width, screen.height),
+  workletAvailable,
+});
+window.auralisListenMode = () => mode;
+/** The player of the current mode. */
+const listening = () => (mode === ListenMode.PHONE ? phonePlayer : player);
+
+const modeToggle = $("phone-mode");
+modeToggle.disabled = !workletAvailable; // without AudioWorklet only the phone mode plays
+modeToggle.addEventListener("change", async () => {
+  const wasPlaying = listening().wanted;
+  if (wasPlaying) listening().stop();
+  mode = modeToggle.checked ? ListenMode.PHONE : ListenMode.WEBSOCKET;
+  localStorage.setItem(MODE_STORAGE, mode);
+  renderMode();
+  if (wasPlaying) await startListening();
+});
+function renderMode() {
+  modeToggle.checked = mode === ListenMode.PHONE;
+  document.body.dataset.listenMode = mode;
+  renderStatus();
+}
 
 let stations = [];
 
@@ -51,30 +93,40 @@ function currentStation() {
 
 $("station").addEventListener("change", async (e) => {
   fillControls();
-  await player.setStation(e.target.value);
+  showNowPlaying(null);
+  fetchNowPlaying();
+  player.station = phonePlayer.station = e.target.value;
+  await listening().setStation(e.target.value);
 });
 
 // ---------- play / stop ----------
 const playButton = $("play");
-playButton.addEventListener("click", async () => {
-  if (player.wanted) {
-    player.stop();
-  } else {
-    try {
-      await player.play($("station").value);
-    } catch (err) {
-      player.stop();
-      const hint = window.isSecureContext ? "" : " (audio worklets need https or localhost)";
-      notice(`Cannot start audio: ${err.message}${hint}`, true);
-    }
+playButton.addEventListener("click", () => (listening().wanted ? stopListening() : startListening()));
+
+async function startListening() {
+  const p = listening();
+  wsAnnouncesNowPlaying = false;
+  try {
+    await p.play($("station").value);
+  } catch (err) {
+    if (err.name === "AbortError") return; // a newer start or a stop took over
+    p.stop();
+    const hint = mode === ListenMode.WEBSOCKET && !window.isSecureContext ? " (audio worklets need https or localhost)" : "";
+    notice(`Cannot start audio: ${err.message}${hint}`, true);
   }
   renderPlayButton();
-});
+}
+
+function stopListening() {
+  listening().stop();
+  renderPlayButton();
+}
 
 function renderPlayButton() {
-  const on = player.wanted;
+  const on = listening().wanted;
   playButton.querySelector(".label").textContent = on ? "Stop" : "Play";
   playButton.classList.toggle("playing", on);
+  if (mediaSession) mediaSession.playbackState = on ? "playing" : "paused";
 }
 
 // ---------- volume ----------
@@ -82,8 +134,10 @@ const volume = $("volume");
 const savedVolume = Number(localStorage.getItem(VOLUME_STORAGE));
 if (localStorage.getItem(VOLUME_STORAGE) !== null && savedVolume >= 0 && savedVolume <= 100) volume.value = String(savedVolume);
 player.setVolume(volume.value / 100);
+phonePlayer.setVolume(volume.value / 100);
 volume.addEventListener("input", () => {
   player.setVolume(volume.value / 100);
+  phonePlayer.setVolume(volume.value / 100);
   localStorage.setItem(VOLUME_STORAGE, volume.value);
 });
 
@@ -98,15 +152,17 @@ const CONNECTION_TEXT = {
   error: "Error",
 };
 let lastLine = "";
+const shown = (value, text = String) => (value === null || value === undefined ? "–" : text(value));
 function renderStatus() {
-  const s = player.stats();
+  const s = listening().stats();
   $("st-connection").textContent = s.connection;
+  $("st-format").textContent = s.formatLabel;
   $("st-buffered").textContent = String(s.bufferedMs);
-  $("st-tier").textContent = s.tier;
-  $("st-jitter").textContent = s.jitterMs.toFixed(1);
-  $("st-underruns").textContent = String(s.underruns);
-  $("st-chunks").textContent = String(s.chunksReceived);
-  $("st-rate").textContent = s.sampleRate ? `${s.sampleRate} Hz` : "–";
+  $("st-tier").textContent = shown(s.tier);
+  $("st-jitter").textContent = shown(s.jitterMs, (ms) => ms.toFixed(1));
+  $("st-underruns").textContent = shown(s.underruns);
+  $("st-chunks").textContent = shown(s.chunksReceived);
+  $("st-rate").textContent = shown(s.sampleRate, (hz) => `${hz} Hz`);
   $("st-reconnects").textContent = String(s.reconnects);
   let line = CONNECTION_TEXT[s.state] ?? s.state;
   if (s.state === "playing" && s.connection === "reconnecting") line = "Playing (reconnecting…)";
@@ -120,14 +176,16 @@ function renderStatus() {
   renderPlayButton();
 }
 let statusQueued = false;
-player.addEventListener("change", () => {
+function queueStatus() {
   if (statusQueued) return;
   statusQueued = true;
   setTimeout(() => {
     statusQueued = false;
     renderStatus();
   }, 200);
-});
+}
+player.addEventListener("change", queueStatus);
+phonePlayer.addEventListener("change", queueStatus);
 player.addEventListener("event", (e) => {
   const { level, message } = e.detail;
   if (level === "warning" || level === "error") notice(message, level === "error");
@@ -143,10 +201,67 @@ function notice(text, isError = false) {
 const canvas = $("visual");
 const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
 function frame() {
-  if (!reducedMotion.matches && !document.hidden) drawVisual(canvas, player.analyser, player.wanted);
+  if (!reducedMotion.matches && !document.hidden && mode === ListenMode.WEBSOCKET) drawVisual(canvas, player.analyser, player.wanted);
   requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);
+
+// ---------- now playing, and the lock screen's media controls ----------
+const mediaSession = navigator.mediaSession ?? null;
+let nowPlaying = null;
+let wsAnnouncesNowPlaying = false; // the WebSocket stream sent now_playing since this play began
+let mediaTitle = null;
+
+function showNowPlaying(np) {
+  const station = $("station").value || player.station;
+  if (np?.station && np.station !== station) return; // an answer about the station before
+  nowPlaying = np;
+  $("np-station").textContent = station;
+  $("np-text").textContent = nowPlayingText(np) || "–";
+  if (!mediaSession || typeof MediaMetadata === "undefined") return;
+  const init = mediaMetadataInit(station, np);
+  if (init.title === mediaTitle) return;
+  mediaTitle = init.title;
+  mediaSession.metadata = new MediaMetadata(init);
+}
+
+async function fetchNowPlaying() {
+  const station = $("station").value || player.station;
+  try {
+    const res = await fetch(`/api/stations/${encodeURIComponent(station)}/now`, {
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+    });
+    if (!res.ok) return;
+    const np = parseNowPlaying(await res.json());
+    if (np && station === ($("station").value || player.station)) showNowPlaying(np);
+  } catch {
+    /* the next poll tries again */
+  }
+}
+
+player.addEventListener("nowplaying", (e) => {
+  wsAnnouncesNowPlaying = true;
+  if (mode === ListenMode.WEBSOCKET) showNowPlaying(e.detail);
+});
+// The phone mode's stream carries no messages: ask the server (a hidden page only while it plays).
+setInterval(() => {
+  const p = listening();
+  if (document.hidden && !p.wanted) return;
+  if (mode === ListenMode.WEBSOCKET && p.wanted && wsAnnouncesNowPlaying) return;
+  fetchNowPlaying();
+}, NOW_PLAYING_POLL_MS);
+
+if (mediaSession) {
+  const handlers = { play: startListening, pause: stopListening, stop: stopListening };
+  for (const [action, handler] of Object.entries(handlers)) {
+    try {
+      mediaSession.setActionHandler(action, () => handler());
+    } catch {
+      /* an action this browser does not offer */
+    }
+  }
+}
 
 // ---------- station controls ----------
 const form = $("controls");
@@ -247,7 +362,7 @@ $("sleep").addEventListener("change", (e) => {
   if (minutes > 0) {
     sleepDeadline = Date.now() + minutes * 60000;
     sleepTimer = setTimeout(() => {
-      player.fadeOutAndStop(SLEEP_FADE_SEC);
+      listening().fadeOutAndStop(SLEEP_FADE_SEC);
       sleepDeadline = null;
       $("sleep").value = "0";
       renderSleep();
@@ -267,5 +382,9 @@ function renderSleep() {
 setInterval(renderSleep, 1000);
 
 // ---------- go ----------
-renderStatus();
-loadStations();
+renderMode();
+loadStations().then(() => {
+  phonePlayer.station = player.station;
+  showNowPlaying(null);
+  fetchNowPlaying();
+});

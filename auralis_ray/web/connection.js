@@ -10,17 +10,22 @@
 //   {type: "intervals", running}          call interval(name) every INTERVALS_MS[name], or stop
 //   {type: "post", message}               a status snapshot or an event for the main thread
 //   {type: "worklet", message, transfer}  a message (and buffers to transfer) for the AudioWorklet
+//   {type: "decode", chunkId, packets}    decode a chunk's Opus packets (opus-decoder.js), on to the worklet
+//   {type: "reset-decoder"}               forget the Opus decoder's state and what it still decodes
 //
 // It connects, reconnects with full-jitter backoff and resume_from (the last chunk_id received),
-// switches to JSON audio frames after binary connections that end before any audio, treats the final
-// close codes (protocol.js closeIsFinal) and UNKNOWN_STATION as the end, and drops an open socket
-// that stays silent.
+// listens to PCM when the server refuses format=opus or the Opus decoder fails, switches to JSON
+// audio frames after binary (PCM or Opus) connections that end before any audio, treats the final
+// close codes (protocol.js closeIsFinal) and UNKNOWN_STATION as the end, drops an open socket that
+// stays silent, and passes `now_playing` on to the main thread when the listener hears it.
 
 import { Backoff } from "./backoff.js";
+import { Format } from "./formats.js";
 import { JitterTracker } from "./jitter.js";
+import { NowPlayingSchedule, parseNowPlaying } from "./now-playing.js";
 import {
   CHUNK_MS,
-  FRAMES_PER_CHUNK,
+  SAMPLE_RATE,
   SUBPROTOCOL,
   TIERS,
   buildAudioUrl,
@@ -30,6 +35,7 @@ import {
   int16ToPlanar,
   parseBinaryFrame,
   parseJsonAudio,
+  parseOpusFrame,
   ping,
 } from "./protocol.js";
 import { TierPolicy } from "./tier.js";
@@ -62,13 +68,17 @@ export class StreamConnection {
     this.openedAt = 0;
     this.lastAudioAt = 0;
     this.gotAudioThisConnection = false;
+    this.establishedThisConnection = false;
+    this.formatRefused = false; // the server answered this connection's format with INVALID_MESSAGE
     this.binaryFailures = 0;
     this.tier = "normal";
-    this.format = "binary";
+    this.format = Format.BINARY; // opus | binary | json
+    this.codec = null; // connection_established's codec: {name, sample_rate, channels, frame_ms, bitrate}
     this.rttMs = null;
     this.serverVersion = null;
     this.lastError = null;
-    this.playout = { state: "idle", bufferedMs: 0, underruns: 0, playedFrames: 0 };
+    this.playout = { state: "idle", bufferedMs: 0, underruns: 0, playedMs: 0 };
+    this.nowPlaying = new NowPlayingSchedule();
     this.backoff = new Backoff({ baseMs: 250, capMs: 10000, random });
     this.jitter = new JitterTracker({ chunkMs: CHUNK_MS });
     this.policy = null;
@@ -78,11 +88,14 @@ export class StreamConnection {
 
   // ---- inputs ----
 
-  /** The listener wants audio: connect to `config.station` from its live edge. */
+  /** The listener wants audio: connect to `config.station` from its live edge (`config.format`: opus, binary or json). */
   start(config, nowMs) {
     this.nowMs = nowMs;
     this.config = config;
-    this.format = config.format || "binary";
+    this.format = config.format || Format.BINARY;
+    this.codec = null;
+    this.nowPlaying.clear();
+    this.#emit({ type: "reset-decoder" });
     this.policy = new TierPolicy({ floor: config.tierFloor || "normal" });
     this.tier = config.tier || "normal";
     this.wanted = true;
@@ -105,6 +118,8 @@ export class StreamConnection {
     this.#emit({ type: "intervals", running: false });
     this.#closeSocket(1000, "stop");
     this.connection = "closed";
+    this.nowPlaying.clear();
+    this.#emit({ type: "reset-decoder" });
     this.#toWorklet({ type: "stop" });
     this.#postStatus();
     return this.#take();
@@ -117,7 +132,7 @@ export class StreamConnection {
     return this.#take();
   }
 
-  /** The worklet's latest playout snapshot: {state, bufferedMs, underruns, playedFrames, ...}. */
+  /** The worklet's latest playout snapshot: {state, bufferedMs, underruns, playedMs, ...}. */
   updatePlayout(snapshot) {
     this.playout = snapshot;
   }
@@ -155,10 +170,16 @@ export class StreamConnection {
     if (this.socket === null) return []; // one we already let go
     this.socket = null;
     if (!this.wanted) return [];
-    if (this.format === "binary" && !this.gotAudioThisConnection && code !== 1013) {
+    if (this.format === Format.OPUS && this.formatRefused && !this.establishedThisConnection) {
+      this.format = Format.BINARY; // a server without format=opus
+      this.#event("info", "the server does not offer Opus; listening to PCM");
+      this.#connect(this.resuming);
+      return this.#take();
+    }
+    if (this.format !== Format.JSON && !this.gotAudioThisConnection && code !== 1013) {
       this.binaryFailures += 1;
       if (this.binaryFailures >= BINARY_FAILURES_BEFORE_JSON) {
-        this.format = "json"; // something between us and the server does not pass binary frames
+        this.format = Format.JSON; // something between us and the server does not pass binary frames
         this.#event("info", `falling back to JSON audio frames after ${this.binaryFailures} failed binary connections`);
       }
     }
@@ -167,6 +188,18 @@ export class StreamConnection {
     } else {
       this.#scheduleReconnect(`closed ${code}${reason ? ` ${reason}` : ""}`);
     }
+    return this.#take();
+  }
+
+  /** The Opus decoder failed (it is closed): listen to PCM from the next chunk on. */
+  decoderFailed(message, nowMs) {
+    this.nowMs = nowMs;
+    if (this.format !== Format.OPUS || !this.wanted) return [];
+    this.format = Format.BINARY;
+    this.codec = null;
+    this.#event("warning", `Opus decoding failed (${message}); listening to PCM`);
+    this.#closeSocket(1000, "format");
+    this.#connect(this.lastChunkId !== null);
     return this.#take();
   }
 
@@ -186,7 +219,7 @@ export class StreamConnection {
           clientReport({
             bufferedMs: this.playout.bufferedMs,
             underruns: this.playout.underruns,
-            playedChunks: Math.floor(this.playout.playedFrames / FRAMES_PER_CHUNK),
+            playedChunks: Math.floor((this.playout.playedMs ?? 0) / CHUNK_MS),
             nowMs,
           }),
         );
@@ -201,6 +234,7 @@ export class StreamConnection {
         this.#watchdog();
         break;
       case "status":
+        this.#releaseNowPlaying();
         this.#postStatus();
         break;
       default:
@@ -216,6 +250,7 @@ export class StreamConnection {
       connection: this.connection,
       tier: this.tier,
       format: this.format,
+      codec: this.codec,
       jitterMs: this.jitter.jitterMs,
       spreadMs: this.jitter.spreadMs,
       chunksReceived: this.chunksReceived,
@@ -243,6 +278,8 @@ export class StreamConnection {
     this.connection = resuming ? "reconnecting" : "connecting";
     this.resuming = resuming;
     this.gotAudioThisConnection = false;
+    this.establishedThisConnection = false;
+    this.formatRefused = false;
     this.jitter.reset();
     this.#postStatus();
     // last, so that a connect that fails (connectFailed) reports after this status
@@ -313,14 +350,12 @@ export class StreamConnection {
   // ---- frames ----
 
   #onBinary(data) {
-    let frame;
     try {
-      frame = parseBinaryFrame(data);
+      if (this.format === Format.OPUS) this.#onOpus(parseOpusFrame(data));
+      else this.#onPcm(parseBinaryFrame(data));
     } catch (err) {
       this.#event("warning", err.message);
-      return;
     }
-    this.#onChunk(frame);
   }
 
   #onText(data) {
@@ -332,19 +367,24 @@ export class StreamConnection {
       return;
     }
     switch (msg.type) {
-      case "connection_established":
+      case "connection_established": {
         this.connection = "open";
+        this.establishedThisConnection = true;
         this.serverVersion = msg.server_version ?? null;
+        const confirmed = msg.buffer_config?.format ?? msg.format;
+        if (Object.values(Format).includes(confirmed)) this.format = confirmed;
+        this.codec = this.format === Format.OPUS ? (msg.codec ?? null) : null;
         if (msg.buffer_config?.initial_tier) this.#adoptTier(msg.buffer_config.initial_tier);
         if (this.resuming && this.dropped) this.reconnects += 1;
         this.dropped = false;
         this.#postStatus();
         break;
+      }
       case "audio":
         try {
           const chunk = parseJsonAudio(msg);
           if (chunk.tier) this.#adoptTier(chunk.tier);
-          this.#onChunk(chunk);
+          this.#onPcm(chunk);
         } catch (err) {
           this.#event("warning", `bad audio message: ${err.message}`);
         }
@@ -361,7 +401,16 @@ export class StreamConnection {
       case "shutdown_warning":
         this.#event("warning", `server shutting down (${msg.reason}); it keeps streaming for ${msg.drain_period_sec} s`);
         break;
+      case "now_playing": {
+        const np = parseNowPlaying(msg);
+        if (np) {
+          this.nowPlaying.add(np);
+          this.#releaseNowPlaying();
+        }
+        break;
+      }
       case "error":
+        if (msg.error_code === "INVALID_MESSAGE" && !this.establishedThisConnection) this.formatRefused = true;
         this.lastError = `${msg.error_code}: ${msg.error_message}`;
         this.#event(msg.severity || "error", this.lastError, msg.error_code);
         if (msg.error_code === "UNKNOWN_STATION") this.#fail(this.lastError);
@@ -371,12 +420,13 @@ export class StreamConnection {
     }
   }
 
-  #onChunk({ chunkId, timestamp, pcm }) {
+  /** A chunk's bookkeeping: false for a duplicate, which goes no further. */
+  #accept({ chunkId, timestamp }) {
     const t = this.nowMs;
     if (this.lastChunkId !== null) {
       if (chunkId <= this.lastChunkId) {
         this.duplicates += 1;
-        return;
+        return false;
       }
       if (chunkId !== this.lastChunkId + 1) this.gaps += chunkId - this.lastChunkId - 1;
     }
@@ -386,8 +436,25 @@ export class StreamConnection {
     this.lastAudioAt = t;
     this.gotAudioThisConnection = true;
     this.binaryFailures = 0;
-    const planar = int16ToPlanar(pcm);
-    this.#toWorklet({ type: "chunk", id: chunkId, pcm: planar, frames: planar.length / 2 }, [planar.buffer]);
+    return true;
+  }
+
+  #onPcm(chunk) {
+    if (!this.#accept(chunk)) return;
+    const planar = int16ToPlanar(chunk.pcm);
+    this.#toWorklet({ type: "chunk", id: chunk.chunkId, pcm: planar, frames: planar.length / 2, rate: SAMPLE_RATE }, [planar.buffer]);
+  }
+
+  #onOpus(frame) {
+    if (!this.#accept(frame)) return;
+    this.#emit({ type: "decode", chunkId: frame.chunkId, packets: frame.packets });
+  }
+
+  /** Pass on the latest section the listener hears now: the chunk playing is a buffer behind the last received. */
+  #releaseNowPlaying() {
+    const playing = this.lastChunkId === null ? null : this.lastChunkId - Math.ceil(this.playout.bufferedMs / CHUNK_MS);
+    const np = this.nowPlaying.take(playing);
+    if (np) this.#emit({ type: "post", message: { type: "now_playing", nowPlaying: np } });
   }
 
   // ---- actions ----

@@ -1,7 +1,10 @@
 // AuralisPlayer: the main-thread side of the player. It builds the audio graph
 // (AudioWorklet -> gain -> analyser -> speakers), starts the stream worker, wires the two together
-// with a MessageChannel so audio never crosses the main thread, and keeps the latest stats.
+// with a MessageChannel so audio never crosses the main thread, and keeps the latest stats. It sends
+// "change" events, "event" events (the stream's notices) and "nowplaying" events (detail: what the
+// listener hears now, now-playing.js parseNowPlaying's shape).
 
+import { AUTO_FORMAT, formatLabel } from "./formats.js";
 import { SAMPLE_RATE, TIERS, websocketBase } from "./protocol.js";
 
 const STATIC_BASE = new URL(".", import.meta.url); // wherever this module was served from
@@ -11,12 +14,12 @@ export class AuralisPlayer extends EventTarget {
    * @param {object} [o]
    * @param {string} [o.httpBase] the server (default: this page's origin)
    * @param {string} [o.wsBase] its WebSocket origin (default: derived from httpBase)
-   * @param {string} [o.format] "binary" (default) or "json"
+   * @param {string} [o.format] "auto" (default: Opus where the browser decodes it, binary PCM otherwise), "opus", "binary" or "json"
    * @param {string} [o.tier] initial buffer tier
    * @param {string} [o.tierFloor] lowest tier the adaptive policy asks for
    * @param {number} [o.sampleRate] force the AudioContext's rate (testing/support); default: the device's own
    */
-  constructor({ httpBase = location.origin, wsBase, format = "binary", tier = "normal", tierFloor = "normal", sampleRate } = {}) {
+  constructor({ httpBase = location.origin, wsBase, format = AUTO_FORMAT, tier = "normal", tierFloor = "normal", sampleRate } = {}) {
     super();
     this.httpBase = httpBase;
     this.wsBase = wsBase ?? websocketBase(httpBase);
@@ -33,7 +36,7 @@ export class AuralisPlayer extends EventTarget {
     this.analyser = null;
     this.worker = null;
     this.volume = 0.8;
-    this.playout = { state: "idle", bufferedMs: 0, underruns: 0, playedFrames: 0, targetMs: TIERS[this.initialTier] };
+    this.playout = { state: "idle", bufferedMs: 0, underruns: 0, playedMs: 0, targetMs: TIERS[this.initialTier] };
     this.stream = { connection: "closed", tier: this.initialTier, jitterMs: 0, chunksReceived: 0, reconnects: 0, gaps: 0 };
     this.failed = false;
   }
@@ -75,6 +78,8 @@ export class AuralisPlayer extends EventTarget {
         this.#changed();
       } else if (m.type === "event") {
         this.dispatchEvent(new CustomEvent("event", { detail: m }));
+      } else if (m.type === "now_playing") {
+        this.dispatchEvent(new CustomEvent("nowplaying", { detail: m.nowPlaying }));
       }
     };
     worker.onerror = (e) => {
@@ -171,6 +176,8 @@ export class AuralisPlayer extends EventTarget {
       lastChunkId: this.stream.lastChunkId ?? null,
       gaps: this.stream.gaps,
       format: this.stream.format ?? this.format,
+      formatLabel: this.stream.format ? formatLabel(this.stream.format, this.stream.codec) : "–",
+      codec: this.stream.codec ?? null,
       driftPpm: Math.round(this.playout.driftPpm ?? 0),
       rttMs: this.stream.rttMs == null ? null : Math.round(this.stream.rttMs),
       lastError: this.stream.lastError ?? null,

@@ -40,8 +40,10 @@ export class Playout {
     this.inRate = inRate;
     this.outRate = outRate;
     this.channels = channels;
+    this.capacityMs = capacityMs;
     this.ring = new RingBuffer(Math.round((capacityMs / 1000) * inRate), channels);
     this.resampler = new Resampler(inRate, outRate, channels);
+    this.playedMsBefore = 0; // what earlier input rates played
     this.chunkMs = chunkMs;
     this.maxDriftPpm = maxDriftPpm;
     this.driftDeadband = driftDeadband;
@@ -63,9 +65,32 @@ export class Playout {
     return this.ring.available / this.framesPerMs;
   }
 
-  /** input frames played so far (the resampler's consumption) */
+  /** input frames played so far at the current input rate (the resampler's consumption) */
   get playedFrames() {
     return this.resampler.consumed;
+  }
+
+  /** ms of the stream played so far, whatever its input rates were */
+  get playedMs() {
+    return this.playedMsBefore + this.playedFrames / this.framesPerMs;
+  }
+
+  /**
+   * The stream's rate changes (44.1 kHz PCM, 48 kHz Opus): what is buffered at the old rate is
+   * dropped, and playback buffers up to the target again.
+   */
+  setInRate(inRate) {
+    if (inRate === this.inRate) return;
+    this.playedMsBefore = this.playedMs;
+    const dropped = this.ring.droppedFrames;
+    this.inRate = inRate;
+    this.ring = new RingBuffer(Math.round((this.capacityMs / 1000) * inRate), this.channels);
+    this.ring.droppedFrames = dropped;
+    const ppm = this.resampler.ppm;
+    this.resampler = new Resampler(inRate, this.outRate, this.channels);
+    this.resampler.setRateAdjustPpm(ppm);
+    this.meanLevelMs = null;
+    if (this.state === PlayoutState.PLAYING) this.state = PlayoutState.BUFFERING;
   }
 
   /** Start (or keep) listening: buffer up to the target, then play. */

@@ -7,6 +7,9 @@ export const CHUNK_MS = 100;
 export const FRAMES_PER_CHUNK = 4410;
 export const CHUNK_BYTES = FRAMES_PER_CHUNK * CHANNELS * 2; // 17,640
 export const BINARY_HEADER_BYTES = 16;
+export const OPUS_SAMPLE_RATE = 48000;
+export const OPUS_LENGTH_BYTES = 2; // each Opus packet's big-endian length in a format=opus frame
+const CHUNK_US = CHUNK_MS * 1000;
 export const SUBPROTOCOL = "auralis-v1";
 
 /** Tier name -> target client buffer (ms). */
@@ -40,8 +43,15 @@ export function buildAudioUrl(wsBase, clientId, { station, tier, format, resumeF
   return `${wsBase.replace(/\/+$/, "")}/ws/audio/${clientId}${qs ? `?${qs}` : ""}`;
 }
 
+/** The 16-byte header of every binary audio frame: uint64 LE chunk_id, float64 LE timestamp. */
+function readFrameHeader(view) {
+  const lo = view.getUint32(0, true);
+  const hi = view.getUint32(4, true);
+  return { chunkId: hi * 2 ** 32 + lo, timestamp: view.getFloat64(8, true) };
+}
+
 /**
- * Binary audio frame: uint64 LE chunk_id, float64 LE timestamp, 17,640 bytes of PCM.
+ * Binary audio frame (format `binary`): the header, then 17,640 bytes of PCM.
  * @param {ArrayBuffer} buf
  * @returns {{chunkId: number, timestamp: number, pcm: Int16Array}}
  */
@@ -49,12 +59,46 @@ export function parseBinaryFrame(buf) {
   if (buf.byteLength < BINARY_HEADER_BYTES + 4 || (buf.byteLength - BINARY_HEADER_BYTES) % 4 !== 0) {
     throw new RangeError(`binary frame of ${buf.byteLength} bytes is not header + stereo int16 PCM`);
   }
+  return { ...readFrameHeader(new DataView(buf)), pcm: int16View(buf, BINARY_HEADER_BYTES) };
+}
+
+/**
+ * Opus audio frame (format `opus`): the header, then the chunk's Opus packets, each a uint16 BE
+ * length and that many bytes. The packets are views into `buf`, not copies.
+ * @param {ArrayBuffer} buf
+ * @returns {{chunkId: number, timestamp: number, packets: Uint8Array[]}}
+ */
+export function parseOpusFrame(buf) {
+  if (buf.byteLength < BINARY_HEADER_BYTES) {
+    throw new RangeError(`opus frame of ${buf.byteLength} bytes is shorter than its ${BINARY_HEADER_BYTES}-byte header`);
+  }
   const view = new DataView(buf);
-  const lo = view.getUint32(0, true);
-  const hi = view.getUint32(4, true);
-  const chunkId = hi * 2 ** 32 + lo;
-  const timestamp = view.getFloat64(8, true);
-  return { chunkId, timestamp, pcm: int16View(buf, BINARY_HEADER_BYTES) };
+  const packets = [];
+  let offset = BINARY_HEADER_BYTES;
+  while (offset < buf.byteLength) {
+    if (offset + OPUS_LENGTH_BYTES > buf.byteLength) throw new RangeError("opus frame ends inside a packet length");
+    const size = view.getUint16(offset, false);
+    offset += OPUS_LENGTH_BYTES;
+    if (size === 0 || offset + size > buf.byteLength) {
+      throw new RangeError(`opus frame holds a packet of ${size} bytes at byte ${offset}, which does not fit`);
+    }
+    packets.push(new Uint8Array(buf, offset, size));
+    offset += size;
+  }
+  return { ...readFrameHeader(view), packets };
+}
+
+/**
+ * The decoder timestamp (µs) of packet `index` of `count` in chunk `chunkId`: the chunk's packets
+ * spread over its 100 ms, so the timeline follows chunk ids across a gap or a resume.
+ */
+export function opusPacketTimestampUs(chunkId, index, count) {
+  return chunkId * CHUNK_US + Math.floor((index * CHUNK_US) / count);
+}
+
+/** The chunk a decoder timestamp (µs) belongs to. */
+export function chunkIdAtUs(timestampUs) {
+  return Math.floor(timestampUs / CHUNK_US);
 }
 
 /** Little-endian int16 samples of `buf` from `byteOffset` (every browser and node host is little-endian). */

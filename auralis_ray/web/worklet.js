@@ -1,6 +1,6 @@
 // AudioWorkletProcessor: a thin adapter around Playout (ring buffer + resampler + prebuffer).
-// Decoded chunks arrive on a MessagePort straight from the stream worker (the main thread never
-// touches audio data); stats go back to the main thread and to the stream worker ~10 times a second.
+// Decoded chunks, each with its rate (44.1 kHz PCM, 48 kHz Opus), arrive on a MessagePort straight
+// from the stream worker (the main thread never touches audio data); stats go back to the main thread and to the stream worker ~10 times a second.
 
 import { Playout } from "./playout.js";
 
@@ -24,6 +24,7 @@ class AuralisPlayerProcessor extends AudioWorkletProcessor {
         this.streamPort.onmessage = (e) => this.onCommand(e.data, e.ports);
         break;
       case "chunk":
+        if (msg.rate) this.playout.setInRate(msg.rate);
         this.playout.push(msg.pcm, msg.frames);
         break;
       case "target":
@@ -50,7 +51,7 @@ class AuralisPlayerProcessor extends AudioWorkletProcessor {
       bufferedMs: p.bufferedMs,
       targetMs: p.targetMs,
       underruns: p.underruns,
-      playedFrames: p.playedFrames,
+      playedMs: p.playedMs,
       droppedFrames: p.ring.droppedFrames,
       driftPpm: p.resampler.ppm,
     };

@@ -7,13 +7,17 @@ import {
   clientReport,
   closeIsFinal,
   decodeBase64,
+  chunkIdAtUs,
   int16ToPlanar,
   isValidClientId,
+  opusPacketTimestampUs,
   parseBinaryFrame,
   parseJsonAudio,
+  parseOpusFrame,
   ping,
   websocketBase,
 } from "../../auralis_ray/web/protocol.js";
+import { opusFrame } from "./frames.mjs";
 
 test("audio URL carries only the parameters that are set", () => {
   assert.equal(buildAudioUrl("ws://h:1", "abc"), "ws://h:1/ws/audio/abc");
@@ -86,4 +90,45 @@ test("which closes end the session and which are retried", () => {
   assert.equal(closeIsFinal(1008), true);
   assert.equal(closeIsFinal(4000), true);
   for (const code of [1000, 1001, 1006, 1011, 1012, 1013]) assert.equal(closeIsFinal(code), false, String(code));
+});
+
+const hex = (s) => Uint8Array.from(s.match(/../g), (b) => parseInt(b, 16));
+
+test("opus frame: the PCM frame's header, then each packet with a big-endian 2-byte length", () => {
+  const packets = [Uint8Array.of(0xfc, 1, 2), Uint8Array.from({ length: 300 }, (_, i) => i & 255)];
+  const f = parseOpusFrame(opusFrame(2 ** 33 + 5, 1712345678.5, packets));
+  assert.equal(f.chunkId, 2 ** 33 + 5);
+  assert.equal(f.timestamp, 1712345678.5);
+  assert.deepEqual(f.packets, packets);
+  // the first 37 bytes of opus_frame.encode_opus_frame(2**33 + 5, 1712345678.5, the same packets)
+  const fromPython = hex("05000000020000000000a0931484d9410003fc0102012c");
+  assert.deepEqual(new Uint8Array(opusFrame(2 ** 33 + 5, 1712345678.5, packets), 0, fromPython.length), fromPython);
+});
+
+test("opus frame: five 20 ms packets of a chunk, views into the frame, none for a header alone", () => {
+  const five = Array.from({ length: 5 }, (_, i) => Uint8Array.from({ length: 40 + i }, () => i));
+  const buf = opusFrame(7, 0, five);
+  const f = parseOpusFrame(buf);
+  assert.equal(f.packets.length, 5);
+  assert.deepEqual(f.packets.map((p) => p.length), [40, 41, 42, 43, 44]);
+  assert.ok(f.packets.every((p) => p.buffer === buf), "no copies");
+  assert.deepEqual(parseOpusFrame(opusFrame(8, 0, [])).packets, []);
+});
+
+test("opus frame: a short header, a cut length, a packet that overruns or is empty are refused", () => {
+  assert.throws(() => parseOpusFrame(new ArrayBuffer(15)), /shorter than its 16-byte header/);
+  const whole = opusFrame(1, 0, [Uint8Array.of(1, 2, 3)]);
+  assert.throws(() => parseOpusFrame(whole.slice(0, 17)), /ends inside a packet length/);
+  assert.throws(() => parseOpusFrame(whole.slice(0, 20)), /packet of 3 bytes at byte 18/);
+  const empty = opusFrame(1, 0, [Uint8Array.of(9)]);
+  new DataView(empty).setUint16(16, 0, false);
+  assert.throws(() => parseOpusFrame(empty), /packet of 0 bytes/);
+});
+
+test("packet timestamps follow chunk ids: a chunk's packets spread over its 100 ms", () => {
+  assert.deepEqual([0, 1, 2, 3, 4].map((i) => opusPacketTimestampUs(10, i, 5)), [1_000_000, 1_020_000, 1_040_000, 1_060_000, 1_080_000]);
+  assert.deepEqual([0, 1, 2, 3].map((i) => opusPacketTimestampUs(0, i, 4)), [0, 25_000, 50_000, 75_000]);
+  assert.equal(opusPacketTimestampUs(2 ** 33, 4, 5), 2 ** 33 * 100_000 + 80_000); // exact well past any stream's length
+  assert.equal(chunkIdAtUs(opusPacketTimestampUs(12345, 4, 5)), 12345);
+  assert.equal(chunkIdAtUs(opusPacketTimestampUs(12345, 0, 5) + 99_999), 12345);
 });

@@ -10,6 +10,7 @@ import {
   StreamConnection,
 } from "../../auralis_ray/web/connection.js";
 import { CHUNK_BYTES, TIERS } from "../../auralis_ray/web/protocol.js";
+import { opusFrame } from "./frames.mjs";
 
 const START_MS = 1_700_000_000_000;
 const CONFIG = Object.freeze({ wsBase: "ws://h:1", clientId: "web-1", station: "night", tier: "normal", tierFloor: "normal" });
@@ -79,6 +80,8 @@ class World {
     this.socket = null; // the current one
     this.posted = []; // to the main thread
     this.toWorklet = [];
+    this.decoded = []; // {chunkId, packets} handed to the Opus decoder
+    this.decoderResets = 0;
     this.reconnectTimer = null;
     this.reconnectDelays = [];
     this.intervals = [];
@@ -127,6 +130,12 @@ class World {
       case "worklet":
         this.toWorklet.push(action.message);
         break;
+      case "decode":
+        this.decoded.push({ chunkId: action.chunkId, packets: action.packets });
+        break;
+      case "reset-decoder":
+        this.decoderResets += 1;
+        break;
       default:
         assert.fail(`unknown action ${action.type}`);
     }
@@ -150,9 +159,17 @@ class World {
     this.run(this.connection.received(data, this.clock.nowMs));
   }
 
-  establish(initialTier = "normal") {
+  establish(initialTier = "normal", extra = {}) {
     this.open();
-    this.send(JSON.stringify({ type: "connection_established", server_version: "9.9", buffer_config: { initial_tier: initialTier } }));
+    this.send(JSON.stringify({ type: "connection_established", server_version: "9.9", buffer_config: { initial_tier: initialTier }, ...extra }));
+  }
+
+  /** `count` consecutive format=opus frames of five packets from `firstId`, one every 100 ms. */
+  streamOpus(firstId, count) {
+    for (let id = firstId; id < firstId + count; id++) {
+      this.send(opusFrame(id, this.clock.nowMs / 1000, OPUS_PACKETS));
+      this.clock.advance(100);
+    }
   }
 
   /** `count` consecutive binary chunks from `firstId`, one every 100 ms, stamped as they are sent. */
@@ -198,6 +215,9 @@ function jsonAudio(chunkId, timestampSec, tier = "normal") {
 }
 
 const query = (socket) => Object.fromEntries(socket.url.searchParams);
+const OPUS_PACKETS = Array.from({ length: 5 }, (_, i) => Uint8Array.of(0xfc, i, 7));
+const OPUS_CODEC = { name: "opus", sample_rate: 48000, channels: 2, frame_ms: 20, bitrate: 128000 };
+const OPUS_ESTABLISHED = { buffer_config: { initial_tier: "normal", format: "opus" }, codec: OPUS_CODEC };
 
 test("start opens one socket at the live edge, with the subprotocol, and primes the worklet", () => {
   const w = new World();
@@ -400,7 +420,7 @@ test("reports and pings go out on their intervals, only on an open socket; a pon
   w.clock.advance(INTERVALS_MS.ping);
   assert.deepEqual(w.sockets[0].sent, [], "nothing before the handshake");
   w.establish();
-  w.connection.updatePlayout({ state: "playing", bufferedMs: 987.6, underruns: 0, playedFrames: 4410 * 42 });
+  w.connection.updatePlayout({ state: "playing", bufferedMs: 987.6, underruns: 0, playedMs: 4200 });
   w.stream(1, INTERVALS_MS.ping / 100);
   const reports = w.socket.sentOfType("client_report");
   assert.equal(reports.length, 8); // every 2 s of the clock: at 16, 18, ... 30 s after the start
@@ -423,9 +443,9 @@ test("an underrun makes the policy ask one tier up; the ack moves the worklet's 
   const w = new World();
   w.start();
   w.establish();
-  w.connection.updatePlayout({ state: "playing", bufferedMs: 0, underruns: 0, playedFrames: 0 });
+  w.connection.updatePlayout({ state: "playing", bufferedMs: 0, underruns: 0, playedMs: 0 });
   w.stream(1, 10);
-  w.connection.updatePlayout({ state: "buffering", bufferedMs: 0, underruns: 1, playedFrames: 0 });
+  w.connection.updatePlayout({ state: "buffering", bufferedMs: 0, underruns: 1, playedMs: 0 });
   w.stream(11, 10);
   const asked = w.socket.sentOfType("buffer_control");
   assert.deepEqual(asked.map((m) => m.requested_tier), ["stable"]);
@@ -464,4 +484,132 @@ test("a socket the browser refuses to open fails the stream with the URL", () =>
   assert.equal(w.status.connection, "failed");
   assert.match(w.status.lastError, /^cannot open ws:\/\/h:1\/ws\/audio\/web-1\?.*: bad URL$/);
   assert.equal(w.clock.timers.size, 0);
+});
+
+test("PCM chunks tell the worklet their rate", () => {
+  const w = new World();
+  w.start();
+  w.establish();
+  w.stream(1, 1);
+  w.send(jsonAudio(2, 0));
+  assert.deepEqual(w.toWorklet.filter((m) => m.type === "chunk").map((m) => m.rate), [44100, 44100]);
+});
+
+test("format=opus: frames go to the decoder, duplicates are dropped, skipped ids counted, the codec shown", () => {
+  const w = new World();
+  w.start({ format: "opus" });
+  assert.equal(query(w.socket).format, "opus");
+  w.establish("normal", OPUS_ESTABLISHED);
+  w.streamOpus(10, 3);
+  w.send(opusFrame(11, 0, OPUS_PACKETS)); // a duplicate
+  w.send(opusFrame(15, 0, OPUS_PACKETS)); // 13 and 14 skipped
+  assert.deepEqual(w.decoded.map((d) => d.chunkId), [10, 11, 12, 15]);
+  assert.deepEqual(w.decoded[0].packets, OPUS_PACKETS);
+  assert.equal(w.toWorklet.filter((m) => m.type === "chunk").length, 0, "the decoder feeds the worklet");
+  w.clock.advance(INTERVALS_MS.status);
+  assert.equal(w.status.format, "opus");
+  assert.deepEqual(w.status.codec, OPUS_CODEC);
+  assert.equal(w.status.chunksReceived, 4);
+  assert.equal(w.status.duplicates, 1);
+  assert.equal(w.status.gaps, 2);
+});
+
+test("format=opus: a dropped connection resumes from the last chunk id, with the decoder's state kept", () => {
+  const w = new World({ random: () => 0.5 });
+  w.start({ format: "opus" });
+  const resetsAtStart = w.decoderResets;
+  assert.equal(resetsAtStart, 1, "a start begins a fresh decoder");
+  w.establish("normal", OPUS_ESTABLISHED);
+  w.streamOpus(100, 5);
+  w.serverClose(1012, "restart");
+  w.waitForReconnect();
+  assert.deepEqual(query(w.socket), { station: "night", buffer_tier: "normal", format: "opus", resume_from: "104" });
+  w.establish("normal", OPUS_ESTABLISHED);
+  w.streamOpus(105, 2);
+  assert.deepEqual(w.decoded.map((d) => d.chunkId), [100, 101, 102, 103, 104, 105, 106]);
+  assert.equal(w.decoderResets, resetsAtStart);
+  assert.equal(w.status.reconnects, 1);
+  assert.equal(w.status.gaps, 0);
+  w.stop();
+  assert.equal(w.decoderResets, resetsAtStart + 1, "a stop drops the decoder");
+});
+
+test("a server without format=opus (INVALID_MESSAGE, then 1008) is asked again for PCM at once", () => {
+  const w = new World();
+  w.start({ format: "opus" });
+  w.open();
+  w.send(JSON.stringify({ type: "error", error_code: "INVALID_MESSAGE", error_message: "format must be json or binary", severity: "error" }));
+  w.serverClose(1008);
+  assert.equal(w.sockets.length, 2);
+  assert.equal(query(w.socket).format, "binary");
+  assert.notEqual(w.status.connection, "failed");
+  assert.match(w.events("info").at(-1).message, /does not offer Opus/);
+  w.establish();
+  w.stream(1, 2);
+  assert.equal(w.toWorklet.filter((m) => m.type === "chunk").length, 2);
+  assert.equal(w.status.reconnects, 0);
+});
+
+test("an INVALID_MESSAGE answer to a message during the stream does not cost Opus", () => {
+  const w = new World();
+  w.start({ format: "opus" });
+  w.establish("normal", OPUS_ESTABLISHED);
+  w.send(JSON.stringify({ type: "error", error_code: "INVALID_MESSAGE", error_message: "bad report", severity: "warning" }));
+  w.streamOpus(1, 2);
+  w.serverClose(1012);
+  w.waitForReconnect();
+  assert.equal(query(w.socket).format, "opus");
+});
+
+test("an Opus decoder failure switches to PCM, resuming after the last chunk received", () => {
+  const w = new World();
+  w.start({ format: "opus" });
+  w.establish("normal", OPUS_ESTABLISHED);
+  w.streamOpus(20, 3);
+  w.run(w.connection.decoderFailed("corrupt packet", w.clock.nowMs));
+  assert.deepEqual(w.sockets[0].closedWith, { code: 1000, reason: "format" });
+  assert.deepEqual(query(w.socket), { station: "night", buffer_tier: "normal", format: "binary", resume_from: "22" });
+  assert.match(w.events("warning").at(-1).message, /Opus decoding failed \(corrupt packet\); listening to PCM/);
+  w.establish();
+  w.stream(23, 2);
+  assert.deepEqual(w.toWorklet.filter((m) => m.type === "chunk").map((m) => m.id), [23, 24]);
+  assert.equal(w.status.codec, null);
+  assert.equal(w.status.reconnects, 0);
+  w.run(w.connection.decoderFailed("late", w.clock.nowMs)); // not decoding any more: nothing happens
+  assert.equal(w.sockets.length, 2);
+});
+
+test("Opus, like binary PCM, falls back to JSON after connections that end before any audio", () => {
+  const w = new World();
+  w.start({ format: "opus" });
+  for (let i = 0; i < BINARY_FAILURES_BEFORE_JSON; i++) {
+    w.establish("normal", OPUS_ESTABLISHED);
+    w.serverClose(1006);
+    w.waitForReconnect();
+  }
+  assert.equal(query(w.socket).format, "json");
+});
+
+test("now_playing reaches the main thread when its first chunk plays, not when it is announced", () => {
+  const w = new World();
+  w.start({ format: "opus" });
+  w.establish("normal", OPUS_ESTABLISHED);
+  const announced = (since, section) =>
+    JSON.stringify({ type: "now_playing", station: "night", preset: "sleep", key: "A", mode: "aeolian", bpm: 44, section, section_number: 1, since_chunk_id: since });
+  w.send(announced(50, "still")); // sounding since before the listener joined
+  const heard = () => w.posted.filter((m) => m.type === "now_playing").map((m) => m.nowPlaying.section);
+  assert.deepEqual(heard(), [], "nothing plays yet");
+  w.connection.updatePlayout({ state: "playing", bufferedMs: 1000, underruns: 0, playedMs: 0 });
+  w.streamOpus(100, 10);
+  assert.deepEqual(heard(), ["still"]);
+  w.send(announced(112, "bloom")); // chunk 112 plays a buffer (10 chunks) after it arrives
+  w.streamOpus(110, 10);
+  assert.deepEqual(heard(), ["still"]);
+  w.streamOpus(120, 3);
+  assert.deepEqual(heard(), ["still", "bloom"]);
+  w.send(announced(140, "pulse")); // announced, not heard yet, when the listener switches station
+  w.start({ station: "default", format: "opus" });
+  w.establish("normal", OPUS_ESTABLISHED);
+  w.streamOpus(2000, 20);
+  assert.deepEqual(heard(), ["still", "bloom"], "another station's schedule starts empty");
 });
