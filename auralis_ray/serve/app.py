@@ -26,6 +26,7 @@ from ..config import PerformanceConfig, config_from_json, load_config
 from ..music.params import StationParams
 from ..versions import check_versions
 from . import state
+from .http_stream import LISTEN_PREFIX, HttpStreamEndpoint, route_path
 from .replica import Replica, start_replica
 from .websocket import AudioEndpoint
 
@@ -109,6 +110,19 @@ async def api_stations(request: Request) -> Response:
     infos = await current_replica().hub.station_infos()
     return JSONResponse({"stations": [{"name": n, "params": i.get("params"), "seed": i.get("seed")}
                                       for n, i in infos.items()]})
+
+
+async def api_now_playing(request: Request) -> Response:
+    """What the station plays at the newest chunk this replica published."""
+    name = request.path_params["name"]
+    feed = current_replica().hub.feed(name)
+    if feed is None:
+        return _json_error(404, f"unknown station {name!r}")
+    playing = feed.now_playing
+    if playing is None:
+        return JSONResponse({"error": "the station has not said what it plays yet"}, status_code=503,
+                            headers={"retry-after": "1"})
+    return JSONResponse(playing, headers={"cache-control": "no-store", "access-control-allow-origin": "*"})
 
 
 async def api_control(request: Request) -> Response:
@@ -199,6 +213,7 @@ http_app = Starlette(routes=[
     Route("/readyz", readyz),
     Route("/api/status", api_status),
     Route("/api/stations", api_stations),
+    Route("/api/stations/{name}/now", api_now_playing),
     Route("/api/stations/{name}/control", api_control, methods=["POST"]),
     Route("/api/metrics", api_metrics),
     Route("/api/debug/drop/{client_id}", api_drop, methods=["POST"]),
@@ -208,32 +223,36 @@ http_app = Starlette(routes=[
 
 
 class AuralisApp:
-    """The ingress ASGI app: audio sockets go straight to their endpoint, the rest to Starlette.
+    """The ingress ASGI app: audio sockets and HTTP streams go straight to their endpoints, the rest
+    to Starlette.
 
     Every audio frame passes through each ASGI layer's `send`; keeping Starlette's middleware out
-    of that path measurably lowers the CPU cost per listener (BENCHMARKS.md).
+    of that path measurably lowers the CPU cost per listener (BENCHMARKS.md), and leaves the socket
+    reachable for direct writes (serve/direct.py).
     """
 
     AUDIO_PREFIX = "/ws/audio/"
 
-    def __init__(self, http, audio):
+    def __init__(self, http, audio, listen):
         self.http = http
         self.audio = audio
+        self.listen = listen
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "websocket":
-            path = scope.get("path", "")
-            root = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root):]
-            if path.startswith(self.AUDIO_PREFIX):
+        kind = scope["type"]
+        if kind in ("websocket", "http"):
+            path = route_path(scope)
+            if kind == "websocket" and path.startswith(self.AUDIO_PREFIX):
                 scope["path_params"] = {"client_id": path[len(self.AUDIO_PREFIX):]}
                 await self.audio(scope, receive, send)
+                return
+            if kind == "http" and path.startswith(LISTEN_PREFIX):
+                await self.listen(scope, receive, send)
                 return
         await self.http(scope, receive, send)
 
 
-app = AuralisApp(http_app, AudioEndpoint(current_replica, __version__))
+app = AuralisApp(http_app, AudioEndpoint(current_replica, __version__), HttpStreamEndpoint(current_replica))
 
 
 # The ingress runs our ASGI code on the replica's own event loop, not on a second loop in another

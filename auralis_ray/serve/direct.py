@@ -9,6 +9,10 @@ frames (pings, close) and closes the socket; only data frames take this path, al
 negotiated permessage-deflate never sees a message of ours (uncompressed messages are valid with it,
 RFC 7692 section 6).
 
+An HTTP stream's body (serve/http_stream.py) goes the same way: once uvicorn has written the
+response's status line and headers, the tick writes each chunk's bytes to the transport, in the
+HTTP/1.1 chunked framing uvicorn chose for the response; uvicorn still writes its last chunk.
+
 The transport is found by walking the `send` callable Serve passes in (its closure holds uvicorn's
 bound `send`). Where it is not there (Serve's own proxy path, another ASGI server) the listener
 simply uses the ASGI `send`.
@@ -17,15 +21,18 @@ simply uses the ASGI `send`.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 # uvicorn's default WebSocket protocol (ws="auto" with `websockets` installed), the one measured and tested
 _PROTOCOL = ("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol")
+# uvicorn's HTTP/1.1 protocol on httptools (http="auto" with httptools installed): one request's response
+_HTTP_CYCLE = ("uvicorn.protocols.http.httptools_impl", "RequestResponseCycle")
 _TRANSPORT_METHODS = ("write", "get_write_buffer_size", "is_closing", "abort")
 
 
-def find_transport(send: Any, max_depth: int = 4) -> asyncio.Transport | None:
-    """The transport of the uvicorn WebSocket protocol behind an ASGI `send`, if reachable."""
+def _asgi_owner(send: Any, kind: tuple[str, str], max_depth: int) -> Any | None:
+    """The object of class `kind` (module, name) whose bound method sits behind an ASGI `send`."""
     stack = [(send, 0)]
     seen: set[int] = set()
     while stack:
@@ -34,13 +41,8 @@ def find_transport(send: Any, max_depth: int = 4) -> asyncio.Transport | None:
             continue
         seen.add(id(obj))
         owner = getattr(obj, "__self__", None)
-        if owner is not None and (type(owner).__module__, type(owner).__name__) == _PROTOCOL:
-            transport = getattr(owner, "transport", None)
-            # uvloop's transports are not asyncio.Transport subclasses: check the methods used
-            if all(callable(getattr(transport, m, None)) for m in _TRANSPORT_METHODS) \
-                    and getattr(owner, "handshake_complete", True):
-                return transport
-            return None
+        if owner is not None and (type(owner).__module__, type(owner).__name__) == kind:
+            return owner
         function = getattr(obj, "__func__", obj)
         for cell in getattr(function, "__closure__", None) or ():
             try:
@@ -50,6 +52,32 @@ def find_transport(send: Any, max_depth: int = 4) -> asyncio.Transport | None:
             if callable(value):
                 stack.append((value, depth + 1))
     return None
+
+
+def _usable(transport: Any) -> bool:
+    # uvloop's transports are not asyncio.Transport subclasses: check the methods used
+    return all(callable(getattr(transport, m, None)) for m in _TRANSPORT_METHODS)
+
+
+def find_transport(send: Any, max_depth: int = 4) -> asyncio.Transport | None:
+    """The transport of the uvicorn WebSocket protocol behind an ASGI `send`, if reachable."""
+    owner = _asgi_owner(send, _PROTOCOL, max_depth)
+    transport = getattr(owner, "transport", None)
+    if owner is None or not _usable(transport) or not getattr(owner, "handshake_complete", True):
+        return None
+    return transport
+
+
+def find_http_body_transport(send: Any, max_depth: int = 4) -> tuple[asyncio.Transport, bool] | None:
+    """The transport of the uvicorn HTTP response behind an ASGI `send`, once its status line and
+    headers are written and while its body goes on, and whether the body is chunked (HTTP/1.1
+    transfer coding); None where that is not reachable."""
+    cycle = _asgi_owner(send, _HTTP_CYCLE, max_depth)
+    transport = getattr(cycle, "transport", None)
+    if cycle is None or not _usable(transport) or not callable(getattr(transport, "writelines", None)) \
+            or not getattr(cycle, "response_started", False) or getattr(cycle, "response_complete", True):
+        return None
+    return transport, bool(getattr(cycle, "chunked_encoding", False))
 
 
 class DirectWriter:
@@ -79,3 +107,31 @@ class DirectWriter:
     def abort(self) -> None:
         """Drop the connection and its unsent bytes at once (a listener that stopped reading)."""
         self.transport.abort()
+
+
+class BodyWriter(DirectWriter):
+    """Writes an HTTP stream's body to its transport: each write one chunk of the chunked transfer
+    coding when the response is chunked (the shared pieces are not copied where the event loop
+    writes a list at once).
+
+    The kernel's send buffer of the socket is set to `backlog_limit` as well. Left to itself it grows
+    to megabytes (minutes of a 128 kbit/s stream), so a listener that stops reading would be noticed
+    only minutes later; so bounded, its backlog reaches the limit within seconds.
+    """
+
+    def __init__(self, transport: asyncio.Transport, chunked: bool, backlog_limit: int):
+        super().__init__(transport, backlog_limit)
+        self.chunked = chunked
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, backlog_limit)
+            except OSError:  # not a TCP socket: the transport's own backlog still bounds it
+                pass
+
+    def write(self, pieces: list[bytes | memoryview]) -> None:
+        if self.chunked:
+            size = sum(len(piece) for piece in pieces)
+            self.transport.writelines([b"%x\r\n" % size, *pieces, b"\r\n"])
+        else:
+            self.transport.writelines(pieces)

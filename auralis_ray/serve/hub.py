@@ -4,8 +4,11 @@ Each StationFeed prefetches encoded chunks from its station actor (one call ever
 `buffer.replica_fetch_interval_sec`, for all of this replica's listeners) and publishes chunk k at
 exactly epoch + k * 100 ms from its own replica-local BroadcastRingBuffer; what to fetch, publish and
 report is decided by its FeedCore (stream/feed.py). Listeners never call an actor and nothing is
-encoded per listener. The ListenerHub knows every listener of the replica; the replica's start and
-end (the shared port, drains) are serve/lifecycle.py's.
+encoded per listener: the tick hands the same bytes to the WebSocket listeners (serve/websocket.py)
+and to the HTTP stream listeners (serve/http_stream.py). Each fetch also says what the station plays
+(`now_playing`); a new section is announced to every listener when its first chunk is published.
+The ListenerHub knows every listener of the replica; the replica's start and end (the shared port,
+drains) are serve/lifecycle.py's.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from ..stream.adaptive import TIER_ORDER
 from ..stream.broadcast import BroadcastRingBuffer
 from ..stream.client import ClientSession
 from ..stream.feed import FeedCore, FeedStatus, TickRecord
+from ..stream.now_playing import NowPlayingTimeline, Section
 from ..stream.pool import EncodedChunk
 from ..stream.settings import FeedSettings
 from .claims import ClaimSync
 from .direct import DirectWriter
-from .listener import Listener
+from .listener import HttpListener, Listener
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,9 @@ class StationFeed:
         self.metrics = metrics
         self.full_gc = full_gc
         self.listeners: dict[str, Listener] = {}
+        self.http_listeners: dict[str, HttpListener] = {}
+        self.playing = NowPlayingTimeline()
+        self.now_playing_message: str | None = None  # the current section's `now_playing`, encoded once
         self._has_audio = asyncio.Event()
         self._new_pending = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -134,8 +141,10 @@ class StationFeed:
                 chunks = [EncodedChunk.from_wire(w) for w in reply["chunks"]]
                 if core.merge_fetch(reply["epoch"], chunks, time.time()):
                     self._new_pending.set()
+                self.playing.merge(reply.get("now_playing") or ())
                 if core.has_audio:
                     self._has_audio.set()
+                    self._now_playing_at(core.ring.latest_id)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the station actor is restarting: keep serving what we hold
@@ -172,11 +181,37 @@ class StationFeed:
             self.metrics.observe_chunk_jitter(self.name, (now - chunk.timestamp) * 1000)
         if published:
             self._has_audio.set()
+            self._now_playing_at(published[-1].chunk_id)
             self.tick(now)
-            core.record_tick(published[-1], now, (time.time() - now) * 1000, len(self.listeners))
+            core.record_tick(published[-1], now, (time.time() - now) * 1000, self.listener_count)
             if self.full_gc is not None and self.full_gc.due(now):
                 # behind the other stations' fan-out of this tick, if it is due too
                 asyncio.get_running_loop().call_soon(self.full_gc.collect, time.time())
+
+    # ---- now playing ----------------------------------------------------------------------
+
+    @property
+    def now_playing(self) -> Section | None:
+        """The section sounding at the newest published chunk, as the station reported it."""
+        return self.playing.current
+
+    @property
+    def stream_title(self) -> str:
+        """The ICY StreamTitle: what plays, or the station's name before anything is known."""
+        current = self.playing.current
+        return self.name if current is None else current["stream_title"]
+
+    def _now_playing_at(self, chunk_id: int) -> None:
+        """`chunk_id` is published: where a new section starts, tell every listener (the WebSocket
+        listeners' `now_playing` goes out before their next audio; the HTTP listeners' ICY title)."""
+        changed = self.playing.advance(chunk_id)
+        if changed is None:
+            return
+        self.now_playing_message = message = p.dumps(p.now_playing(changed))
+        for listener in self.listeners.values():
+            listener.session.queue_now_playing(message)
+        for http_listener in self.http_listeners.values():
+            http_listener.session.set_title(changed["stream_title"])
 
     # ---- fan-out --------------------------------------------------------------------------
 
@@ -203,9 +238,22 @@ class StationFeed:
                 log.exception("listener %s failed; closing it", session.client_id)
                 self.metrics.inc_websocket_errors("internal")
                 listener.close(p.CloseCode.POLICY_VIOLATION, "internal error")
+        for http_listener in list(self.http_listeners.values()):
+            try:
+                if http_listener.send_due(now):
+                    self.metrics.inc_websocket_errors("stalled")
+            except Exception:
+                log.exception("HTTP listener %s failed; dropping it", http_listener.listener_id)
+                self.metrics.inc_websocket_errors("internal")
+                http_listener.drop()
+
+    @property
+    def listener_count(self) -> int:
+        """WebSocket and HTTP stream listeners of the station on this replica."""
+        return len(self.listeners) + len(self.http_listeners)
 
     def status(self, now: float) -> StationStatus:
-        return StationStatus(self.name, len(self.listeners), self.core.status(now))
+        return StationStatus(self.name, self.listener_count, self.core.status(now))
 
     def tick_summary(self) -> dict:
         """The last minute's publish ticks, summarized (see `tick_summary`)."""
@@ -221,6 +269,12 @@ class StationFeed:
         client_id = listener.session.client_id
         if self.listeners.get(client_id) is listener:
             del self.listeners[client_id]
+
+    def add_http(self, listener: HttpListener) -> None:
+        self.http_listeners[listener.listener_id] = listener
+
+    def remove_http(self, listener: HttpListener) -> None:
+        self.http_listeners.pop(listener.listener_id, None)
 
 
 @dataclass(frozen=True)
@@ -247,6 +301,8 @@ class ListenerHub:
         self.feeds = {name: StationFeed(name, handle, settings, config.concurrency.station_fetch_timeout_sec, metrics,
                                         full_gc) for name, handle in stations.items()}
         self.by_client: dict[str, tuple[StationFeed, Listener]] = {}
+        self.http_listeners: dict[str, tuple[StationFeed, HttpListener]] = {}
+        self._http_ids = itertools.count(1)
         self.claims = None if registry is None else ClaimSync(registry, owner, self.evict)
         self._generations = itertools.count(1)
         self._stats_task: asyncio.Task | None = None
@@ -292,11 +348,16 @@ class ListenerHub:
 
     @property
     def listener_count(self) -> int:
-        return len(self.by_client)
+        """WebSocket and HTTP stream listeners: both count against `concurrency.max_concurrent_clients`."""
+        return len(self.by_client) + len(self.http_listeners)
+
+    def has_room(self) -> bool:
+        """Below `concurrency.max_concurrent_clients`."""
+        return self.listener_count < self.config.concurrency.max_concurrent_clients
 
     def has_room_for(self, client_id: str) -> bool:
-        """Below `concurrency.max_concurrent_clients`, or `client_id` replaces a socket it holds here."""
-        return self.listener_count < self.config.concurrency.max_concurrent_clients or client_id in self.by_client
+        """Room for one more, or `client_id` replaces a socket it holds here."""
+        return self.has_room() or client_id in self.by_client
 
     def listener_stats(self) -> ListenerStats:
         return ListenerStats(self.listener_count, self.config.concurrency.max_concurrent_clients,
@@ -327,6 +388,18 @@ class ListenerHub:
         self._replace(*entry)
         return True
 
+    def new_http_listener_id(self) -> str:
+        """A name for an HTTP stream listener's cursor: unlike every client_id (':' is not in one)."""
+        return f"http:{next(self._http_ids)}"
+
+    def register_http(self, feed: StationFeed, listener: HttpListener) -> None:
+        feed.add_http(listener)
+        self.http_listeners[listener.listener_id] = (feed, listener)
+
+    def unregister_http(self, feed: StationFeed, listener: HttpListener) -> None:
+        feed.remove_http(listener)
+        self.http_listeners.pop(listener.listener_id, None)
+
     def unregister(self, feed: StationFeed, listener: Listener) -> None:
         cid = listener.session.client_id
         feed.remove(listener)
@@ -342,15 +415,16 @@ class ListenerHub:
         entry[1].close(code, "closed by the server")
         return True
 
-    def warn_listeners(self, reason: str, period: float, now: float) -> list[Listener]:
-        """`shutdown_warning` to every listener (the start of a drain); return them."""
+    def warn_listeners(self, reason: str, period: float, now: float) -> list[Listener | HttpListener]:
+        """`shutdown_warning` to every WebSocket listener (the start of a drain); return every
+        listener, the HTTP stream listeners too (an HTTP stream has no way to warn: it just ends)."""
         listeners = [listener for _, listener in self.by_client.values()]
         for listener in listeners:
             listener.session.begin_drain(reason, period, now)
             listener.wake.set()
-        return listeners
+        return listeners + [listener for _, listener in self.http_listeners.values()]
 
-    def close_listeners(self, listeners: Iterable[Listener], code: int, reason: str) -> None:
+    def close_listeners(self, listeners: Iterable[Listener | HttpListener], code: int, reason: str) -> None:
         for listener in listeners:
             listener.close(code, reason)
 
@@ -365,7 +439,7 @@ class ListenerHub:
 
     def record_stats(self) -> None:
         for feed in self.feeds.values():
-            self.metrics.set_active_connections(feed.name, len(feed.listeners))
+            self.metrics.set_active_connections(feed.name, feed.listener_count)
             by_tier: dict[str, list[float]] = {}
             for listener in feed.listeners.values():
                 health = listener.session.outbox.get_buffer_health()
@@ -385,4 +459,12 @@ class ListenerHub:
                         "send_backlog_bytes": None if listener.writer is None else listener.writer.backlog,
                         "stalled_for_sec": None if s.state.busy_since is None else round(now - s.state.busy_since, 3),
                         "cursor": cursor, **s.buffer_status(now)})
+        for feed, http_listener in list(self.http_listeners.values())[:max(0, limit - len(out))]:
+            h = http_listener.session
+            out.append({"station": feed.name, "client_id": h.listener_id, "format": h.fmt.value, "http": True,
+                        "icy": h.icy is not None, "direct_writes": http_listener.writer is not None,
+                        "send_backlog_bytes": None if http_listener.writer is None else http_listener.writer.backlog,
+                        "largest_backlog_bytes": h.largest_backlog, "chunks_sent": h.chunks_sent,
+                        "bytes_sent": h.bytes_sent, "chunks_skipped": h.chunks_skipped,
+                        "connection_uptime_sec": round(now - h.connected_at, 3)})
         return out

@@ -3,6 +3,7 @@
 The session (stream/client.py) decides what to send; a Listener carries it out. With direct writes
 the station's tick writes each chunk straight to the socket (`send_live`, `flush`); the sender task
 sends the rest (the opening burst, replies, the close) through the writer or the ASGI `send`.
+An HttpListener does the same for a listener of an HTTP stream (stream/http_listener.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import asyncio
 from typing import Coroutine
 
 from ..stream.client import ClientSession
-from .direct import DirectWriter
+from ..stream.http_listener import HttpStreamSession
+from .direct import BodyWriter, DirectWriter
 
 
 class Listener:
@@ -66,3 +68,60 @@ class Listener:
         if frames:
             writer.write(frames)
         session.sent(frames)
+
+
+class HttpListener:
+    """One HTTP stream listener's socket side: its session (stream/http_listener.py), the writer of its
+    response body once the response has started, or, where the transport is not reachable, the
+    sender task that takes the writer's place."""
+
+    def __init__(self, session: HttpStreamSession):
+        self.session = session
+        self.writer: BodyWriter | None = None
+        self.sender: asyncio.Task | None = None
+        self.streaming = False  # the response has started: the tick sends its body
+        self.wake = asyncio.Event()  # the sender has something to do
+        self.ended = asyncio.Event()  # the server ends the stream (a drain, a listener that stopped reading)
+        self.dropped = False
+
+    @property
+    def listener_id(self) -> str:
+        return self.session.listener_id
+
+    def start(self, now: float) -> None:
+        """The response has started: send the opening burst, then each chunk from the tick."""
+        self.streaming = True
+        self.send_due(now)
+
+    def send_due(self, now: float) -> bool:
+        """Send what is due (the tick); True when the listener turned out to have stopped reading and
+        was dropped just now."""
+        session, writer = self.session, self.writer
+        if not self.streaming or session.closing is not None or writer is not None and writer.closed:
+            return False
+        if session.over_backlog(0 if writer is None else writer.backlog):
+            self.drop()
+            return True
+        if writer is None:
+            if session.has_due():
+                self.wake.set()
+            return False
+        pieces = session.take(now)
+        if pieces:
+            writer.write(pieces)
+        return False
+
+    def close(self, code: int, reason: str) -> None:
+        """End the stream (a drain's end; `code` is the WebSocket listeners' close code, unused here)."""
+        self.session.close(reason)
+        self.ended.set()
+
+    def drop(self) -> None:
+        """Cut off a listener that stopped reading, with what its socket still holds."""
+        self.session.close("the listener stopped reading")
+        self.dropped = True
+        if self.writer is not None:
+            self.writer.abort()
+        elif self.sender is not None:
+            self.sender.cancel()
+        self.ended.set()

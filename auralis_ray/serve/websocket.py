@@ -39,7 +39,7 @@ def parse_query(query_string: bytes, default_tier: str) -> dict:
         raise HandshakeRefused(p.ErrorCode.INVALID_MESSAGE, f"buffer_tier must be one of {', '.join(TIERS)}",
                                p.CloseCode.POLICY_VIOLATION)
     if fmt not in p.FORMATS:
-        raise HandshakeRefused(p.ErrorCode.INVALID_MESSAGE, "format must be json or binary",
+        raise HandshakeRefused(p.ErrorCode.INVALID_MESSAGE, f"format must be one of {', '.join(p.FORMATS)}",
                                p.CloseCode.POLICY_VIOLATION)
     resume = raw.get("resume_from")
     if resume is not None:
@@ -94,12 +94,16 @@ class AudioEndpoint:
             await send({"type": "websocket.close", "code": refused.close_code})
             return
         await feed.wait_for_audio(2.0)
+        fmt = query["fmt"]
+        codec = p.opus_codec(hub.config.encoding.opus_bitrate_kbps * 1000) if fmt == p.OPUS_FORMAT else None
         session = ClientSession(
-            client_id=client_id, station=feed.name, fmt=query["fmt"], ring=feed.ring,
+            client_id=client_id, station=feed.name, fmt=fmt, ring=feed.ring,
             settings=session_settings(hub.config), now=time.time(),
-            server_version=self.server_version, tier=query["tier"], resume_from=query["resume_from"],
+            server_version=self.server_version, tier=query["tier"], resume_from=query["resume_from"], codec=codec,
         )
         session.open(time.time())
+        if feed.now_playing_message is not None:
+            session.queue_now_playing(feed.now_playing_message)
         conc = hub.config.concurrency
         transport = find_transport(send) if conc.enable_direct_writes else None
         writer = None if transport is None else DirectWriter(transport, conc.send_backlog_max_bytes)
