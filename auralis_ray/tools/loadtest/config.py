@@ -10,10 +10,13 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from auralis_ray.tools.loadtest.frames import FORMATS, TIER_TARGET_MS
+from auralis_ray.tools.loadtest.frames import FORMATS, HTTP_FORMATS, TIER_TARGET_MS
 
 # What a server process looks like when no --server-pid is given (see procmon).
 DEFAULT_SERVER_PATTERNS = (r"ray::", r"raylet", r"gcs_server", r"\bserve\b")
+# The URL's scheme, for a WebSocket and for an HTTP stream on the same port.
+_WEBSOCKET_SCHEME = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+_HTTP_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,12 @@ class Goals:
     min_fraction_within_limit: float = 0.999
     first_audio_p99_ms: float = 150.0
     max_failed_listeners: int = 0
+    # HTTP streams: no silence longer than the run's `stall_s`, and every listener receives at least
+    # the window's length of audio in the window, less `realtime_tolerance_s`
+    max_stalls: int = 0
+    max_listeners_behind_real_time: int = 0
+    # µs of server CPU per listener per 100 ms of audio delivered (window minus idle); None: no goal
+    max_server_us_per_listener_per_100ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,10 @@ class LoadTestConfig:
     prebuffer_chunks: int = 5
     connect_timeout_s: float = 10.0
     deflate: bool = False  # offer permessage-deflate, as browsers do
+    stall_s: float = 1.0  # a silence longer than this, once audio flows, is a stall
+    # how much less audio than the window's length a listener may receive in the window and still hold
+    # real time: the sends at the window's two edges and a chunk's share of whole MP3 frames (3 or 4)
+    realtime_tolerance_s: float = 0.3
     server_pids: tuple[int, ...] = ()  # empty: match DEFAULT_SERVER_PATTERNS
     server_patterns: tuple[str, ...] = DEFAULT_SERVER_PATTERNS
     label: str = "target"
@@ -60,8 +73,8 @@ class LoadTestConfig:
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"url must be ws://HOST:PORT or wss://HOST:PORT, got {self.url!r}")
+        if parts.scheme not in _HTTP_SCHEME or not parts.hostname:
+            raise ValueError(f"url must be ws://HOST:PORT or wss://HOST:PORT (or http, https), got {self.url!r}")
         if self.listeners < 1:
             raise ValueError("listeners must be at least 1")
         if self.seconds <= 0:
@@ -78,6 +91,8 @@ class LoadTestConfig:
             raise ValueError("ramp_rate must be positive")
         if self.settle_s < 0 or self.idle_s < 0:
             raise ValueError("settle_s and idle_s must not be negative")
+        if self.stall_s <= 0 or self.realtime_tolerance_s < 0:
+            raise ValueError("stall_s must be positive and realtime_tolerance_s not negative")
         for pattern in self.server_patterns:
             re.compile(pattern)
 
@@ -85,9 +100,23 @@ class LoadTestConfig:
     def ramp_s(self) -> float:
         return self.listeners / self.ramp_rate
 
+    @property
+    def is_http(self) -> bool:
+        """Listeners read an HTTP stream (`http-mp3`, `http-opus`) rather than a WebSocket."""
+        return self.format in HTTP_FORMATS
+
+    def _base(self, websocket: bool) -> str:
+        parts = urlsplit(self.url.rstrip("/"))
+        scheme = {True: _WEBSOCKET_SCHEME, False: _HTTP_SCHEME}[websocket][parts.scheme]
+        return parts._replace(scheme=scheme).geturl()
+
     def listener_uri(self, client_id: str) -> str:
-        base = self.url.rstrip("/")
         return (
-            f"{base}/ws/audio/{client_id}"
+            f"{self._base(websocket=True)}/ws/audio/{client_id}"
             f"?station={quote(self.station, safe='')}&format={self.format}&buffer_tier={self.tier}"
         )
+
+    def stream_url(self) -> str:
+        """The HTTP stream the listeners of an `http-*` format open, on the server's port."""
+        extension = {"http-mp3": "mp3", "http-opus": "opus"}[self.format]
+        return f"{self._base(websocket=False)}/listen/{quote(self.station, safe='')}.{extension}"

@@ -1,7 +1,8 @@
 """The wire format of docs/PROTOCOL.md (v1), both directions the load test needs.
 
 Decoding (client side) turns one WebSocket message into an event; encoding (baseline
-server side) builds the frames once so they can be broadcast as-is.
+server side) builds the frames once so they can be broadcast as-is. The HTTP streams
+(`http-mp3`, `http-opus`) are read by `httpbody` and `audioclock`.
 
 Deliberately written from docs/PROTOCOL.md rather than imported from `auralis_ray.stream`: the load
 generator is an outside client, so a server-side mistake in the wire format cannot hide in a
@@ -28,8 +29,12 @@ BINARY_HEADER = struct.Struct("<Qd")  # chunk_id uint64 LE, timestamp float64 LE
 BINARY_FRAME_BYTES = BINARY_HEADER.size + CHUNK_BYTES  # 17,656
 BASE64_CHUNK_CHARS = 4 * ((CHUNK_BYTES + 2) // 3)  # 23,520
 
+OPUS_LENGTH = struct.Struct(">H")  # before each Opus packet of a `format=opus` frame
+
 TIER_TARGET_MS = {"minimal": 500, "normal": 1000, "stable": 2000, "defensive": 3000}
-FORMATS = ("json", "binary")
+WEBSOCKET_FORMATS = ("json", "binary", "opus")  # the `format` query parameter of /ws/audio
+HTTP_FORMATS = ("http-mp3", "http-opus")  # GET /listen/{station}.mp3 and .opus
+FORMATS = WEBSOCKET_FORMATS + HTTP_FORMATS
 
 
 class FrameError(ValueError):
@@ -56,6 +61,25 @@ def decode_binary(data: bytes) -> AudioFrame:
     """A binary audio frame: 16-byte header, then exactly one chunk of PCM."""
     if len(data) != BINARY_FRAME_BYTES:
         raise FrameError(f"binary frame of {len(data)} bytes, expected {BINARY_FRAME_BYTES}")
+    chunk_id, timestamp = BINARY_HEADER.unpack_from(data)
+    return AudioFrame(chunk_id, timestamp)
+
+
+def decode_opus(data: bytes) -> AudioFrame:
+    """A `format=opus` frame: the binary frame's 16-byte header, then the chunk's Opus packets, each
+    after its length as a 2-byte big-endian integer. The packets are checked to fill the frame
+    exactly, not decoded."""
+    if len(data) < BINARY_HEADER.size:
+        raise FrameError(f"opus frame of {len(data)} bytes, shorter than its {BINARY_HEADER.size}-byte header")
+    offset = BINARY_HEADER.size
+    end = len(data)
+    while offset < end:
+        if offset + OPUS_LENGTH.size > end:
+            raise FrameError(f"opus frame ends inside a packet length at byte {offset}")
+        (size,) = OPUS_LENGTH.unpack_from(data, offset)
+        offset += OPUS_LENGTH.size + size
+        if size == 0 or offset > end:
+            raise FrameError(f"opus frame holds a packet of {size} bytes that does not fit")
     chunk_id, timestamp = BINARY_HEADER.unpack_from(data)
     return AudioFrame(chunk_id, timestamp)
 

@@ -1,0 +1,66 @@
+"""An HTTP stream listener's record of a run: pure, fed with the response and the body as it arrives.
+
+The edge (`http_client.py`) reads the response (`httpbody`), times the body's audio (`audioclock`)
+and calls `on_response` and `on_body` with the arrival times. A listener connects when a 200
+response head arrives. Its player (`SimulatedPlayer`, as a WebSocket listener's) is handed one
+chunk each time another whole `chunk_s` of audio has arrived, so underruns mean the same for both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auralis_ray.tools.loadtest.session import ListenerRecord
+
+
+class HttpListenerSession(ListenerRecord):
+    """An HTTP stream listener's record: first byte, audio seconds received, and `ListenerRecord`'s."""
+
+    never_connected = "no response"
+
+    def __init__(
+        self,
+        index: int,
+        client_id: str,
+        *,
+        window: tuple[float, float],
+        prebuffer_chunks: int = 5,
+        chunk_s: float = 0.1,
+        stall_s: float = 1.0,
+    ) -> None:
+        super().__init__(index, client_id, window=window, prebuffer_chunks=prebuffer_chunks, chunk_s=chunk_s,
+                         stall_s=stall_s)
+        self.status: int | None = None
+        self.first_byte_at: float | None = None
+        self.body_bytes = 0
+        self.audio_s = 0.0
+        self.chunks = 0  # whole chunk_s of audio received, handed to the player
+
+    def on_response(self, status: int, now: float) -> None:
+        """The response head arrived: connected when it is a 200, failed otherwise."""
+        self.status = status
+        if status == 200:
+            self.established_at = now
+        else:
+            self.on_failed(f"HTTP {status}")
+
+    def on_body(self, size: int, audio_s: float, arrived_at: float, now: float) -> None:
+        """`size` body bytes completing `audio_s` seconds of audio, read at `now`, that reached the
+        socket at `arrived_at`. The player and first audio go by the read, silences by the arrival."""
+        if self.finished or self.established_at is None:
+            return
+        if self.first_byte_at is None:
+            self.first_byte_at = now
+        self.body_bytes += size
+        self.audio_s += audio_s
+        self._arrived(size, audio_s, arrived_at)
+        # a whole number of chunks, with a nanosecond's slack for the float sum of many pieces
+        whole = int(self.audio_s / self.chunk_s + 1e-9)
+        if whole > self.chunks and self.first_audio_at is None:
+            self.first_audio_at = now
+        for _ in range(whole - self.chunks):
+            self.player.push(now)
+        self.chunks = max(self.chunks, whole)
+
+    def _own_summary(self) -> dict[str, Any]:
+        return dict(first_byte_ms=self._since_start_ms(self.first_byte_at), chunks=self.chunks)
