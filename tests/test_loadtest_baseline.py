@@ -1,13 +1,16 @@
-"""The load generator against the bare baseline: 20 JSON + 20 binary listeners, ~3 s."""
+"""The load generator against the bare baseline: JSON, binary and opus WebSocket listeners, then MP3 and
+Ogg Opus HTTP stream listeners, ~3 s each; and the baseline's opus frames are the project's encoder's."""
 
 import asyncio
 
 import pytest
 from websockets.sync.client import connect
 
-from auralis_ray.tools.loadtest.baseline import baseline_subprocess
+from auralis_ray.stream.codecs import OpusEncoder, decode_opus_frame
+from auralis_ray.tools.loadtest.baseline import BaselineServer, baseline_subprocess
 from auralis_ray.tools.loadtest.client import run_loadtest_async
 from auralis_ray.tools.loadtest.config import LoadTestConfig
+from auralis_ray.tools.loadtest.frames import AudioFrame, decode_opus
 from listeners import decode
 from waiting import wait_until
 
@@ -24,6 +27,12 @@ def baseline():
         yield url, pid
 
 
+@pytest.fixture(scope="module")
+def http_baseline():
+    with baseline_subprocess(http=True) as (url, pid):
+        yield url, pid
+
+
 def wait_for_full_burst(url: str) -> None:
     """Until the baseline has published FULL_BURST chunks, so every listener's burst is a full tier target."""
     with connect(f"{url}/ws/audio/probe?format=binary", max_size=2**22) as ws:
@@ -34,13 +43,27 @@ def wait_for_full_burst(url: str) -> None:
         wait_until(heard_last_of_burst, 10.0, f"the baseline to publish chunk {FULL_BURST - 1}", poll=0)
 
 
+def test_baseline_sends_the_project_encoders_opus_packets_once_per_chunk():
+    server = BaselineServer()
+    encoder = OpusEncoder()
+    for k in range(6):
+        chunk = server.build(k, 100.0 + k * 0.1)
+        frame = decode_opus_frame(chunk.frame("opus"))
+        assert (frame.chunk_id, frame.timestamp) == (k, 100.0 + k * 0.1)
+        assert frame.packets == encoder.encode(k, server.pcm).packets  # the same bytes as a station's encoder
+        assert decode_opus(chunk.frame("opus")) == AudioFrame(k, 100.0 + k * 0.1)
+        assert chunk.frame("binary") == chunk.binary and chunk.mp3 and chunk.ogg_pages
+    assert len(frame.packets) == 5  # 20 ms packets: five per 100 ms chunk
+    assert server.ogg_header.startswith(b"OggS") and b"OpusHead" in server.ogg_header
+
+
 @pytest.mark.timeout(60)
 async def test_generator_against_baseline_has_no_gaps_and_expected_chunk_counts(baseline):
     url, pid = baseline
     configs = [
         LoadTestConfig(url=url, listeners=LISTENERS, seconds=SECONDS, format=fmt, settle_s=SETTLE_S,
                        idle_s=0.0, server_pids=(pid,), label=fmt)
-        for fmt in ("json", "binary")
+        for fmt in ("json", "binary", "opus")
     ]
     reports = await asyncio.gather(*(run_loadtest_async(c) for c in configs))
     for r in reports:
@@ -60,4 +83,30 @@ async def test_generator_against_baseline_has_no_gaps_and_expected_chunk_counts(
         assert r.lateness_ms.p50 <= r.read_lateness_ms.p50 and r.lateness_ms.max <= r.read_lateness_ms.max
         assert r.first_audio_ms.count == LISTENERS and r.first_audio_ms.max < 2000
         assert r.server.pids == [pid] and r.server.cpu_percent is not None
+        assert r.stalls == 0 and r.listeners_behind_real_time == 0
+        assert r.to_json()
+    by_format = {r.format: r.bytes_per_s_per_listener.p50 for r in reports}
+    # 17,656 B binary frames ten times a second; 128 kbit/s of Opus packets, about 16 kB/s
+    assert by_format["binary"] == pytest.approx(176_560, rel=0.06)
+    assert 14_000 < by_format["opus"] < 17_500 and by_format["binary"] > 10 * by_format["opus"]
+
+
+@pytest.mark.timeout(60)
+async def test_http_listeners_against_the_http_baseline(http_baseline):
+    url, pid = http_baseline
+    configs = [
+        LoadTestConfig(url=url, listeners=LISTENERS, seconds=SECONDS, format=fmt, settle_s=SETTLE_S,
+                       idle_s=0.0, server_pids=(pid,), label=fmt)
+        for fmt in ("http-mp3", "http-opus")
+    ]
+    reports = await asyncio.gather(*(run_loadtest_async(c) for c in configs))
+    for r in reports:
+        assert r.listeners_connected == LISTENERS and r.listeners_failed == 0, r.failure_reasons
+        assert r.listeners_closed_early == 0 and r.bad_frames == 0
+        assert r.stalls == 0 and r.underruns == 0 and r.listeners_behind_real_time == 0
+        assert 0.9 < r.realtime_ratio_min <= r.realtime_ratio_p50 < 1.15
+        assert 14_000 < r.bytes_per_s_per_listener.p50 < 18_000, r.format
+        assert r.first_byte_ms.count == LISTENERS and r.first_audio_ms.max < 2000
+        assert r.server.pids == [pid] and r.server_cpu_marginal_us_per_listener_per_100ms is not None
+        assert r.stream_url == f"{url}/listen/default.{r.format.removeprefix('http-')}"
         assert r.to_json()

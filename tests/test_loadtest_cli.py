@@ -26,3 +26,13 @@ def test_subcommand_arguments_build_the_config():
 def test_bad_values_exit_with_usage_status(capsys):
     assert run_cli(_parse("--listeners", "2", "--procs", "3")) == EXIT_USAGE
     assert "procs" in capsys.readouterr().err
+
+
+def test_http_formats_and_the_cpu_goal():
+    args = _parse("--format", "http-mp3", "--listeners", "1000", "--max-server-us", "10.4", "--baseline")
+    c = config_from_args(args)
+    assert c.is_http and c.stream_url() == "http://127.0.0.1:8000/listen/default.mp3"
+    assert c.goals.max_server_us_per_listener_per_100ms == 10.4
+    opus = config_from_args(_parse("--format", "opus"))
+    assert opus.listener_uri("a").endswith("format=opus&buffer_tier=normal")
+    assert opus.goals.max_server_us_per_listener_per_100ms is None

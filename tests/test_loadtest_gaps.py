@@ -1,5 +1,10 @@
 """Gap detection and the per-listener session, on a fake clock."""
 
+import pytest
+
+from auralis_ray.stream.codecs.opus_frame import encode_opus_frame
+from auralis_ray.tools.loadtest.client import _handle
+from auralis_ray.tools.loadtest.frames import decode_opus
 from auralis_ray.tools.loadtest.gaps import GapDetector, Step
 from auralis_ray.tools.loadtest.session import ListenerSession
 
@@ -115,3 +120,20 @@ def test_session_player_underruns_when_stream_stops():
     summary = s.summary()
     assert summary.closed_early and summary.close_code == 1011
     assert summary.underruns == 1
+
+
+def test_opus_frames_are_recorded_like_pcm_frames():
+    s = _session()
+    _handle(s, b'{"type": "connection_established", "server_time": 9.010}', True, 9.012, 9.012, decode_opus)
+    frames = {k: encode_opus_frame(k, 9.996 + k * 0.1, [b"\xfc" + bytes(320)] * 5) for k in range(1, 12)}
+    for k in (1, 2, 3, 5, 6):  # chunk 4 missing: an unannounced gap
+        _handle(s, frames[k], False, 10.0 + k * 0.1, 10.0 + k * 0.1 + 0.002, decode_opus)
+    _handle(s, frames[7][:-1], False, 10.7, 10.7, decode_opus)  # truncated: a bad frame
+    s.finish(20.0)
+    summary = s.summary()
+    assert summary.chunks == 5 and summary.live_chunks == 5 and summary.bad_frames == 1
+    assert summary.unannounced_gaps == 1 and summary.missing_chunks == 1
+    assert list(s.window_chunk_ids()) == [1, 2, 3, 5, 6]
+    assert [round(v, 3) for v in s.window_lateness_ms()] == [4.0] * 5  # by arrival, not by read
+    assert summary.window_bytes == 5 * len(frames[1]) and summary.window_audio_s == pytest.approx(0.5)
+    assert summary.stalls == 1  # nothing from 10.6 s to the end of the run at 20 s

@@ -14,13 +14,14 @@ from auralis_ray.tools.loadtest.frames import (
     ControlMessage,
     FrameError,
     decode_binary,
+    decode_opus,
     decode_text,
     encode_audio_json,
     encode_binary,
 )
 from auralis_ray.tools.loadtest.procmon import ProcSample, cpu_percent_between
-from auralis_ray.tools.loadtest.report import (ProcessUsage, build_report, cpu_ratio, format_report, format_side_by_side,
-                                        late_ticks)
+from auralis_ray.tools.loadtest.report import (ProcessUsage, build_report, cpu_ratio, format_report,
+                                               format_side_by_side, late_ticks, marginal_us_per_listener_per_100ms)
 from auralis_ray.tools.loadtest.session import ListenerSummary
 from auralis_ray.tools.loadtest.stats import fraction_within, percentile, summarize
 
@@ -176,11 +177,71 @@ def test_json_audio_roundtrip_and_validation():
     assert isinstance(control, ControlMessage) and control.body["error_code"] == "BUFFER_OVERRUN"
 
 
+def test_opus_frame_is_parsed_like_the_server_builds_it():
+    from auralis_ray.stream.codecs.opus_frame import encode_opus_frame
+
+    packets = [bytes([0xFC]) + bytes(300), bytes([0xFC]) + bytes(17), b"\x01" * 700]
+    frame = encode_opus_frame(42, 1234.5, packets)
+    assert decode_opus(frame) == AudioFrame(42, 1234.5)
+    assert decode_opus(encode_opus_frame(7, 1.0, [])) == AudioFrame(7, 1.0)  # a chunk that completes no packet
+    for bad in (frame[:-1], frame[:10], frame + b"\x00", frame + b"\x00\x00", frame + b"\x00\x05abc"):
+        with pytest.raises(FrameError):
+            decode_opus(bad)
+    with pytest.raises(FrameError):
+        decode_binary(frame)  # an opus frame is not a PCM frame
+
+
+def test_http_report_judges_real_time_and_stalls_not_lateness():
+    config = _config(4, format="http-mp3", seconds=10.0)
+    steady = dict(window_audio_s=10.0, window_bytes=160_000, first_byte_ms=3.0)
+    summaries = [_ok(i, **steady) for i in range(3)] + [_ok(3, window_audio_s=9.6, window_bytes=153_600,
+                                                             stalls=1, longest_silence_ms=1200.0)]
+    usage = ProcessUsage(cpu_percent=30.0, cpu_idle_percent=10.0)
+    r = build_report(config, summaries, [], window_s=10.0, server=usage)
+    goals = {g.name: g for g in r.goals}
+    assert set(goals) == {"listeners_failed_or_dropped", "underruns", "stalls", "listeners_behind_real_time",
+                          "first_audio_p99_ms"}
+    assert r.stream_url == "http://h:1/listen/default.mp3"
+    assert (r.stalls, r.listeners_with_stalls, r.longest_silence_ms) == (1, 1, 1200.0)
+    assert r.listeners_behind_real_time == 1 and r.realtime_ratio_min == pytest.approx(0.96)
+    assert r.bytes_per_s_per_listener.p50 == 16_000 and r.first_byte_ms.p50 == 3.0
+    assert not goals["stalls"].ok and not goals["listeners_behind_real_time"].ok and not r.passed
+    # 20 % of a core above idle for 4 listeners receiving 3.96 s of audio a second: 39.6 units of 100 ms
+    assert r.server_cpu_marginal_us_per_listener_per_100ms == pytest.approx(0.2 * 1e6 / 39.6)
+    text = format_report(r)
+    assert "GET http://h:1/listen/default.mp3" in text and "stalls (listeners), longest silence ms" in text
+    assert "lateness" not in text
+    ok = build_report(config, [_ok(i, **steady) for i in range(4)], [], window_s=10.0)
+    assert ok.passed and ok.listeners_behind_real_time == 0 and ok.realtime_ratio_p50 == 1.0
+
+
+def test_marginal_cpu_per_listener_per_100ms_and_its_goal():
+    # 1,000 listeners in real time at 10.4 % of a core above idle: Icecast's 10.4 µs
+    assert marginal_us_per_listener_per_100ms(12.4, 2.0, 1000.0) == pytest.approx(10.4)
+    assert marginal_us_per_listener_per_100ms(None, 2.0, 1000.0) is None
+    assert marginal_us_per_listener_per_100ms(12.4, 2.0, 0.0) is None
+    summaries = [_ok(i, window_audio_s=1.0) for i in range(10)]  # 10 listeners: 100 units of 100 ms a second
+    usage = ProcessUsage(cpu_percent=10.1, cpu_idle_percent=10.0)  # 1,000 µs of CPU a second
+    for limit, ok in ((10.0, True), (9.9, False)):
+        r = build_report(_config(10, seconds=1.0, goals=Goals(max_server_us_per_listener_per_100ms=limit)),
+                         summaries, np.ones(10), window_s=1.0, server=usage)
+        assert r.server_cpu_marginal_us_per_listener_per_100ms == pytest.approx(10.0)
+        assert {g.name: g.ok for g in r.goals}["server_us_per_listener_per_100ms"] is ok
+
+
 def test_config_validates_and_builds_uri():
     c = LoadTestConfig(url="ws://127.0.0.1:8000/", station="a b", format="json", tier="stable")
     assert c.listener_uri("x1") == "ws://127.0.0.1:8000/ws/audio/x1?station=a%20b&format=json&buffer_tier=stable"
-    for bad in (dict(url="http://x"), dict(format="xml"), dict(tier="huge"), dict(listeners=0),
-                dict(listeners=2, procs=3), dict(server_patterns=("(",)), dict(nice=-1), dict(nice=20)):
+    assert not c.is_http
+    http = LoadTestConfig(url="ws://127.0.0.1:8000", station="night", format="http-opus")
+    assert http.is_http and http.stream_url() == "http://127.0.0.1:8000/listen/night.opus"
+    secure = LoadTestConfig(url="https://radio.example", format="opus")
+    assert secure.listener_uri("a").startswith("wss://radio.example/ws/audio/a?")
+    secure_stream = LoadTestConfig(url="wss://r.example:9", format="http-mp3").stream_url()
+    assert secure_stream == "https://r.example:9/listen/default.mp3"
+    for bad in (dict(url="ftp://x"), dict(format="xml"), dict(tier="huge"), dict(listeners=0),
+                dict(listeners=2, procs=3), dict(server_patterns=("(",)), dict(nice=-1), dict(nice=20),
+                dict(stall_s=0), dict(realtime_tolerance_s=-1)):
         with pytest.raises((ValueError, Exception)):
             LoadTestConfig(**bad)
 

@@ -1,8 +1,10 @@
 """Auralis load generator: many listeners written against docs/PROTOCOL.md, and a bare baseline.
 
-`client.run_loadtest(config)` opens the listeners and returns a `report.LoadReport`;
-`baseline` is a minimal `websockets` broadcast server to compare Auralis against.
-The per-listener logic (`session`, `player`, `gaps`, `stats`) is pure and clock-free.
+`client.run_loadtest(config)` opens the listeners (WebSockets, or HTTP streams through
+`http_client`) and returns a `report.LoadReport`; `baseline` is a minimal broadcast server
+(`websockets`, or plain HTTP streams) to compare Auralis against. The per-listener logic
+(`session`, `http_session`, `player`, `gaps`, `stalls`, `stats`) and the stream readers
+(`httpbody`, `audioclock`) are pure and clock-free.
 """
 
 from auralis_ray.tools.loadtest.config import Goals, LoadTestConfig

@@ -2,8 +2,11 @@
 
     python -m auralis_ray.tools.loadtest.cli --url ws://127.0.0.1:8000 --listeners 100 --seconds 10
 
-With --baseline the same load is then run against the bare `websockets` baseline
-(started on a free port in a subprocess) and both reports are printed side by side.
+--format json, binary or opus opens WebSocket listeners; http-mp3 or http-opus opens listeners that
+GET /listen/{station}.mp3 or .opus on the same port and read the stream as it comes.
+With --baseline the same load is then run against the bare baseline (`websockets`, or plain HTTP
+streams for the http formats; started on a free port in a subprocess), sending the same frames, and
+both reports are printed side by side.
 Exit status: 0 when the run completed (pass or fail is in the report; add --strict
 to exit 3 on a failed goal), 1 when it could not run, 2 for bad arguments.
 """
@@ -19,7 +22,7 @@ from typing import Any
 
 from auralis_ray.tools.loadtest.baseline import baseline_subprocess
 from auralis_ray.tools.loadtest.client import run_loadtest
-from auralis_ray.tools.loadtest.config import LoadTestConfig
+from auralis_ray.tools.loadtest.config import Goals, LoadTestConfig
 from auralis_ray.tools.loadtest.frames import FORMATS, TIER_TARGET_MS
 from auralis_ray.tools.loadtest.report import LoadReport, cpu_ratio, format_report, format_side_by_side
 
@@ -30,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="ws://127.0.0.1:8000", help="server base URL (ws://HOST:PORT)")
     parser.add_argument("--listeners", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0, help="steady-state window after the ramp")
-    parser.add_argument("--format", choices=FORMATS, default="binary")
+    parser.add_argument("--format", choices=FORMATS, default="binary",
+                        help="WebSocket audio (json, binary, opus) or an HTTP stream (http-mp3, http-opus)")
     parser.add_argument("--station", default="default")
     parser.add_argument("--tier", choices=tuple(TIER_TARGET_MS), default="normal")
     parser.add_argument("--procs", type=int, default=1, help="worker processes to split listeners across")
@@ -46,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: every ray::/raylet/gcs_server/serve process")
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate like a browser")
     parser.add_argument("--baseline", action="store_true",
-                        help="also run the same load against the bare websockets baseline")
+                        help="also run the same load against the bare baseline")
+    parser.add_argument("--max-server-us", type=float, default=None,
+                        help="goal: at most this many µs of marginal server CPU per listener per 100 ms of audio")
     parser.add_argument("--json-out", type=Path, help="write the report(s) as JSON here")
     parser.add_argument("--strict", action="store_true", help="exit 3 when a goal fails")
 
@@ -78,13 +84,14 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
         deflate=args.deflate,
         server_pids=tuple(args.server_pid),
         label="target",
+        goals=Goals(max_server_us_per_listener_per_100ms=args.max_server_us),
     )
 
 
 def run_with_baseline(config: LoadTestConfig) -> tuple[LoadReport, LoadReport]:
     """The load against the target, then the same load against a fresh baseline."""
     target = run_loadtest(config)
-    with baseline_subprocess() as (url, pid):
+    with baseline_subprocess(http=config.is_http) as (url, pid):
         base = run_loadtest(dataclasses.replace(config, url=url, server_pids=(pid,), label="baseline"))
     return target, base
 
@@ -105,7 +112,8 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"loadtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
     total = config.idle_s + config.ramp_s + config.settle_s + config.seconds
-    print(f"loadtest: {config.listeners} {config.format} listeners against {config.url}, "
+    print(f"loadtest: {config.listeners} {config.format} listeners against "
+          f"{config.stream_url() if config.is_http else config.url}, "
           f"~{total:.0f} s{' (then the baseline)' if args.baseline else ''}", file=sys.stderr)
     try:
         if args.baseline:

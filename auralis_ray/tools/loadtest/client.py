@@ -1,9 +1,10 @@
-"""The load generator: N listeners over `websockets`, ramped, optionally over P processes.
+"""The load generator: N listeners over `websockets` or HTTP streams, ramped, optionally over P processes.
 
-This module is the I/O edge. Each listener is an asyncio protocol on websockets' sans-I/O client
-(`ListenerProtocol`) that decodes messages (`frames`) and feeds them, with their arrival time (when
-the message's last bytes reached the socket, stamped by the kernel: `stamped`) and the time they
-were read, to its pure `ListenerSession`.
+This module is the I/O edge. Each WebSocket listener is an asyncio protocol on websockets' sans-I/O
+client (`ListenerProtocol`) that decodes messages (`frames`) and feeds them, with their arrival time
+(when the message's last bytes reached the socket, stamped by the kernel: `stamped`) and the time they
+were read, to its pure `ListenerSession`. An HTTP stream listener (`http-mp3`, `http-opus`) is
+`http_client.HttpListenerProtocol`, recording in an `HttpListenerSession`.
 The parent process measures the server (and itself) with psutil over the steady-state
 window and merges everything into a `LoadReport`.
 
@@ -25,8 +26,9 @@ import multiprocessing as mp
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from websockets.client import ClientProtocol
@@ -37,7 +39,11 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from auralis_ray.tools.loadtest.config import LoadTestConfig
-from auralis_ray.tools.loadtest.frames import CHUNK_S, AudioFrame, FrameError, decode_binary, decode_text
+from auralis_ray.tools.loadtest.frames import (CHUNK_S, AudioFrame, FrameError, decode_binary, decode_opus,
+                                              decode_text)
+from auralis_ray.tools.loadtest.http_client import HttpStatusError, open_http_listener
+from auralis_ray.tools.loadtest.http_session import HttpListenerSession
+from auralis_ray.tools.loadtest.httpbody import HttpStreamError
 from auralis_ray.tools.loadtest.procmon import (
     ProcessSet,
     Snapshot,
@@ -47,7 +53,7 @@ from auralis_ray.tools.loadtest.procmon import (
     total_rss,
 )
 from auralis_ray.tools.loadtest.report import MB, LoadReport, ProcessUsage, build_report
-from auralis_ray.tools.loadtest.session import ListenerSession, ListenerSummary
+from auralis_ray.tools.loadtest.session import ListenerRecord, ListenerSession, ListenerSummary
 from auralis_ray.tools.loadtest.stamped import StampedSocketTransport
 from auralis_ray.monitor.priority import lower_priority
 
@@ -111,6 +117,8 @@ async def _sleep_until(t: float) -> None:
 def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, InvalidStatus):
         return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, (HttpStatusError, HttpStreamError)):
+        return str(exc)  # "HTTP 503", or what was wrong with the stream
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return "handshake timeout"
     if isinstance(exc, InvalidHandshake):
@@ -120,17 +128,19 @@ def _failure_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _handle(session: ListenerSession, message: bytes, text: bool, arrived_at: float, now: float) -> None:
+def _handle(session: ListenerSession, message: bytes, text: bool, arrived_at: float, now: float,
+            decode_audio: Callable[[bytes], AudioFrame] = decode_binary) -> None:
+    """One whole message; `decode_audio` reads a binary one (the PCM frame, or `format=opus`'s)."""
     try:
         if text:
             event = decode_text(message, verify_pcm=session.chunks_received % VERIFY_PCM_EVERY == 0)
         else:
-            event = decode_binary(message)
+            event = decode_audio(message)
     except FrameError:
         session.on_bad_frame()
         return
     if isinstance(event, AudioFrame):
-        session.on_audio(event.chunk_id, event.timestamp, now, arrived_at)
+        session.on_audio(event.chunk_id, event.timestamp, now, arrived_at, size=len(message))
     elif event.type == "connection_established":
         session.on_established(event.body.get("server_time"), now)
     elif event.type == "error":
@@ -144,10 +154,12 @@ class ListenerProtocol(asyncio.Protocol):
     reached the socket (the kernel's stamp, where the transport has one) and the time they were read,
     so lateness measures the server and the network, not this load generator's own scheduling."""
 
-    def __init__(self, ws: ClientProtocol, session: ListenerSession) -> None:
+    def __init__(self, ws: ClientProtocol, session: ListenerSession,
+                 decode_audio: Callable[[bytes], AudioFrame] = decode_binary) -> None:
         loop = asyncio.get_running_loop()
         self.ws = ws
         self.session = session
+        self.decode_audio = decode_audio
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -209,7 +221,7 @@ class ListenerProtocol(asyncio.Protocol):
             return
         message = self._fragments[0] if len(self._fragments) == 1 else b"".join(self._fragments)
         self._fragments.clear()
-        _handle(self.session, message, self._text, arrived_at, now)
+        _handle(self.session, message, self._text, arrived_at, now, self.decode_audio)
 
     def _send_pending(self) -> None:
         transport = self.transport
@@ -248,7 +260,7 @@ async def _open(config: LoadTestConfig, session: ListenerSession) -> ListenerPro
         extensions=enable_client_permessage_deflate(None) if config.deflate else None,
         max_size=MAX_MESSAGE_BYTES,
     )
-    listener = ListenerProtocol(ws, session)
+    listener = ListenerProtocol(ws, session, decode_opus if config.format == "opus" else decode_binary)
     if uri.secure:  # TLS: asyncio's transport, chunks stamped when read
         await asyncio.get_running_loop().create_connection(lambda: listener, uri.host, uri.port, ssl=True)
     else:  # stamped by the kernel on arrival
@@ -261,13 +273,25 @@ async def _open(config: LoadTestConfig, session: ListenerSession) -> ListenerPro
     return listener
 
 
+class Listener(Protocol):
+    """What a run needs of an open listener, WebSocket (`ListenerProtocol`) or HTTP stream."""
+
+    closed: asyncio.Future[None]
+
+    async def close(self) -> None: ...
+
+    @property
+    def close_code(self) -> int | None: ...
+
+
 async def _listen(
-    config: LoadTestConfig, session: ListenerSession, opens_at: float, open_conns: set[ListenerProtocol]
+    config: LoadTestConfig, session: ListenerRecord, opens_at: float, open_conns: set[Listener],
+    open_listener: Callable[[LoadTestConfig, Any], Awaitable[Listener]],
 ) -> None:
     await _sleep_until(opens_at)
     session.on_handshake_start(time.time())
     try:
-        listener = await asyncio.wait_for(_open(config, session), config.connect_timeout_s)
+        listener = await asyncio.wait_for(open_listener(config, session), config.connect_timeout_s)
     except Exception as exc:  # noqa: BLE001 - every failure is a counted outcome
         session.on_failed(_failure_reason(exc))
         return
@@ -285,16 +309,18 @@ async def run_listeners(
     config: LoadTestConfig, indices: list[int], schedule: Schedule, run_id: str
 ) -> WorkerResult:
     """Open the given listeners on schedule, record until window_end, close them."""
+    record, open_listener = (HttpListenerSession, open_http_listener) if config.is_http else (ListenerSession, _open)
     sessions = [
-        ListenerSession(
+        record(
             i, f"lt{run_id}-{i}", window=(schedule.window_start, schedule.window_end),
-            prebuffer_chunks=config.prebuffer_chunks, chunk_s=CHUNK_S,
+            prebuffer_chunks=config.prebuffer_chunks, chunk_s=CHUNK_S, stall_s=config.stall_s,
         )
         for i in indices
     ]
-    open_conns: set[ListenerProtocol] = set()
+    open_conns: set[Listener] = set()
     tasks = [
-        asyncio.create_task(_listen(config, s, schedule.opens_at(s.index, config.ramp_rate), open_conns))
+        asyncio.create_task(
+            _listen(config, s, schedule.opens_at(s.index, config.ramp_rate), open_conns, open_listener))
         for s in sessions
     ]
     await _sleep_until(schedule.window_end)

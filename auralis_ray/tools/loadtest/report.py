@@ -2,6 +2,8 @@
 
 `build_report` is pure: it takes the listeners' summaries, the window lateness values
 and the measured process usage, and computes every figure and the pass/fail verdict.
+WebSocket listeners are judged by their chunks' lateness and gaps; HTTP stream listeners, whose
+bytes carry no chunk ids or publish times, by whether they hold real time and never stall.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from auralis_ray.tools.loadtest.config import Goals, LoadTestConfig
+from auralis_ray.tools.loadtest.frames import CHUNK_S, HTTP_FORMATS
 from auralis_ray.tools.loadtest.session import ListenerSummary
-from auralis_ray.tools.loadtest.stats import Percentiles, fraction_within, summarize
+from auralis_ray.tools.loadtest.stats import Percentiles, fraction_within, percentile, summarize
 
 MB = 1024.0 * 1024.0
 
@@ -63,7 +66,8 @@ class LoadReport:
 
     label: str
     url: str
-    format: str
+    format: str  # json, binary, opus (WebSocket), http-mp3 or http-opus (HTTP stream)
+    stream_url: str | None  # what an HTTP stream listener GETs (None for WebSocket formats)
     station: str
     tier: str
     procs: int
@@ -99,11 +103,24 @@ class LoadReport:
     out_of_order: int
     underruns: int
     listeners_with_underruns: int
+    # what each listener received in the window: audio bytes (whole frames, or the HTTP body) per
+    # second, and seconds of audio per second (1.0 is real time); behind real time: less than the
+    # window's length of audio, by more than the run's tolerance
+    bytes_per_s_per_listener: Percentiles
+    realtime_ratio_min: float | None
+    realtime_ratio_p50: float | None
+    listeners_behind_real_time: int
+    stalls: int  # silences longer than the run's stall_s once audio flowed
+    listeners_with_stalls: int
+    longest_silence_ms: float | None
+    first_byte_ms: Percentiles  # HTTP: handshake start → first byte of the body
     server: ProcessUsage
     server_cpu_percent_per_listener: float | None  # total CPU% / connected listeners
     server_cpu_marginal_percent_per_listener: float | None  # (total − idle) / listeners
     server_rss_kb_per_listener: float | None  # total RSS / connected listeners
     server_rss_marginal_kb_per_listener: float | None  # (RSS − idle RSS) / listeners
+    # µs of server CPU (window minus idle) per listener per 100 ms of audio it received
+    server_cpu_marginal_us_per_listener_per_100ms: float | None
     generator_cpu_percent: float | None
     goals: list[GoalResult]
     passed: bool
@@ -122,23 +139,48 @@ def _per_listener(value: float | None, listeners: int, scale: float = 1.0) -> fl
 
 
 def evaluate_goals(report: LoadReport, goals: Goals, lateness_ms: np.ndarray) -> list[GoalResult]:
-    within = fraction_within(lateness_ms, goals.lateness_limit_ms)
     first_p99 = report.first_audio_ms.p99
     lost = report.listeners_failed + report.listeners_closed_early
-    gaps = report.unannounced_gaps + report.out_of_order
-    return [
+    results = [
         GoalResult("listeners_failed_or_dropped", f"<= {goals.max_failed_listeners}", lost,
                    lost <= goals.max_failed_listeners),
         GoalResult("underruns", f"<= {goals.max_underruns}", report.underruns,
                    report.underruns <= goals.max_underruns),
-        GoalResult("unannounced_gaps", f"<= {goals.max_unannounced_gaps}", gaps,
-                   gaps <= goals.max_unannounced_gaps),
-        GoalResult(f"lateness_within_{goals.lateness_limit_ms:g}ms",
-                   f">= {goals.min_fraction_within_limit:.1%}", within,
-                   within is not None and within >= goals.min_fraction_within_limit),
-        GoalResult("first_audio_p99_ms", f"<= {goals.first_audio_p99_ms:g}", first_p99,
-                   first_p99 is not None and first_p99 <= goals.first_audio_p99_ms),
     ]
+    if report.format in HTTP_FORMATS:
+        results += [
+            GoalResult("stalls", f"<= {goals.max_stalls}", report.stalls, report.stalls <= goals.max_stalls),
+            GoalResult("listeners_behind_real_time", f"<= {goals.max_listeners_behind_real_time}",
+                       report.listeners_behind_real_time,
+                       report.listeners_behind_real_time <= goals.max_listeners_behind_real_time),
+        ]
+    else:
+        within = fraction_within(lateness_ms, goals.lateness_limit_ms)
+        gaps = report.unannounced_gaps + report.out_of_order
+        results += [
+            GoalResult("unannounced_gaps", f"<= {goals.max_unannounced_gaps}", gaps,
+                       gaps <= goals.max_unannounced_gaps),
+            GoalResult(f"lateness_within_{goals.lateness_limit_ms:g}ms",
+                       f">= {goals.min_fraction_within_limit:.1%}", within,
+                       within is not None and within >= goals.min_fraction_within_limit),
+        ]
+    results.append(GoalResult("first_audio_p99_ms", f"<= {goals.first_audio_p99_ms:g}", first_p99,
+                              first_p99 is not None and first_p99 <= goals.first_audio_p99_ms))
+    limit = goals.max_server_us_per_listener_per_100ms
+    if limit is not None:
+        cost = report.server_cpu_marginal_us_per_listener_per_100ms
+        results.append(GoalResult("server_us_per_listener_per_100ms", f"<= {limit:g}", cost,
+                                  cost is not None and cost <= limit))
+    return results
+
+
+def marginal_us_per_listener_per_100ms(cpu_percent: float | None, idle_percent: float | None,
+                                       audio_s_per_s: float) -> float | None:
+    """µs of server CPU per listener per 100 ms of audio: the window's CPU above idle (100 % = one
+    core) over the audio every listener together received per second, in 100 ms units."""
+    if cpu_percent is None or idle_percent is None or audio_s_per_s <= 0:
+        return None
+    return (cpu_percent - idle_percent) / 100.0 * 1e6 / (audio_s_per_s / CHUNK_S)
 
 
 def late_ticks(lateness_ms: np.ndarray, chunk_ids: np.ndarray, limit_ms: float,
@@ -191,10 +233,15 @@ def build_report(
 
     cpu, idle = server.cpu_percent, server.cpu_idle_percent
     rss, rss_idle = server.rss_mb, server.rss_idle_mb
+    # each listener's bytes and audio seconds arrived in the planned window of config.seconds
+    bytes_per_s = [s.window_bytes / config.seconds for s in connected]
+    realtime = np.sort([s.window_audio_s / config.seconds for s in connected])
+    behind = sum(1 for s in connected if s.window_audio_s < config.seconds - config.realtime_tolerance_s)
     report = LoadReport(
         label=config.label,
         url=config.url,
         format=config.format,
+        stream_url=config.stream_url() if config.is_http else None,
         station=config.station,
         tier=config.tier,
         procs=config.procs,
@@ -228,6 +275,14 @@ def build_report(
         out_of_order=sum(s.out_of_order for s in summaries),
         underruns=sum(s.underruns for s in summaries),
         listeners_with_underruns=sum(1 for s in summaries if s.underruns),
+        bytes_per_s_per_listener=summarize(bytes_per_s),
+        realtime_ratio_min=float(realtime[0]) if realtime.size else None,
+        realtime_ratio_p50=percentile(realtime, 50) if realtime.size else None,
+        listeners_behind_real_time=behind,
+        stalls=sum(s.stalls for s in summaries),
+        listeners_with_stalls=sum(1 for s in summaries if s.stalls),
+        longest_silence_ms=max((s.longest_silence_ms for s in connected), default=None),
+        first_byte_ms=summarize([s.first_byte_ms for s in connected if s.first_byte_ms is not None]),
         server=server,
         server_cpu_percent_per_listener=_per_listener(cpu, n),
         server_cpu_marginal_percent_per_listener=(
@@ -237,6 +292,8 @@ def build_report(
         server_rss_marginal_kb_per_listener=(
             _per_listener(rss - rss_idle, n, 1024.0) if rss is not None and rss_idle is not None else None
         ),
+        server_cpu_marginal_us_per_listener_per_100ms=marginal_us_per_listener_per_100ms(
+            cpu, idle, sum(s.window_audio_s for s in connected) / config.seconds),
         generator_cpu_percent=generator_cpu_percent,
         goals=[],
         passed=False,
@@ -260,34 +317,64 @@ def _fmt(value: object, digits: int = 1) -> str:
     return str(value)
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3%}"
+
+
+def _chunk_rows(r: LoadReport) -> list[tuple[str, str]]:
+    """A WebSocket run's chunks: lateness, ticks, gaps."""
+    lat = r.lateness_ms
+    return [
+        ("chunks received", _fmt(r.chunks_received)),
+        ("live chunks in window", _fmt(r.live_chunks_in_window)),
+        ("lateness p50/p95/p99 ms", f"{_fmt(lat.p50)}/{_fmt(lat.p95)}/{_fmt(lat.p99)}"),
+        ("lateness p99.9/max ms", f"{_fmt(lat.p999)}/{_fmt(lat.max)}"),
+        ("within 50 ms / 20 ms", f"{_pct(r.lateness_within_50ms)} / {_pct(r.lateness_within_20ms)}"),
+        ("read by generator: p99 ms, within 50 ms",
+         f"{_fmt(r.read_lateness_ms.p99)}, {_pct(r.read_lateness_within_50ms)}"),
+        ("ticks with late chunks (worst: id late% max)",
+         f"{r.ticks_with_late_chunks} of {r.ticks_in_window}"
+         + "".join(f"; {w.chunk_id} {w.late_fraction:.0%} {w.max_ms:.0f} ms" for w in r.worst_ticks[:3])),
+        ("established p50/p99 ms", f"{_fmt(r.established_ms.p50)}/{_fmt(r.established_ms.p99)}"),
+    ]
+
+
+def _stream_rows(r: LoadReport) -> list[tuple[str, str]]:
+    """An HTTP stream run's timing: the response, the first byte, real time and silences."""
+    return [
+        ("audio received, 100 ms units", _fmt(r.chunks_received)),
+        ("response head p50/p99 ms", f"{_fmt(r.established_ms.p50)}/{_fmt(r.established_ms.p99)}"),
+        ("first byte p50/p99/max ms", f"{_fmt(r.first_byte_ms.p50)}/{_fmt(r.first_byte_ms.p99)}/"
+                                      f"{_fmt(r.first_byte_ms.max)}"),
+        ("audio s per s in window min/p50", f"{_fmt(r.realtime_ratio_min, 3)}/{_fmt(r.realtime_ratio_p50, 3)}"),
+        ("listeners behind real time", _fmt(r.listeners_behind_real_time)),
+        ("stalls (listeners), longest silence ms",
+         f"{r.stalls} ({r.listeners_with_stalls}), {_fmt(r.longest_silence_ms)}"),
+    ]
+
+
 def _rows(r: LoadReport) -> list[tuple[str, str]]:
-    lat, fa = r.lateness_ms, r.first_audio_ms
-    pct = lambda v: "-" if v is None else f"{v:.3%}"  # noqa: E731
+    fa, rate = r.first_audio_ms, r.bytes_per_s_per_listener
+    http = r.format in HTTP_FORMATS
     return [
         ("listeners requested/connected/failed",
          f"{r.listeners_requested}/{r.listeners_connected}/{r.listeners_failed}"),
         ("failure reasons", ", ".join(f"{k}: {v}" for k, v in r.failure_reasons.items()) or "-"),
         ("closed early (close codes)", f"{r.listeners_closed_early} ({', '.join(r.close_codes) or '-'})"),
-        ("chunks received", _fmt(r.chunks_received)),
-        ("live chunks in window", _fmt(r.live_chunks_in_window)),
-        ("lateness p50/p95/p99 ms", f"{_fmt(lat.p50)}/{_fmt(lat.p95)}/{_fmt(lat.p99)}"),
-        ("lateness p99.9/max ms", f"{_fmt(lat.p999)}/{_fmt(lat.max)}"),
-        ("within 50 ms / 20 ms", f"{pct(r.lateness_within_50ms)} / {pct(r.lateness_within_20ms)}"),
-        ("read by generator: p99 ms, within 50 ms",
-         f"{_fmt(r.read_lateness_ms.p99)}, {pct(r.read_lateness_within_50ms)}"),
-        ("ticks with late chunks (worst: id late% max)",
-         f"{r.ticks_with_late_chunks} of {r.ticks_in_window}"
-         + "".join(f"; {w.chunk_id} {w.late_fraction:.0%} {w.max_ms:.0f} ms" for w in r.worst_ticks[:3])),
-        ("established p50/p99 ms", f"{_fmt(r.established_ms.p50)}/{_fmt(r.established_ms.p99)}"),
+        *(_stream_rows(r) if http else _chunk_rows(r)),
         ("first audio p50/p99/max ms", f"{_fmt(fa.p50)}/{_fmt(fa.p99)}/{_fmt(fa.max)}"),
-        ("unannounced gaps (missing chunks)", f"{r.unannounced_gaps} ({r.missing_chunks})"),
-        ("announced skips / out of order", f"{r.announced_skips} / {r.out_of_order}"),
+        *([] if http else [
+            ("unannounced gaps (missing chunks)", f"{r.unannounced_gaps} ({r.missing_chunks})"),
+            ("announced skips / out of order", f"{r.announced_skips} / {r.out_of_order}"),
+        ]),
         ("underruns (listeners)", f"{r.underruns} ({r.listeners_with_underruns})"),
         ("bad frames", _fmt(r.bad_frames)),
+        ("audio bytes/s per listener p50/max", f"{_fmt(rate.p50, 0)}/{_fmt(rate.max, 0)}"),
         ("server processes", _fmt(len(r.server.pids))),
         ("server CPU % (idle)", f"{_fmt(r.server.cpu_percent)} ({_fmt(r.server.cpu_idle_percent)})"),
         ("server CPU % per listener", _fmt(r.server_cpu_percent_per_listener, 4)),
         ("  CPU marginal (minus idle)", _fmt(r.server_cpu_marginal_percent_per_listener, 4)),
+        ("  marginal µs per listener per 100 ms", _fmt(r.server_cpu_marginal_us_per_listener_per_100ms, 2)),
         ("  marginal CPU % by process (top 4)", ", ".join(
             f"{name} {value:+.1f}" for name, value in sorted(
                 r.server.cpu_marginal_by_name.items(), key=lambda item: -abs(item[1]))[:4]) or "-"),
@@ -301,7 +388,8 @@ def _rows(r: LoadReport) -> list[tuple[str, str]]:
 
 
 def format_report(r: LoadReport) -> str:
-    head = (f"{r.label}: {r.url} format={r.format} station={r.station} tier={r.tier} "
+    listening = f"GET {r.stream_url}" if r.stream_url else f"station={r.station} tier={r.tier}"
+    head = (f"{r.label}: {r.url} format={r.format} {listening} "
             f"procs={r.procs} nice={r.generator_nice} ramp={r.ramp_s:.1f}s window={r.window_s:.1f}s")
     rows = _rows(r)
     width = max(len(k) for k, _ in rows)
