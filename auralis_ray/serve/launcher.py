@@ -231,8 +231,8 @@ class LocalRun:
             if not port_is_free(port):
                 holder = holder_of(port)
                 raise StartRefused(
-                    f"port {port} ({what}) is in use by {describe(holder)}, which this checkout's "
-                    f"`make run` did not start: stop it (another Ray: `ray stop`; else "
+                    f"port {port} ({what}) is in use by {describe(holder)}, which is not in this checkout's "
+                    f"run record ({self.state_path}): stop it (another Ray: `ray stop`; else "
                     f"`kill {holder.pid if holder else '<pid>'}`) or choose other ports "
                     "(make run PORT=... METRICS_PORT=... RAY_PORT=...)")
 
@@ -247,7 +247,7 @@ class LocalRun:
                     "RAY_SERVE_HAPROXY_METRICS_PORT": str(self.ports.haproxy_metrics),
                     "RAY_SERVE_HAPROXY_STATS_PORT": str(self.ports.haproxy_stats)})
         # the dashboard's metrics views ask `make monitor`'s Prometheus
-        env.setdefault("RAY_PROMETHEUS_HOST", f"http://127.0.0.1:{PROMETHEUS_PORT}")
+        env.setdefault("RAY_PROMETHEUS_HOST", f"http://127.0.0.1:{env.get('PROMETHEUS_PORT', PROMETHEUS_PORT)}")
         return env
 
     def write_serve_config(self) -> Path:
