@@ -1,14 +1,18 @@
 """The web player in a real browser against the real server (Playwright + Debian's Chromium).
 
-Acceptance (issue "browser player"): 20 s of play with 0 underruns and >= 180 chunks at the
-browser's own sample rate; a server-side disconnect mid-play resumes with no gap; no console errors;
-a screenshot kept as a test artifact (test-artifacts/player.png, and player-phone.png).
+- 20 s of Opus over WebSocket (the default where WebCodecs decodes it, as Chromium does in a worker)
+  and 20 s of binary PCM, each with 0 underruns and >= 180 chunks at the browser's own sample rate;
+  a server-side disconnect mid-play resumes with no gap; the JSON fallback at a forced 48 kHz.
+- The phone mode plays the station's HTTP stream through an <audio> element (its currentTime
+  advances), with MediaSession metadata naming the station; a phone gets that mode by itself.
+- No console errors; screenshots kept as test artifacts (test-artifacts/player.png, player-pcm.png,
+  player-phone-mode.png, player-phone.png, player-controls.png).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 import tempfile
 import time
@@ -36,6 +40,8 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PLAY_SECONDS = 20
 MIN_CHUNKS = 180
+MODE_STORAGE = "auralis.listenMode"  # app.js: the listener's choice on the phone mode switch
+PHONE_SCREEN = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +111,9 @@ def _post(url: str, token: str | None, body: dict | None = None) -> tuple[int, d
         return e.code, json.loads(e.read() or b"{}")
 
 
-def test_plays_20_seconds_without_underruns(player):
+def play_20_seconds(player: PlayerPage, screenshot: str) -> tuple[dict, dict, int]:
+    """Play for PLAY_SECONDS at the browser's own rate, sampling the state every second; returns the
+    stats at the start and at the end, and that rate."""
     page = player.page
     assert player.stats()["state"] in ("idle", "stopped")
     start = player.play()
@@ -122,7 +130,7 @@ def test_plays_20_seconds_without_underruns(player):
     end = player.stats()
 
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "player.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
 
     received = end["chunksReceived"] - start["chunksReceived"]
     assert end["underruns"] == 0, end
@@ -131,11 +139,36 @@ def test_plays_20_seconds_without_underruns(player):
     assert end["gaps"] == 0, end
     assert end["bufferedMs"] > 0, end
     assert end["tier"] in ("minimal", "normal", "stable", "defensive")
-    assert "format=binary" in player.ws_urls[-1], player.ws_urls
     # the status panel shows live numbers, not the placeholders
     assert page.locator("#st-chunks").inner_text() != "0"
     assert page.locator("#st-rate").inner_text() == f"{native_rate} Hz"
+    assert page.locator("#st-format").inner_text() == end["formatLabel"]
     assert not player.console_errors, player.console_errors
+    return start, end, native_rate
+
+
+def test_plays_20_seconds_of_opus_without_underruns(player):
+    """Opus is the default: the worker's AudioDecoder decodes it at 48 kHz, the worklet resamples."""
+    assert player.page.evaluate("() => window.auralisListenMode()") == "websocket"
+    _, end, _ = play_20_seconds(player, "player.png")
+    assert "format=opus" in player.ws_urls[-1], player.ws_urls
+    assert end["format"] == "opus", end
+    assert end["codec"]["name"] == "opus" and end["codec"]["sample_rate"] == 48000, end
+    assert re.fullmatch(r"Opus \d+ kbit/s", end["formatLabel"]), end
+    # now playing: the station, and what it plays in words
+    assert player.page.locator("#np-station").inner_text() == "default"
+    player.page.wait_for_function("() => document.getElementById('np-text').textContent.includes('bpm')", timeout=10000)
+
+
+def test_plays_20_seconds_of_pcm_without_underruns(browser_context, auralis_server):
+    p = PlayerPage(browser_context, auralis_server.http_url + "/?format=binary")
+    try:
+        _, end, _ = play_20_seconds(p, "player-pcm.png")
+        assert "format=binary" in p.ws_urls[-1], p.ws_urls
+        assert end["format"] == "binary" and end["formatLabel"] == "PCM 1411 kbit/s", end
+        p.stop()
+    finally:
+        p.page.close()
 
 
 def test_server_side_disconnect_resumes_without_gap(player, auralis_server):
@@ -227,14 +260,71 @@ def test_json_frames_resampled_to_48_khz_without_underruns(browser_context, aura
         p.page.close()
 
 
+def test_phone_mode_plays_the_http_stream_with_media_session(browser_context, auralis_server):
+    """The switch turns the phone mode on: an <audio> element plays /listen/{station}.opus, the lock
+    screen's metadata names the station and what it plays, and no WebSocket is opened."""
+    p = PlayerPage(browser_context, auralis_server.http_url + "/")
+    page = p.page
+    try:
+        assert page.evaluate("() => window.auralisListenMode()") == "websocket"
+        page.get_by_role("switch", name="Phone mode").check()
+        assert page.evaluate("() => window.auralisListenMode()") == "phone"
+        page.get_by_role("button", name="Play").click()
+        page.get_by_role("button", name="Stop").wait_for(timeout=5000)
+        page.wait_for_function("() => window.auralisPhonePlayer.stats().state === 'playing'", timeout=15000)
+        first = page.evaluate("() => document.getElementById('stream-audio').currentTime")
+        page.wait_for_function(
+            f"() => document.getElementById('stream-audio').currentTime >= {first} + 3", timeout=15000)
+        stats = page.evaluate("() => window.auralisPhonePlayer.stats()")
+        assert stats["state"] == "playing", stats
+        assert stats["url"] == f"{auralis_server.http_url}/listen/default.opus", stats
+        assert stats["reconnects"] == 0, stats
+        assert page.locator("#st-format").inner_text().startswith("Ogg Opus"), stats
+
+        page.wait_for_function("() => document.getElementById('np-text').textContent.includes('bpm')", timeout=15000)
+        session = page.evaluate("""() => ({
+            title: navigator.mediaSession.metadata?.title,
+            artist: navigator.mediaSession.metadata?.artist,
+            state: navigator.mediaSession.playbackState,
+        })""")
+        assert session["title"].startswith("default · ") and "bpm" in session["title"], session
+        assert session["artist"] == "Auralis", session
+        assert session["state"] == "playing", session
+        assert not p.ws_urls, p.ws_urls
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "player-phone-mode.png"), full_page=True)
+
+        p.stop()
+        assert page.evaluate("() => document.getElementById('stream-audio').paused")
+        assert page.evaluate("() => navigator.mediaSession.playbackState") == "paused"
+
+        # where the element does not play Ogg/Opus the mode plays the MP3 stream
+        page.evaluate("() => { window.auralisPhonePlayer.kind = 'mp3'; }")
+        page.get_by_role("button", name="Play").click()
+        page.wait_for_function("() => document.getElementById('stream-audio').currentTime >= 2", timeout=15000)
+        assert page.evaluate("() => window.auralisPhonePlayer.stats().url").endswith("/listen/default.mp3")
+        p.stop()
+        assert not p.console_errors, p.console_errors
+    finally:
+        page.evaluate(f"() => localStorage.removeItem('{MODE_STORAGE}')")  # the next pages choose by the device
+        page.close()
+
+
 def test_phone_sized_layout(browser_context, auralis_server):
+    """A phone (touch, a small screen) gets the phone mode by itself, and the page fits its screen."""
     page = browser_context.new_page()
-    page.set_viewport_size({"width": 390, "height": 844})
+    cdp = browser_context.new_cdp_session(page)
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    cdp.send("Emulation.setDeviceMetricsOverride", {
+        **PHONE_SCREEN, "deviceScaleFactor": 3, "mobile": True,
+        "screenWidth": PHONE_SCREEN["width"], "screenHeight": PHONE_SCREEN["height"]})
     try:
         errors: list[str] = []
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
         page.goto(auralis_server.http_url + "/")
         page.wait_for_function("() => document.querySelectorAll('#station option').length > 0")
+        assert page.evaluate("() => window.auralisListenMode()") == "phone"
+        assert page.get_by_role("switch", name="Phone mode").is_checked()
         # nothing wider than the screen
         overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"page is {overflow}px wider than the phone screen"
@@ -246,4 +336,5 @@ def test_phone_sized_layout(browser_context, auralis_server):
         page.screenshot(path=str(ARTIFACTS / "player-phone.png"))  # what the phone shows first
         assert not errors, errors
     finally:
+        cdp.detach()
         page.close()

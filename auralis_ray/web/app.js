@@ -201,7 +201,8 @@ function notice(text, isError = false) {
 const canvas = $("visual");
 const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
 function frame() {
-  if (!reducedMotion.matches && !document.hidden && mode === ListenMode.WEBSOCKET) drawVisual(canvas, player.analyser, player.wanted);
+  const shows = !reducedMotion.matches && !document.hidden && mode === ListenMode.WEBSOCKET;
+  if (shows) drawVisual(canvas, player.analyser, player.wanted);
   requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);

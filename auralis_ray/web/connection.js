@@ -442,7 +442,8 @@ export class StreamConnection {
   #onPcm(chunk) {
     if (!this.#accept(chunk)) return;
     const planar = int16ToPlanar(chunk.pcm);
-    this.#toWorklet({ type: "chunk", id: chunk.chunkId, pcm: planar, frames: planar.length / 2, rate: SAMPLE_RATE }, [planar.buffer]);
+    const message = { type: "chunk", id: chunk.chunkId, pcm: planar, frames: planar.length / 2, rate: SAMPLE_RATE };
+    this.#toWorklet(message, [planar.buffer]);
   }
 
   #onOpus(frame) {

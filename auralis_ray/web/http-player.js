@@ -9,6 +9,7 @@ import { chooseStreamKind, listenStreamUrl, streamLabel } from "./listen-mode.js
 
 export const STALL_TIMEOUT_MS = 10000; // playing, but currentTime has not moved: open the stream again
 const WATCH_INTERVAL_MS = 1000;
+const BITRATE_TIMEOUT_MS = 5000;
 
 export class HttpStreamPlayer extends EventTarget {
   /**
@@ -30,6 +31,7 @@ export class HttpStreamPlayer extends EventTarget {
     this.reconnects = 0;
     this.lastError = null;
     this.bitrateKbps = null;
+    this.bitrateAsked = false;
     this.backoff = new Backoff({ baseMs: 500, capMs: 10000 });
     this.reconnectTimer = null;
     this.watchTimer = null;
@@ -64,7 +66,6 @@ export class HttpStreamPlayer extends EventTarget {
     this.backoff.reset();
     this.#cancelReconnect();
     this.#watch(true);
-    this.#probeBitrate();
     await this.#open();
   }
 
@@ -162,7 +163,10 @@ export class HttpStreamPlayer extends EventTarget {
 
   #elementIs(state) {
     this.elementState = state;
-    if (state === "playing") this.lastTimeMovedAt = performance.now();
+    if (state === "playing") {
+      this.lastTimeMovedAt = performance.now();
+      this.#probeBitrate(); // once the stream plays: the question never competes with it
+    }
     this.#changed();
   }
 
@@ -208,11 +212,12 @@ export class HttpStreamPlayer extends EventTarget {
     }, WATCH_INTERVAL_MS);
   }
 
-  /** The stream's bitrate from its `icy-br` header (kbit/s), where the server sends one. */
+  /** The stream's bitrate from its `icy-br` header (kbit/s), where the server sends one; asked once. */
   async #probeBitrate() {
-    if (this.bitrateKbps !== null) return;
+    if (this.bitrateAsked) return;
+    this.bitrateAsked = true;
     try {
-      const res = await fetch(this.url, { method: "HEAD", cache: "no-store" });
+      const res = await fetch(this.url, { method: "HEAD", cache: "no-store", signal: AbortSignal.timeout(BITRATE_TIMEOUT_MS) });
       const kbps = Number(res.headers.get("icy-br"));
       if (res.ok && kbps > 0) this.bitrateKbps = kbps;
     } catch {

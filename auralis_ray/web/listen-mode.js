@@ -21,7 +21,14 @@ export const PHONE_SCREEN_MAX_PX = 600;
  * @param {boolean} [o.workletAvailable] AudioWorklet is there (it needs https or localhost)
  * @returns {string} a ListenMode
  */
-export function chooseListenMode({ requested = null, saved = null, mobileHint, coarsePointer = false, screenMinPx = Infinity, workletAvailable = true }) {
+export function chooseListenMode({
+  requested = null,
+  saved = null,
+  mobileHint,
+  coarsePointer = false,
+  screenMinPx = Infinity,
+  workletAvailable = true,
+}) {
   if (!workletAvailable) return ListenMode.PHONE;
   if (MODES.includes(requested)) return requested;
   if (MODES.includes(saved)) return saved;

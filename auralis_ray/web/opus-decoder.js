@@ -19,7 +19,12 @@ export class OpusChunkDecoder {
    * @param {Function} [o.AudioDecoderClass] WebCodecs' AudioDecoder
    * @param {Function} [o.EncodedAudioChunkClass] WebCodecs' EncodedAudioChunk
    */
-  constructor({ onAudio, onError, AudioDecoderClass = globalThis.AudioDecoder, EncodedAudioChunkClass = globalThis.EncodedAudioChunk }) {
+  constructor({
+    onAudio,
+    onError,
+    AudioDecoderClass = globalThis.AudioDecoder,
+    EncodedAudioChunkClass = globalThis.EncodedAudioChunk,
+  }) {
     this.onAudio = onAudio;
     this.onError = onError;
     this.AudioDecoderClass = AudioDecoderClass;

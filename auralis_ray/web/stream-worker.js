@@ -27,7 +27,9 @@ let commands = Promise.resolve();
 self.onmessage = (e) => {
   commands = commands
     .then(() => command(e.data, e.ports))
-    .catch((err) => self.postMessage({ type: "event", level: "error", message: `stream worker: ${err.message}`, code: null, at: now() }));
+    .catch((err) => {
+      self.postMessage({ type: "event", level: "error", message: `stream worker: ${err.message}`, code: null, at: now() });
+    });
 };
 
 async function command(msg, ports) {
