@@ -157,9 +157,9 @@ function renderStatus() {
   const s = listening().stats();
   $("st-connection").textContent = s.connection;
   $("st-format").textContent = s.formatLabel;
-  $("st-buffered").textContent = String(s.bufferedMs);
+  $("st-buffered").textContent = `${s.bufferedMs} ms`;
   $("st-tier").textContent = shown(s.tier);
-  $("st-jitter").textContent = shown(s.jitterMs, (ms) => ms.toFixed(1));
+  $("st-jitter").textContent = shown(s.jitterMs, (ms) => `${ms.toFixed(1)} ms`);
   $("st-underruns").textContent = shown(s.underruns);
   $("st-chunks").textContent = shown(s.chunksReceived);
   $("st-rate").textContent = shown(s.sampleRate, (hz) => `${hz} Hz`);
