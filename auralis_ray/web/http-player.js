@@ -16,17 +16,18 @@ export class HttpStreamPlayer extends EventTarget {
    * @param {object} o
    * @param {HTMLAudioElement} o.audio the element that plays
    * @param {string} [o.httpBase] the server (default: this page's origin)
+   * @param {() => number} [o.now] a monotonic clock in ms
    */
-  constructor({ audio, httpBase = location.origin }) {
+  constructor({ audio, httpBase = location.origin, now = () => performance.now() }) {
     super();
     this.audio = audio;
     this.httpBase = httpBase;
+    this.now = now;
     this.kind = chooseStreamKind(audio.canPlayType("audio/ogg; codecs=opus") !== "");
     this.station = "default";
     this.wanted = false;
     this.started = false; // played since the page opened
     this.opening = false; // between setting the source and play()'s answer
-    this.failed = false;
     this.elementState = "idle"; // connecting | buffering | playing, from the element's events
     this.reconnects = 0;
     this.lastError = null;
@@ -61,7 +62,6 @@ export class HttpStreamPlayer extends EventTarget {
     this.station = station;
     this.wanted = true;
     this.started = true;
-    this.failed = false;
     this.lastError = null;
     this.backoff.reset();
     this.#cancelReconnect();
@@ -71,6 +71,8 @@ export class HttpStreamPlayer extends EventTarget {
 
   stop() {
     this.wanted = false;
+    clearInterval(this.fadeTimer);
+    this.audio.volume = this.volume;
     this.#cancelReconnect();
     this.#watch(false);
     this.#close();
@@ -99,16 +101,12 @@ export class HttpStreamPlayer extends EventTarget {
     this.fadeTimer = setInterval(() => {
       step += 1;
       this.audio.volume = this.volume * Math.max(0, 1 - step / steps);
-      if (step < steps) return;
-      clearInterval(this.fadeTimer);
-      this.stop();
-      this.audio.volume = this.volume;
+      if (step >= steps) this.stop();
     }, (seconds * 1000) / steps);
   }
 
-  /** The listener-facing state, as AuralisPlayer names it. */
+  /** The listener-facing state, as AuralisPlayer names it (a stream that fails is opened again, never given up). */
   get state() {
-    if (this.failed) return "error";
     if (!this.wanted) return this.started ? "stopped" : "idle";
     if (this.reconnectTimer !== null) return "reconnecting";
     return this.elementState;
@@ -164,7 +162,7 @@ export class HttpStreamPlayer extends EventTarget {
   #elementIs(state) {
     this.elementState = state;
     if (state === "playing") {
-      this.lastTimeMovedAt = performance.now();
+      this.lastTimeMovedAt = this.now();
       this.#probeBitrate(); // once the stream plays: the question never competes with it
     }
     this.#changed();
@@ -196,10 +194,10 @@ export class HttpStreamPlayer extends EventTarget {
     clearInterval(this.watchTimer);
     this.watchTimer = null;
     if (!running) return;
-    this.lastTimeMovedAt = performance.now();
+    this.lastTimeMovedAt = this.now();
     this.watchTimer = setInterval(() => {
       const t = this.audio.currentTime;
-      const nowMs = performance.now();
+      const nowMs = this.now();
       if (t !== this.lastTime) {
         this.lastTime = t;
         this.lastTimeMovedAt = nowMs;
