@@ -7,7 +7,7 @@
 // keeps its state from one chunk to the next; reset() throws it away (another station, a stop), and
 // outputs of a decoder that was reset or closed are dropped.
 
-import { chunkIdAtUs, opusPacketTimestampUs } from "./protocol.js";
+import { OPUS_PACKET_US, chunkIdAtUs, opusPacketTimestampUs } from "./protocol.js";
 import { OPUS_DECODER_CONFIG } from "./formats.js";
 
 export class OpusChunkDecoder {
@@ -39,8 +39,8 @@ export class OpusChunkDecoder {
     if (decoder === null) return;
     try {
       packets.forEach((data, index) => {
-        const timestamp = opusPacketTimestampUs(chunkId, index, packets.length);
-        decoder.decode(new this.EncodedAudioChunkClass({ type: "key", timestamp, data }));
+        const timestamp = opusPacketTimestampUs(chunkId, index);
+        decoder.decode(new this.EncodedAudioChunkClass({ type: "key", timestamp, duration: OPUS_PACKET_US, data }));
       });
     } catch (err) {
       this.#fail(decoder, err);

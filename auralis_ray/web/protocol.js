@@ -9,6 +9,7 @@ export const CHUNK_BYTES = FRAMES_PER_CHUNK * CHANNELS * 2; // 17,640
 export const BINARY_HEADER_BYTES = 16;
 export const OPUS_SAMPLE_RATE = 48000;
 export const OPUS_LENGTH_BYTES = 2; // each Opus packet's big-endian length in a format=opus frame
+export const OPUS_PACKET_US = 20000; // each Opus packet holds 20 ms
 const CHUNK_US = CHUNK_MS * 1000;
 export const SUBPROTOCOL = "auralis-v1";
 
@@ -89,11 +90,11 @@ export function parseOpusFrame(buf) {
 }
 
 /**
- * The decoder timestamp (µs) of packet `index` of `count` in chunk `chunkId`: the chunk's packets
- * spread over its 100 ms, so the timeline follows chunk ids across a gap or a resume.
+ * The decoder timestamp (µs) of packet `index` of chunk `chunkId`: chunk_id × 100 ms plus 20 ms for
+ * each packet before it, so the timeline follows chunk ids across a gap or a resume.
  */
-export function opusPacketTimestampUs(chunkId, index, count) {
-  return chunkId * CHUNK_US + Math.floor((index * CHUNK_US) / count);
+export function opusPacketTimestampUs(chunkId, index) {
+  return chunkId * CHUNK_US + index * OPUS_PACKET_US;
 }
 
 /** The chunk a decoder timestamp (µs) belongs to. */

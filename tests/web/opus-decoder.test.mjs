@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { OpusChunkDecoder } from "../../auralis_ray/web/opus-decoder.js";
 
 class FakeEncodedAudioChunk {
-  constructor({ type, timestamp, data }) {
-    Object.assign(this, { type, timestamp, data: Uint8Array.from(data) });
+  constructor({ type, timestamp, duration, data }) {
+    Object.assign(this, { type, timestamp, duration, data: Uint8Array.from(data) });
   }
 }
 
@@ -74,9 +74,9 @@ test("one decoder, configured for 48 kHz stereo Opus, takes every packet as a ke
   assert.equal(made.length, 1);
   assert.deepEqual(made[0].config, { codec: "opus", sampleRate: 48000, numberOfChannels: 2 });
   const chunks = made[0].chunks;
-  assert.ok(chunks.every((c) => c.type === "key"));
+  assert.ok(chunks.every((c) => c.type === "key" && c.duration === 20_000));
   assert.deepEqual(chunks.map((c) => c.timestamp), [
-    4_000_000, 4_025_000, 4_050_000, 4_075_000, 4_100_000, 4_120_000, 4_140_000, 4_160_000, 4_180_000,
+    4_000_000, 4_020_000, 4_040_000, 4_060_000, 4_100_000, 4_120_000, 4_140_000, 4_160_000, 4_180_000,
   ]);
   assert.deepEqual(Array.from(chunks[4].data), [0xfc, 0], "chunk 41 starts with its own first packet");
 });
