@@ -3,6 +3,7 @@ imports every runtime module and runs `auralis config` and `auralis render`."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import wave
@@ -30,8 +31,12 @@ print(len(names))
 """
 
 
+# the fresh environment sees nothing of the one running the tests
+CLEAN_ENV = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+
+
 def run(*command, cwd=None) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=cwd)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=cwd, env=CLEAN_ENV)
     assert result.returncode == 0, f"{' '.join(map(str, command))}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
