@@ -6,7 +6,8 @@
 - The phone mode plays the station's HTTP stream through an <audio> element (its currentTime
   advances), with MediaSession metadata naming the station; a phone gets that mode by itself.
 - No console errors; screenshots kept as test artifacts (test-artifacts/player.png, player-pcm.png,
-  player-phone-mode.png, player-phone.png, player-controls.png).
+  player-phone-mode.png, player-phone.png, player-controls.png), and what each play ended with
+  (test-artifacts/player-opus.json, player-pcm.json, player-phone-mode.json).
 """
 
 from __future__ import annotations
@@ -111,6 +112,12 @@ def _post(url: str, token: str | None, body: dict | None = None) -> tuple[int, d
         return e.code, json.loads(e.read() or b"{}")
 
 
+def keep(name: str, record: dict) -> None:
+    """A record of what a test saw, kept beside its screenshot."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / name).write_text(json.dumps(record, indent=2) + "\n")
+
+
 def play_20_seconds(player: PlayerPage, screenshot: str) -> tuple[dict, dict, int]:
     """Play for PLAY_SECONDS at the browser's own rate, sampling the state every second; returns the
     stats at the start and at the end, and that rate."""
@@ -150,7 +157,8 @@ def play_20_seconds(player: PlayerPage, screenshot: str) -> tuple[dict, dict, in
 def test_plays_20_seconds_of_opus_without_underruns(player):
     """Opus is the default: the worker's AudioDecoder decodes it at 48 kHz, the worklet resamples."""
     assert player.page.evaluate("() => window.auralisListenMode()") == "websocket"
-    _, end, _ = play_20_seconds(player, "player.png")
+    start, end, _ = play_20_seconds(player, "player.png")
+    keep("player-opus.json", {"start": start, "end": end})
     assert "format=opus" in player.ws_urls[-1], player.ws_urls
     assert end["format"] == "opus", end
     assert end["codec"]["name"] == "opus" and end["codec"]["sample_rate"] == 48000, end
@@ -163,7 +171,8 @@ def test_plays_20_seconds_of_opus_without_underruns(player):
 def test_plays_20_seconds_of_pcm_without_underruns(browser_context, auralis_server):
     p = PlayerPage(browser_context, auralis_server.http_url + "/?format=binary")
     try:
-        _, end, _ = play_20_seconds(p, "player-pcm.png")
+        start, end, _ = play_20_seconds(p, "player-pcm.png")
+        keep("player-pcm.json", {"start": start, "end": end})
         assert "format=binary" in p.ws_urls[-1], p.ws_urls
         assert end["format"] == "binary" and end["formatLabel"] == "PCM 1411 kbit/s", end
         p.stop()
@@ -279,7 +288,10 @@ def test_phone_mode_plays_the_http_stream_with_media_session(browser_context, au
         assert stats["state"] == "playing", stats
         assert stats["url"] == f"{auralis_server.http_url}/listen/default.opus", stats
         assert stats["reconnects"] == 0, stats
-        assert page.locator("#st-format").inner_text().startswith("Ogg Opus"), stats
+        # the format, with the bitrate the stream's icy-br header gives once it plays
+        page.wait_for_function(
+            "() => /^Ogg Opus \\d+ kbit\\/s \\(HTTP\\)$/.test(document.getElementById('st-format').textContent)",
+            timeout=10000)
 
         page.wait_for_function("() => document.getElementById('np-text').textContent.includes('bpm')", timeout=15000)
         session = page.evaluate("""() => ({
@@ -291,7 +303,7 @@ def test_phone_mode_plays_the_http_stream_with_media_session(browser_context, au
         assert session["artist"] == "Auralis", session
         assert session["state"] == "playing", session
         assert not p.ws_urls, p.ws_urls
-        ARTIFACTS.mkdir(exist_ok=True)
+        keep("player-phone-mode.json", {"first_current_time": first, "stats": stats, "media_session": session})
         page.screenshot(path=str(ARTIFACTS / "player-phone-mode.png"), full_page=True)
 
         p.stop()
@@ -313,11 +325,9 @@ def test_phone_mode_plays_the_http_stream_with_media_session(browser_context, au
 def test_phone_sized_layout(browser_context, auralis_server):
     """A phone (touch, a small screen) gets the phone mode by itself, and the page fits its screen."""
     page = browser_context.new_page()
+    page.set_viewport_size(PHONE_SCREEN)  # Playwright gives the screen the viewport's size
     cdp = browser_context.new_cdp_session(page)
-    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
-    cdp.send("Emulation.setDeviceMetricsOverride", {
-        **PHONE_SCREEN, "deviceScaleFactor": 3, "mobile": True,
-        "screenWidth": PHONE_SCREEN["width"], "screenHeight": PHONE_SCREEN["height"]})
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})  # a coarse pointer
     try:
         errors: list[str] = []
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
