@@ -122,6 +122,13 @@ function stopListening() {
   renderPlayButton();
 }
 
+/** The lock screen's pause: the phone mode keeps its element's source, so the lock screen keeps its controls. */
+function pauseListening() {
+  if (mode === ListenMode.PHONE) phonePlayer.pause();
+  else player.stop();
+  renderPlayButton();
+}
+
 function renderPlayButton() {
   const on = listening().wanted;
   playButton.querySelector(".label").textContent = on ? "Stop" : "Play";
@@ -254,7 +261,7 @@ setInterval(() => {
 }, NOW_PLAYING_POLL_MS);
 
 if (mediaSession) {
-  const handlers = { play: startListening, pause: stopListening, stop: stopListening };
+  const handlers = { play: startListening, pause: pauseListening, stop: stopListening };
   for (const [action, handler] of Object.entries(handlers)) {
     try {
       mediaSession.setActionHandler(action, () => handler());

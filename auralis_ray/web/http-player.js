@@ -1,8 +1,10 @@
 // HttpStreamPlayer: the phone listening mode. It plays the station's HTTP stream (/listen/{station}.opus,
 // Ogg/Opus, or .mp3 where the element does not play Ogg/Opus) through an <audio> element, which a
-// phone keeps playing with the screen locked. A stop drops the stream, so the next play starts at the
-// live edge; a stream that ends or fails (a restart, a drain, the network) is opened again with
-// full-jitter backoff, and so is one whose time stops moving. It sends "change" events.
+// phone keeps playing with the screen locked. A stop drops the stream; a pause (the lock screen's, or
+// the system's for a call) keeps the element's source, so the system's media controls stay; either
+// way the next play opens the stream afresh, at the live edge. A stream that ends or fails (a restart,
+// a drain, the network) is opened again with full-jitter backoff, and so is one whose time stops
+// moving. It sends "change" events.
 
 import { Backoff } from "./backoff.js";
 import { chooseStreamKind, listenStreamUrl, streamLabel } from "./listen-mode.js";
@@ -69,13 +71,20 @@ export class HttpStreamPlayer extends EventTarget {
     await this.#open();
   }
 
+  /** Stop listening and let go of the stream. */
   stop() {
+    this.pause();
+    this.#close();
+  }
+
+  /** Stop listening, the element keeping its source (the lock screen keeps its controls). */
+  pause() {
     this.wanted = false;
     clearInterval(this.fadeTimer);
     this.audio.volume = this.volume;
     this.#cancelReconnect();
     this.#watch(false);
-    this.#close();
+    this.audio.pause();
     this.elementState = "idle";
     this.#changed();
   }
@@ -183,10 +192,10 @@ export class HttpStreamPlayer extends EventTarget {
     this.#changed();
   }
 
-  /** Something else paused the element (a call, another app's audio): the listener has stopped. */
+  /** Something else paused the element (a call, another app's audio): the listener has paused. */
   #pausedElsewhere() {
     // A live stream that ends pauses first; that one is opened again.
-    if (this.wanted && !this.opening && this.reconnectTimer === null && !this.audio.ended) this.stop();
+    if (this.wanted && !this.opening && this.reconnectTimer === null && !this.audio.ended) this.pause();
   }
 
   /** While wanted: a stream whose time stops moving is opened again; one that keeps moving resets the backoff. */

@@ -143,7 +143,7 @@ test("a stream whose time stops moving is opened again", async (t) => {
   player.stop();
 });
 
-test("stop lets go of the stream; a pause from elsewhere (a call, another app) is a stop", async (t) => {
+test("stop lets go of the stream; a pause from elsewhere (a call, another app) stops listening", async (t) => {
   const { audio, player, tick } = world(t);
   await player.play("night");
   audio.fire("playing");
@@ -159,6 +159,21 @@ test("stop lets go of the stream; a pause from elsewhere (a call, another app) i
   audio.pause();
   assert.equal(player.wanted, false);
   assert.equal(player.state, "stopped");
+  assert.equal(audio.src, "http://radio.test:8000/listen/night.opus", "the system's media controls keep their source");
+});
+
+test("after a pause (the lock screen's) play opens the stream afresh, at the live edge", async (t) => {
+  const { audio, player } = world(t);
+  await player.play("night");
+  audio.fire("playing");
+  player.pause();
+  assert.ok(audio.paused);
+  assert.equal(audio.src, "http://radio.test:8000/listen/night.opus");
+  assert.equal(player.state, "stopped");
+  await player.play();
+  assert.deepEqual(audio.loads, ["http://radio.test:8000/listen/night.opus", "http://radio.test:8000/listen/night.opus"]);
+  assert.equal(player.wanted, true);
+  player.stop();
 });
 
 test("the sleep timer's fade lowers the volume to nothing, then stops and restores it", async (t) => {
