@@ -236,3 +236,21 @@ def test_a_now_playing_message_goes_before_the_next_audio():
     session.pump(0.0)
     frames = session.take_frames(0.0)
     assert json.loads(frames[1]) == {"type": "now_playing", **section(0, 1)} and isinstance(frames[2], bytes)
+
+
+def test_a_new_section_is_announced_right_before_its_first_chunk_in_the_listeners_stream():
+    station = Station()
+    station.publish(0, 9)
+    session = opus_session(station)
+    session.open(0.0)
+    session.pump(0.0)
+    session.take_frames(0.0)
+    station.publish(10, 12)  # a late tick publishes three chunks at once; the section starts at the second
+    session.announce(p.dumps(p.now_playing(section(11, 2))), 11)
+    assert session.take_live(1.2) is None, "not the common tick"
+    session.pump(1.2)
+    heard = [decode_opus_frame(f).chunk_id if isinstance(f, bytes) else json.loads(f)["type"]
+             for f in session.take_frames(1.2)]
+    assert heard == [10, "now_playing", 11, 12]
+    (later,) = station.publish(13, 13)
+    assert session.take_live(1.3) == later.wire_frame("opus", 0, "normal"), "announced once"

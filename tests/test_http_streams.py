@@ -101,7 +101,8 @@ async def test_head_cors_no_store_playlists_and_a_json_404(auralis_server):
         assert m3u.headers["content-type"] == "audio/x-mpegurl" and m3u.text.startswith("#EXTM3U")
         assert f"http://{host}/listen/night.mp3" in m3u.text.splitlines()
         pls = await http.get("/listen/night.pls")
-        assert pls.headers["access-control-allow-origin"] == "*" and f"File2=http://{host}/listen/night.opus" in pls.text
+        assert pls.headers["access-control-allow-origin"] == "*"
+        assert f"File2=http://{host}/listen/night.opus" in pls.text
         unknown = await http.get("/listen/nowhere.opus")
         assert unknown.status_code == 404 and unknown.json() == {"error": "unknown station 'nowhere'"}
 

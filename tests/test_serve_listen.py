@@ -301,6 +301,6 @@ async def test_now_playing_route_and_websocket_opus_listener(served):
                 announced.append((json.loads(message), frames[-1].chunk_id))
     change, before = announced[0]
     assert change["type"] == "now_playing" and change["section_number"] == playing["section_number"] + 1
-    assert before == change["since_chunk_id"] - 1, "announced right before the section's first chunk"
+    assert before == change["since_chunk_id"] - 1, f"announced right before the section's first chunk, not {before}"
     ids = [frame.chunk_id for frame in frames]
     assert ids == list(range(ids[0], ids[0] + len(ids))) and all(len(frame.packets) == 5 for frame in frames[1:])

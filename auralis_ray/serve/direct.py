@@ -21,6 +21,7 @@ simply uses the ASGI `send`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from typing import Any
 
@@ -131,7 +132,22 @@ class BodyWriter(DirectWriter):
 
     def write(self, pieces: list[bytes | memoryview]) -> None:
         if self.chunked:
-            size = sum(len(piece) for piece in pieces)
-            self.transport.writelines([b"%x\r\n" % size, *pieces, b"\r\n"])
+            self.transport.writelines([chunk_size_line(sum(len(piece) for piece in pieces)), *pieces, CRLF])
         else:
             self.transport.writelines(pieces)
+
+    def write_one(self, body: bytes) -> None:
+        """`write([body])`, for the common tick."""
+        if self.chunked:
+            self.transport.writelines((chunk_size_line(len(body)), body, CRLF))
+        else:
+            self.transport.write(body)
+
+
+CRLF = b"\r\n"
+
+
+@functools.lru_cache(maxsize=4096)
+def chunk_size_line(size: int) -> bytes:
+    """The line that opens a chunk of `size` bytes in the chunked transfer coding (HTTP/1.1)."""
+    return b"%x\r\n" % size

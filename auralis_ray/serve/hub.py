@@ -203,13 +203,15 @@ class StationFeed:
 
     def _now_playing_at(self, chunk_id: int) -> None:
         """`chunk_id` is published: where a new section starts, tell every listener (the WebSocket
-        listeners' `now_playing` goes out before their next audio; the HTTP listeners' ICY title)."""
+        listeners' `now_playing` goes right before the section's first chunk in each one's stream; the
+        HTTP listeners' ICY title changes with their next metadata block)."""
         changed = self.playing.advance(chunk_id)
         if changed is None:
             return
         self.now_playing_message = message = p.dumps(p.now_playing(changed))
+        since = changed["since_chunk_id"]
         for listener in self.listeners.values():
-            listener.session.queue_now_playing(message)
+            listener.session.announce(message, since)
         for http_listener in self.http_listeners.values():
             http_listener.session.set_title(changed["stream_title"])
 

@@ -140,6 +140,8 @@ class ClientSession:
         self.flow = TokenBucket(max(s.token_bucket_capacity, self.outbox.target_chunks), s.token_bucket_refill_rate)
         self.inbound = TokenBucket(s.client_message_burst, s.client_message_rate)
         self.control: deque[str] = deque()  # control messages, sent before any audio
+        # messages that go right before the first chunk at or after a chunk_id: (chunk_id, message)
+        self.announcements: deque[tuple[int, str]] = deque()
         self.invalid_times: deque[float] = deque()
         self.burst_end = -1  # the opening burst's last chunk (its chunks are not timed for jitter)
         self._last_status = now
@@ -191,6 +193,7 @@ class ClientSession:
         self.ring.unregister_client(self.client_id)
         self.outbox.clear()
         self.control.clear()
+        self.announcements.clear()
         self.state.transition(ConnectionState.DISCONNECTED)
 
     # ---- audio path -----------------------------------------------------------------------
@@ -214,6 +217,8 @@ class ClientSession:
                 self._announce_overrun(Overrun(item.chunk_id, item.chunk_id + 1), now,
                                        "got a chunk without compressed forms")
                 continue
+            if self.announcements:
+                self._announce_before(item.chunk_id)
             if not self.outbox.write_chunk(item):
                 self._overflow(item, now)
         return bool(self.control) or self.outbox.get_depth() > 0
@@ -227,6 +232,7 @@ class ClientSession:
         ring = self.ring
         position = ring.write_position
         if (self.control or self.outbox.get_depth() or position is None
+                or self.announcements and self.announcements[0][0] < position
                 or self.state.connection_state is ConnectionState.DISCONNECTED):
             return None
         cursor = ring.client_cursors.get(self.client_id)
@@ -404,8 +410,20 @@ class ClientSession:
         }
 
     def queue_now_playing(self, message: str) -> None:
-        """Queue a `now_playing` message, encoded once for every listener of the station."""
+        """Queue a `now_playing` message (encoded once for every listener of the station) to go next."""
         self.control.append(message)
+
+    def announce(self, message: str, from_chunk_id: int) -> None:
+        """Send `message` (a `now_playing`, encoded once) right before this listener's first chunk at or
+        after `from_chunk_id`, in its stream's order, however far behind the live edge it is."""
+        self.announcements.append((from_chunk_id, message))
+
+    def _announce_before(self, chunk_id: int) -> None:
+        """Into the outbox, ahead of `chunk_id`: the announcements due by then (while there is room;
+        a full outbox keeps them for the chunk after its catch-up jump)."""
+        outbox = self.outbox
+        while self.announcements and self.announcements[0][0] <= chunk_id and outbox.get_depth() < outbox.capacity - 1:
+            self.outbox.write_chunk(self.announcements.popleft()[1])
 
     def _queue(self, message: dict) -> None:
         self.control.append(p.dumps(message))
