@@ -42,7 +42,7 @@ def test_collector_collects_young_often_and_full_rarely():
     clock = iter([0.0, 0.002] * 100)
     collector = GCCollector(GCConfig(auto_gc_enabled=False, manual_collect_interval=3, manual_full_collect_every=4),
                             collect=calls.append, clock=lambda: next(clock))
-    results = [collector.on_render() for _ in range(24)]
+    results = [collector.tick() for _ in range(24)]
     assert results == [None, None, 1, None, None, 1, None, None, 1, None, None, 2] * 2
     assert calls == [1, 1, 1, 2, 1, 1, 1, 2]
     assert collector.full_collections == 2 and collector.last_pause_sec == pytest.approx(0.002)
@@ -51,7 +51,7 @@ def test_collector_collects_young_often_and_full_rarely():
 def test_collector_idle_when_auto_gc_on():
     calls = []
     collector = GCCollector(GCConfig(auto_gc_enabled=True, manual_collect_interval=1), collect=calls.append)
-    assert [collector.on_render() for _ in range(5)] == [None] * 5 and calls == []
+    assert [collector.tick() for _ in range(5)] == [None] * 5 and calls == []
 
 
 def test_configure_gc(restore_gc):
@@ -62,7 +62,7 @@ def test_configure_gc(restore_gc):
     collector = configure_gc(MemoryConfig(auto_gc_enabled=False, manual_collect_interval=1))
     assert collector.active and not gc.isenabled() and gc.get_threshold() == (5000, 50, 50)
     before = gc.get_stats()[1]["collections"]
-    assert collector.on_render() == 1
+    assert collector.tick() == 1
     assert gc.get_stats()[1]["collections"] == before + 1  # a real collection, seen by ProcessSampler
 
 

@@ -74,7 +74,7 @@ class StationActor:
         them} (`StationCore.fetch_reply`)."""
         now = time.time()
         self.sampler.sample(now)
-        self.gc.on_render()
+        self.gc.tick()
         return self.core.fetch_reply(after_id, horizon_chunks, now)
 
     def now_playing(self) -> dict | None:

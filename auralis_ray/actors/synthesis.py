@@ -206,7 +206,7 @@ class SynthesisActor:
                 push = None
                 await asyncio.sleep(0.2)
                 continue
-            self.gc.on_render()
+            self.gc.tick()
             window_blocks += 1
             elapsed = time.monotonic() - window_start
             if elapsed >= self.core.config.monitoring.metrics_collection_interval_sec:

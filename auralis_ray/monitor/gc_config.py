@@ -67,7 +67,8 @@ def apply_gc_config(config: GCConfig) -> GCState:
 
 
 class GCCollector:
-    """Call `on_render()` once per render; collects when automatic GC is off (see module doc)."""
+    """Call `tick()` once per unit of the actor's work (a render, a fetch); collects every
+    `manual_collect_interval` ticks when automatic GC is off (see module doc)."""
 
     def __init__(
         self,
@@ -81,18 +82,18 @@ class GCCollector:
         self.full_every = config.manual_full_collect_every
         self._collect = collect
         self._clock = clock
-        self.renders = 0
+        self.ticks = 0
         self.collections = 0
         self.full_collections = 0
         self.last_pause_sec = 0.0
         self.max_pause_sec = 0.0
 
-    def on_render(self) -> int | None:
-        """Count one render; return the generation collected now, or None."""
+    def tick(self) -> int | None:
+        """Count one unit of work; return the generation collected now, or None."""
         if not self.active:
             return None
-        self.renders += 1
-        if self.renders % self.interval:
+        self.ticks += 1
+        if self.ticks % self.interval:
             return None
         self.collections += 1
         generation = 2 if self.collections % self.full_every == 0 else 1
@@ -106,7 +107,7 @@ class GCCollector:
 
 def configure_gc(config: MemoryConfig) -> GCCollector:
     """The one call an actor makes at start: apply the GC settings if tuning is enabled and return
-    the collector to tick per render (inactive when tuning is off or automatic GC stays on)."""
+    the collector to tick per unit of work (inactive when tuning is off or automatic GC stays on)."""
     gc_config = GCConfig.from_memory_config(config)
     if not config.enable_gc_tuning:
         return GCCollector(GCConfig(auto_gc_enabled=True))
