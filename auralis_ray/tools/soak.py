@@ -103,9 +103,10 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
         if progress:
             print()
     if save_record:
-        run.result("soak_station_pipeline_per_1s_block", device_type=str(engine.device_info.device_type),
+        run.result("soak_station_pipeline_per_block", device_type=str(engine.device_info.device_type),
                    concurrent_clients=listeners, batch_size=1,
-                   extra={"hours_equivalent": hours_equivalent, "slope_mb_per_hour": tracker.get_growth_rate()}).save()
+                   extra={"hours_equivalent": hours_equivalent, "slope_mb_per_hour": tracker.get_growth_rate(),
+                          "block_seconds": block_chunks * CHUNK_SECONDS}).save()
     wall = time.perf_counter() - started
     rss_end = process.memory_info().rss / 2**20
     slope = tracker.get_growth_rate()
