@@ -5,6 +5,7 @@ real uvicorn around the ingress app, fed by a fake station actor that encodes li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -114,25 +115,30 @@ async def serve(http: str, **concurrency):
     return server, task, Served(state.replica, f"http://127.0.0.1:{port}")
 
 
-@pytest.fixture(params=["httptools"])
-async def served(request):
-    server, task, served = await serve(request.param)
-    yield served
-    server.should_exit = True
-    await task
-    await served.hub.stop()
-    state.replica = None
+@contextlib.asynccontextmanager
+async def running(http: str):
+    server, task, served = await serve(http)
+    try:
+        yield served
+    finally:
+        server.should_exit = True
+        await task
+        await served.hub.stop()
+        state.replica = None
+
+
+@pytest.fixture
+async def served():
+    """The ingress app on uvicorn's httptools protocol, as Serve runs it: direct writes."""
+    async with running("httptools") as served:
+        yield served
 
 
 @pytest.fixture
 async def served_h11():
     """The same app where the socket is not reachable (uvicorn's h11 protocol): the ASGI `send` path."""
-    server, task, served = await serve("h11")
-    yield served
-    server.should_exit = True
-    await task
-    await served.hub.stop()
-    state.replica = None
+    async with running("h11") as served:
+        yield served
 
 
 def http_details(hub: ListenerHub) -> list[dict]:
