@@ -196,7 +196,7 @@ def test_a_hole_in_the_timeline_starts_a_new_compressed_stream():
     station.ingest(resume, steady(100, 10))
     after = station.fetch(first[-1][0], horizon_chunks=30, now=publish_time(EPOCH, 200))
     assert [w[0] for w in after] == list(range(202, 212))
-    header = lambda wire: EncodedChunk.from_wire(wire).compressed  # noqa: E731
+    header = lambda wire: EncodedChunk.from_transfer(wire).compressed  # noqa: E731
     assert header(first[0]).ogg_serial == ogg_serial("s", start)
     assert header(after[0]).ogg_serial == ogg_serial("s", 202)
     assert header(after[0]).ogg_header != header(first[0]).ogg_header

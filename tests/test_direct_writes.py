@@ -45,8 +45,8 @@ async def test_frames_written_to_the_transport_arrive_as_websocket_messages():
         transport = find_transport(send)
         found["transport"] = transport
         writer = DirectWriter(transport, 65536)
-        writer.write([ws_frame('{"type":"hello"}'), CHUNK.wire_frame("binary", 0, "normal"),
-                      CHUNK.wire_frame("json", 2, "stable")])
+        writer.write([ws_frame('{"type":"hello"}'), CHUNK.websocket_frame("binary", 0, "normal"),
+                      CHUNK.websocket_frame("json", 2, "stable")])
         await receive()  # until the client goes
 
     server, task, url = await serve(app)
@@ -75,7 +75,7 @@ async def test_backlog_of_a_listener_that_never_reads():
         await receive()
         await send({"type": "websocket.accept"})
         writer = DirectWriter(find_transport(send), 65536)
-        frame = CHUNK.wire_frame("binary", 0, "normal")
+        frame = CHUNK.websocket_frame("binary", 0, "normal")
         for _ in range(2000):  # 35 MB: far past what the kernel buffers take
             if not writer.has_room():
                 break

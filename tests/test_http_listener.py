@@ -203,7 +203,7 @@ def test_an_opus_listener_gets_its_format_and_codec_then_one_shared_frame_per_ch
     assert frames[1:] == [c.compressed.opus_frame for c in chunks[10:]]
     assert [decode_opus_frame(f).chunk_id for f in frames[1:]] == list(range(10, 20))
     (later,) = station.publish(20, 20)
-    assert session.take_live(2.0) is later.wire_frame("opus", 0, "normal"), "the shared pre-framed bytes"
+    assert session.take_live(2.0) is later.websocket_frame("opus", 0, "normal"), "the shared pre-framed bytes"
     pcm = ClientSession(client_id="b1", station="s", fmt="binary", ring=station.ring,
                         settings=session_settings(load_config()), now=0.0, server_version="t")
     pcm.open(2.0)
@@ -223,7 +223,7 @@ def test_an_opus_listener_skips_a_chunk_without_compressed_forms_with_an_announc
     (announced,) = [json.loads(f) for f in session.take_frames(1.0)]
     assert announced["error_code"] == "BUFFER_OVERRUN" and "10..10" in announced["error_message"]
     (after,) = station.publish(11, 11)
-    assert session.take_live(1.1) == after.wire_frame("opus", 0, "normal")
+    assert session.take_live(1.1) == after.websocket_frame("opus", 0, "normal")
 
 
 def test_a_now_playing_message_goes_before_the_next_audio():
@@ -253,4 +253,4 @@ def test_a_new_section_is_announced_right_before_its_first_chunk_in_the_listener
              for f in session.take_frames(1.2)]
     assert heard == [10, "now_playing", 11, 12]
     (later,) = station.publish(13, 13)
-    assert session.take_live(1.3) == later.wire_frame("opus", 0, "normal"), "announced once"
+    assert session.take_live(1.3) == later.websocket_frame("opus", 0, "normal"), "announced once"

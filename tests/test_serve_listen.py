@@ -67,7 +67,7 @@ class CompressingStation:
         if chunk_id not in self.chunks:
             chunk = self.pool.encode_chunk(chunk_id, publish_time(self.epoch, chunk_id), tone(chunk_id))
             self.pool.compress(chunk)
-            self.chunks[chunk_id] = chunk.to_wire()
+            self.chunks[chunk_id] = chunk.to_transfer()
         return self.chunks[chunk_id]
 
     async def _fetch(self, after: int, prefetch: int) -> dict:

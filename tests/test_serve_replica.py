@@ -50,7 +50,7 @@ class FakeStation:
         live = live_chunk_id(self.epoch, time.time())
         first = max(after + 1, live - 20)
         return {"epoch": self.epoch, "chunks": [self.pool.encode_chunk(cid, publish_time(self.epoch, cid), SILENCE)
-                                                .to_wire() for cid in range(first, live + prefetch + 1)]}
+                                                .to_transfer() for cid in range(first, live + prefetch + 1)]}
 
     async def _info(self) -> dict:
         return {"name": "s", "params": {"bpm": 60}}

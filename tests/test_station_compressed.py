@@ -75,7 +75,7 @@ def through_a_synthesis_restart() -> tuple[list[EncodedChunk], int, int]:
     render_into(station, point, 1)
     assert station.crossfades == 1 and point > fixed_before
     wires += station.fetch(wires[-1][0], horizon_chunks=100, now=now)
-    return [EncodedChunk.from_wire(wire) for wire in wires], point - first, fixed_before - first
+    return [EncodedChunk.from_transfer(wire) for wire in wires], point - first, fixed_before - first
 
 
 def test_the_crossfade_is_encoded_once_as_pcm_so_opus_and_mp3_carry_it_without_a_seam():
@@ -114,10 +114,10 @@ def test_a_restarted_station_actor_starts_a_chained_ogg_stream_that_decoders_fol
     now = publish_time(EPOCH, 100)
     start = old.next_needed_chunk(now)
     render_into(old, start, 3)
-    held = [EncodedChunk.from_wire(w) for w in old.fetch(start - 1, horizon_chunks=30, now=now)]
+    held = [EncodedChunk.from_transfer(w) for w in old.fetch(start - 1, horizon_chunks=30, now=now)]
     restarted = StationCore("s", EPOCH, station_settings(load_config()))  # the actor restarts 1 s later
     render_into(restarted, restarted.next_needed_chunk(publish_time(EPOCH, 110)), 3)
-    after = [EncodedChunk.from_wire(w)
+    after = [EncodedChunk.from_transfer(w)
              for w in restarted.fetch(held[-1].chunk_id, horizon_chunks=30, now=publish_time(EPOCH, 112))]
     assert after[0].chunk_id == held[-1].chunk_id + 1
     assert after[0].compressed.ogg_serial != held[0].compressed.ogg_serial
@@ -143,7 +143,7 @@ def test_the_encoding_settings_reach_every_stations_encoders():
     first = station.next_needed_chunk(publish_time(EPOCH, 100))
     tone = np.sin(2 * np.pi * 440 * np.arange(40 * FRAMES_PER_CHUNK) / SAMPLE_RATE) * 8000
     station.ingest(first, np.repeat(tone, 2).astype("<i2").tobytes())
-    chunks = [EncodedChunk.from_wire(w) for w in station.fetch(first - 1, 60, publish_time(EPOCH, 100))]
+    chunks = [EncodedChunk.from_transfer(w) for w in station.fetch(first - 1, 60, publish_time(EPOCH, 100))]
     assert len(chunks) == 40 and len(chunks[0].pcm) == CHUNK_BYTES
     mp3_kbps = sum(len(c.compressed.mp3) for c in chunks[1:]) * 8 / (len(chunks) - 1) / 100
     assert 90 <= mp3_kbps <= 102

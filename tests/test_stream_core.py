@@ -76,13 +76,13 @@ def test_wire_frames_are_complete_websocket_frames_shared_by_listeners():
     from websockets.frames import Opcode
 
     chunk = AudioChunkPool().encode_chunk(9, 3.25, pcm(5))
-    binary, text = chunk.wire_frame("binary", 1, "normal"), chunk.wire_frame("json", 1, "normal")
+    binary, text = chunk.websocket_frame("binary", 1, "normal"), chunk.websocket_frame("json", 1, "normal")
     (fb,), (ft,) = parse_frames(binary), parse_frames(text)
     assert fb.opcode is Opcode.BINARY and fb.fin and fb.data == chunk.binary
     assert ft.opcode is Opcode.TEXT and ft.data.decode() == chunk.json_frame(1, "normal")
-    assert chunk.wire_frame("binary", 3, "stable") is binary  # one frame per chunk for every binary listener
-    assert chunk.wire_frame("json", 1, "normal") is text
-    assert chunk.wire_frame("json", 2, "normal") != text
+    assert chunk.websocket_frame("binary", 3, "stable") is binary  # one frame per chunk for every binary listener
+    assert chunk.websocket_frame("json", 1, "normal") is text
+    assert chunk.websocket_frame("json", 2, "normal") != text
 
 
 def test_session_wire_frames_are_the_framed_frames():
@@ -138,13 +138,13 @@ def test_a_pcm_only_pool_does_not_compress():
 def test_a_chunk_travels_between_processes_with_its_compressed_forms():
     pool = compressing_pool()
     plain = pool.encode_chunk(7, 12.5, pcm(3))
-    assert len(plain.to_wire()) == 4 and EncodedChunk.from_wire(plain.to_wire()).compressed is None
+    assert len(plain.to_transfer()) == 4 and EncodedChunk.from_transfer(plain.to_transfer()).compressed is None
     pool.compress(plain)
-    wire = plain.to_wire()
-    back = EncodedChunk.from_wire(wire)
+    wire = plain.to_transfer()
+    back = EncodedChunk.from_transfer(wire)
     assert len(wire) == 8 and back.compressed == plain.compressed
     assert (back.chunk_id, back.timestamp, back.binary, back.json_head) == wire[:4]
-    assert EncodedChunk.from_wire(wire[:4]).binary == plain.binary  # the PCM fields alone still read
+    assert EncodedChunk.from_transfer(wire[:4]).binary == plain.binary  # the PCM fields alone still read
 
 
 def test_an_opus_wire_frame_is_one_binary_frame_per_chunk_for_every_listener():
@@ -153,12 +153,12 @@ def test_an_opus_wire_frame_is_one_binary_frame_per_chunk_for_every_listener():
     pool = compressing_pool()
     chunk = pool.encode_chunk(9, 3.25, pcm(5))
     with pytest.raises(LookupError, match="no compressed forms"):
-        chunk.wire_frame("opus", 1, "normal")
+        chunk.websocket_frame("opus", 1, "normal")
     pool.compress(chunk)
-    wire = chunk.wire_frame("opus", 1, "normal")
+    wire = chunk.websocket_frame("opus", 1, "normal")
     (frame,) = parse_frames(wire)
     assert frame.opcode is Opcode.BINARY and frame.data == chunk.compressed.opus_frame == chunk.frame("opus", 0, "")
-    assert chunk.wire_frame("opus", 4, "stable") is wire and chunk.wire_frame("binary", 1, "normal") != wire
+    assert chunk.websocket_frame("opus", 4, "stable") is wire and chunk.websocket_frame("binary", 1, "normal") != wire
 
 
 # ---- schedule -------------------------------------------------------------------------------

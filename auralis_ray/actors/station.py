@@ -70,7 +70,7 @@ class StationActor:
         return self.core.ingest(first_chunk_id, pcm, sections, now=time.time())
 
     def fetch(self, after_id: int, horizon_chunks: int) -> dict:
-        """{"epoch", "chunks": wire tuples (`EncodedChunk.from_wire`), "now_playing": what sounds over
+        """{"epoch", "chunks": wire tuples (`EncodedChunk.from_transfer`), "now_playing": what sounds over
         them} (`StationCore.fetch_reply`)."""
         now = time.time()
         self.sampler.sample(now)

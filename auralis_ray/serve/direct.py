@@ -1,7 +1,7 @@
 """Direct writes: pre-framed WebSocket frames straight onto the listener's socket.
 
 A server-to-client frame is unmasked, so one chunk's frame is the same bytes for every listener
-(`EncodedChunk.wire_frame`). Through the ASGI `send` each listener would cost a task wake-up, an
+(`EncodedChunk.websocket_frame`). Through the ASGI `send` each listener would cost a task wake-up, an
 ASGI message, a re-framing and two copies of the payload; here it costs one `transport.write` of
 shared bytes, made from the station's tick for all listeners at once (what a bare `websockets`
 broadcast does). uvicorn's protocol object still owns the connection: it reads and answers client

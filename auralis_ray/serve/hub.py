@@ -138,7 +138,7 @@ class StationFeed:
             try:
                 fetch = self.station.fetch.remote(core.fetch_after(), core.settings.replica_prefetch_chunks)
                 reply = await asyncio.wait_for(fetch, self.fetch_timeout_sec)
-                chunks = [EncodedChunk.from_wire(w) for w in reply["chunks"]]
+                chunks = [EncodedChunk.from_transfer(w) for w in reply["chunks"]]
                 if core.merge_fetch(reply["epoch"], chunks, time.time()):
                     self._new_pending.set()
                 self.playing.merge(reply.get("now_playing") or ())

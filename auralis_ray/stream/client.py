@@ -244,7 +244,7 @@ class ClientSession:
         if self.settings.enable_token_bucket and not self.flow.consume(now):
             return None
         chunk = ring.read_chunk(self.client_id, now)
-        frame = chunk.wire_frame(self.fmt, 0, self.outbox.current_tier)
+        frame = chunk.websocket_frame(self.fmt, 0, self.outbox.current_tier)
         self._count_audio(chunk, now)
         self.sent((frame,))
         return frame
@@ -292,7 +292,7 @@ class ClientSession:
             if item is None:
                 break
             if isinstance(item, EncodedChunk):
-                frame_of = item.wire_frame if wire else item.frame
+                frame_of = item.websocket_frame if wire else item.frame
                 frames.append(frame_of(fmt, live - item.chunk_id, tier))
                 self._count_audio(item, now)
             else:

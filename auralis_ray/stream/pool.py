@@ -46,7 +46,7 @@ class EncodedChunk:
     json_head: str
     compressed: CompressedForms | None = None
     _variants: dict = field(default_factory=dict, repr=False, compare=False)
-    _wire: dict = field(default_factory=dict, repr=False, compare=False)
+    _websocket_frames: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def pcm(self) -> bytes:
@@ -75,30 +75,30 @@ class EncodedChunk:
             return self.opus_frame
         return self.json_frame(buffer_depth, tier)
 
-    def wire_frame(self, fmt: str, buffer_depth: int, tier: str) -> bytes:
+    def websocket_frame(self, fmt: str, buffer_depth: int, tier: str) -> bytes:
         """`frame()` as a complete server-to-client WebSocket frame (unmasked, so the same bytes suit
         every listener): built once per chunk (binary, opus) or per (depth, tier) variant (JSON)."""
         key = fmt if fmt in ("binary", OPUS) else (buffer_depth, tier)
-        wire = self._wire.get(key)
-        if wire is None:
-            wire = ws_frame(self.frame(fmt, buffer_depth, tier))
-            if len(self._wire) < 64:
-                self._wire[key] = wire
-        return wire
+        frame = self._websocket_frames.get(key)
+        if frame is None:
+            frame = ws_frame(self.frame(fmt, buffer_depth, tier))
+            if len(self._websocket_frames) < 64:
+                self._websocket_frames[key] = frame
+        return frame
 
-    def to_wire(self) -> tuple:
+    def to_transfer(self) -> tuple:
         """Compact form for passing between processes (no memo): chunk_id, timestamp, binary frame, JSON
         head, then, when the chunk has them, its compressed forms (opus frame, Ogg header pages, Ogg
         pages, MP3 frames)."""
-        wire = (self.chunk_id, self.timestamp, self.binary, self.json_head)
+        fields = (self.chunk_id, self.timestamp, self.binary, self.json_head)
         if self.compressed is None:
-            return wire
+            return fields
         c = self.compressed
-        return wire + (c.opus_frame, c.ogg_header, c.ogg_pages, c.mp3)
+        return fields + (c.opus_frame, c.ogg_header, c.ogg_pages, c.mp3)
 
     @classmethod
-    def from_wire(cls, wire: tuple) -> "EncodedChunk":
-        chunk_id, timestamp, binary, json_head, *compressed = wire
+    def from_transfer(cls, fields: tuple) -> "EncodedChunk":
+        chunk_id, timestamp, binary, json_head, *compressed = fields
         return cls(chunk_id, timestamp, binary, json_head, CompressedForms(*compressed) if compressed else None)
 
 

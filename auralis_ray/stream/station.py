@@ -144,12 +144,12 @@ class StationCore:
 
     def fetch(self, after_id: int, horizon_chunks: int, now: float) -> list[tuple]:
         """Encoded chunks with id > after_id, up to `horizon_chunks` past the live edge, each in every
-        wire form (`EncodedChunk.to_wire`): handing them out fixes them."""
+        wire form (`EncodedChunk.to_transfer`): handing them out fixes them."""
         upto = live_chunk_id(self.epoch, now) + horizon_chunks
         chunks = self.ring.chunks_after(after_id, upto)
         if chunks:
             self._fix_through(chunks[-1].chunk_id)
-        return [c.to_wire() for c in chunks]
+        return [c.to_transfer() for c in chunks]
 
     def fetch_reply(self, after_id: int, horizon_chunks: int, now: float) -> dict[str, Any]:
         """What a replica's fetch gets: the station's epoch, the chunks (`fetch`), and `now_playing`:

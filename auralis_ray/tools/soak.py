@@ -76,7 +76,7 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
             pcm = engine.render_block()["soak"].tobytes()
             station.ingest(next_chunk, pcm)
             for wire in station.fetch(next_chunk - 1, 0, now=epoch + (next_chunk + block_chunks) * CHUNK_SECONDS):
-                chunk = EncodedChunk.from_wire(wire)
+                chunk = EncodedChunk.from_transfer(wire)
                 replica_ring.write_chunk(chunk)
                 now = chunk.timestamp
                 if not sessions:  # listeners join once there is audio, and cycle through reconnects
