@@ -18,18 +18,7 @@ class HttpListenerSession(ListenerRecord):
 
     never_connected = "no response"
 
-    def __init__(
-        self,
-        index: int,
-        client_id: str,
-        *,
-        window: tuple[float, float],
-        prebuffer_chunks: int = 5,
-        chunk_s: float = 0.1,
-        stall_s: float = 1.0,
-    ) -> None:
-        super().__init__(index, client_id, window=window, prebuffer_chunks=prebuffer_chunks, chunk_s=chunk_s,
-                         stall_s=stall_s)
+    def _start_own(self) -> None:
         self.status: int | None = None
         self.first_byte_at: float | None = None
         self.body_bytes = 0

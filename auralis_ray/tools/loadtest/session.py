@@ -79,6 +79,10 @@ class ListenerRecord:
         self.finished = False
         self.window_bytes = 0
         self.window_audio_s = 0.0
+        self._start_own()
+
+    def _start_own(self) -> None:
+        """The state a kind of listener adds, set up at the end of `__init__`."""
 
     # -- inputs ---------------------------------------------------------------------
     def on_handshake_start(self, now: float) -> None:
@@ -156,18 +160,7 @@ class ListenerRecord:
 class ListenerSession(ListenerRecord):
     """A WebSocket listener's record of a run: chunk ids, gaps and lateness besides `ListenerRecord`'s."""
 
-    def __init__(
-        self,
-        index: int,
-        client_id: str,
-        *,
-        window: tuple[float, float],
-        prebuffer_chunks: int = 5,
-        chunk_s: float = 0.1,
-        stall_s: float = 1.0,
-    ) -> None:
-        super().__init__(index, client_id, window=window, prebuffer_chunks=prebuffer_chunks, chunk_s=chunk_s,
-                         stall_s=stall_s)
+    def _start_own(self) -> None:
         self.gaps = GapDetector()
         self.chunk_ids = array("q")
         self.timestamps = array("d")  # server publish time of each chunk
