@@ -1,4 +1,5 @@
-"""Stateful Opus and MP3 encoders that run along one station's timeline (PyAV, in process).
+"""Stateful Opus and MP3 encoders that run along one station's timeline, in process: Opus through PyAV
+(libopus), MP3 through lameenc (LAME).
 
 Each encoder takes the station's 100 ms chunks of 44.1 kHz stereo int16 PCM in chunk_id order and
 returns, per chunk, the compressed packets that the chunk completes. One encoder serves every listener
@@ -9,7 +10,8 @@ Which chunk a packet belongs to: the packets that the encoder emits while it is 
 chunk k. So every packet belongs to exactly one chunk, and the packets of consecutive chunks, joined,
 are exactly the encoder's packet sequence. A chunk may complete fewer or more packets than its length
 holds: the resampler and the codec hold back a few samples (the first Opus chunk completes 4 packets,
-the following ones 5; an MP3 chunk completes 3 or 4 frames of 1,152 samples).
+the following ones 5; an MP3 chunk completes 3 or 4 frames of 1,152 samples, at low bitrates now and
+then one fewer while LAME's bit reservoir holds a frame back).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import lameenc
 import numpy as np
 
 from ..protocol import CHANNELS, CHUNK_BYTES, FRAMES_PER_CHUNK, SAMPLE_RATE
@@ -61,15 +64,42 @@ class TimelineGap(ValueError):
 
 
 class ChunkEncoder:
-    """One PyAV encoder fed whole chunks in chunk_id order; the codec-specific subclasses set it up."""
+    """An encoder fed whole chunks in chunk_id order; the codec-specific subclasses encode them."""
 
-    codec_name: str
     sample_rate: int
 
-    def __init__(self, bitrate: int, options: dict[str, str], sample_format: str):
+    def __init__(self, bitrate: int):
         if bitrate <= 0:
             raise ValueError(f"bitrate must be positive, got {bitrate}")
         self.bitrate = int(bitrate)
+        self.next_chunk_id: int | None = None  # the chunk the timeline continues with
+        self.samples_end = 0
+        self.encoded_chunks = 0
+
+    def encode(self, chunk_id: int, pcm: bytes | memoryview) -> CompressedChunk:
+        """Encode the next chunk (17,640 bytes of interleaved little-endian int16 stereo PCM)."""
+        if len(pcm) != CHUNK_BYTES:
+            raise ValueError(f"a chunk is {CHUNK_BYTES} bytes, got {len(pcm)}")
+        if self.next_chunk_id is not None and chunk_id != self.next_chunk_id:
+            raise TimelineGap(f"the encoder continues with chunk {self.next_chunk_id}, got chunk {chunk_id}")
+        packets, durations = self._encode_chunk(pcm)
+        self.samples_end += sum(durations)
+        self.encoded_chunks += 1
+        self.next_chunk_id = chunk_id + 1
+        return CompressedChunk(chunk_id, packets, durations, self.samples_end)
+
+    def _encode_chunk(self, pcm: bytes | memoryview) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        """The packets the chunk completes, and each one's duration in codec-rate samples."""
+        raise NotImplementedError
+
+
+class PyAVEncoder(ChunkEncoder):
+    """A PyAV (FFmpeg) audio encoder, opened once and fed each chunk as one frame."""
+
+    codec_name: str
+
+    def __init__(self, bitrate: int, options: dict[str, str], sample_format: str):
+        super().__init__(bitrate)
         context = av.CodecContext.create(self.codec_name, "w")
         context.sample_rate = self.sample_rate
         context.layout = "stereo"
@@ -81,33 +111,18 @@ class ChunkEncoder:
         context.open()
         self._context = context
         self._input_time_base = Fraction(1, SAMPLE_RATE)
-        self.next_chunk_id: int | None = None  # the chunk the timeline continues with
-        self.samples_end = 0
-        self.encoded_chunks = 0
 
-    def encode(self, chunk_id: int, pcm: bytes) -> CompressedChunk:
-        """Encode the next chunk (17,640 bytes of interleaved little-endian int16 stereo PCM)."""
-        if len(pcm) != CHUNK_BYTES:
-            raise ValueError(f"a chunk is {CHUNK_BYTES} bytes, got {len(pcm)}")
-        if self.next_chunk_id is not None and chunk_id != self.next_chunk_id:
-            raise TimelineGap(f"the encoder continues with chunk {self.next_chunk_id}, got chunk {chunk_id}")
-        frame = self._input_frame(np.frombuffer(pcm, dtype="<i2").reshape(1, FRAMES_PER_CHUNK * CHANNELS))
+    def _encode_chunk(self, pcm: bytes | memoryview) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        samples = np.frombuffer(pcm, dtype="<i2").reshape(1, FRAMES_PER_CHUNK * CHANNELS)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
         frame.sample_rate = SAMPLE_RATE
         frame.time_base = self._input_time_base
         frame.pts = self.encoded_chunks * FRAMES_PER_CHUNK
         packets = self._context.encode(frame)
-        durations = tuple(int(packet.duration) for packet in packets)
-        self.samples_end += sum(durations)
-        self.encoded_chunks += 1
-        self.next_chunk_id = chunk_id + 1
-        return CompressedChunk(chunk_id, tuple(bytes(packet) for packet in packets), durations, self.samples_end)
-
-    def _input_frame(self, samples: np.ndarray) -> av.AudioFrame:
-        """The chunk's interleaved int16 samples as the frame fed to the codec."""
-        return av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+        return tuple(bytes(packet) for packet in packets), tuple(int(packet.duration) for packet in packets)
 
 
-class OpusEncoder(ChunkEncoder):
+class OpusEncoder(PyAVEncoder):
     """Opus at 48 kHz stereo, 20 ms packets (libopus), resampled from 44.1 kHz inside the pipeline.
 
     `complexity` is libopus' 0-10 analysis effort; `vbr` is "constrained" (the bitrate holds over a
@@ -130,30 +145,83 @@ class OpusEncoder(ChunkEncoder):
 
 
 class Mp3Encoder(ChunkEncoder):
-    """MPEG-1 Layer III at 44.1 kHz stereo, constant bitrate (LAME); every packet is one whole frame.
+    """MPEG-1 Layer III at 44.1 kHz stereo, constant bitrate (LAME, through lameenc); every packet is one
+    whole frame, so a listener can start on any chunk's first frame.
 
     `quality` is LAME's 0 (best, slowest) to 9 (fastest) algorithm choice; it does not change the bitrate.
-    `joint_stereo` lets LAME code a frame as mid/side where that spends the bits better (most frames of
-    this music); without it every frame is left/right, which costs less CPU and sounds worse at 128 kbit/s.
-    `encoder_delay` is how many samples the decoded stream lags the PCM it was encoded from.
+    LAME codes joint stereo (mid/side) up to 128 kbit/s and left/right stereo from 160 kbit/s, its own
+    choice for each bitrate. `encoder_delay` is how many samples the decoded stream lags the PCM it was
+    encoded from. The stream has no Xing/Info frame: it is a live stream, with no length to announce.
+
+    LAME hands back its output as bytes that need not end on a frame boundary; the encoder splits them
+    at the frame headers and keeps an incomplete last frame for the next chunk.
 
     At constant bitrates LAME scales its input down (by 0.95 up to 160 kbit/s, to 1.0 at 256 kbit/s) to
     leave decoders headroom; the encoder scales the PCM up by as much first, so that the MP3 stream
-    plays as loud as the PCM stream.
+    plays as loud as the PCM stream (the few samples that would exceed full scale, above 0.95 of it at
+    128 kbit/s, stay at full scale; the station's true-peak limiter keeps its audio below that).
     """
 
-    codec_name = "libmp3lame"
     sample_rate = SAMPLE_RATE
-    encoder_delay = 1105  # LAME's 576 plus the decoder's 529 (FFmpeg reports it as the first packet's -pts)
+    encoder_delay = 1105  # LAME's 576 plus an MP3 decoder's 529 (without a LAME tag, decoders keep both)
 
-    def __init__(self, bitrate: int = DEFAULT_BITRATE, quality: int = DEFAULT_MP3_QUALITY, joint_stereo: bool = True):
+    def __init__(self, bitrate: int = DEFAULT_BITRATE, quality: int = DEFAULT_MP3_QUALITY):
         if not 0 <= quality <= 9:
             raise ValueError(f"quality must be 0-9, got {quality}")
-        super().__init__(bitrate, {"compression_level": str(quality), "joint_stereo": str(int(joint_stereo))}, "fltp")
-        self._input_gain = np.float32(1.0 / (32768.0 * lame_input_scale(self.bitrate)))
+        super().__init__(bitrate)
+        self.quality = quality
+        lame = lameenc.Encoder()  # lameenc writes no Xing/Info frame
+        lame.set_bit_rate(self.bitrate // 1000)
+        lame.set_in_sample_rate(SAMPLE_RATE)
+        lame.set_out_sample_rate(SAMPLE_RATE)  # else LAME resamples low bitrates to 32 kHz or less
+        lame.set_channels(CHANNELS)
+        lame.set_quality(quality)
+        lame.silence()
+        self._lame = lame
+        scale = lame_input_scale(self.bitrate)
+        self._input_gain = None if scale == 1.0 else np.float32(1.0 / scale)
+        self._unfinished = bytearray()  # the start of a frame LAME has not completed yet
 
-    def _input_frame(self, samples: np.ndarray) -> av.AudioFrame:
-        return av.AudioFrame.from_ndarray(samples * self._input_gain, format="flt", layout="stereo")
+    def _encode_chunk(self, pcm: bytes | memoryview) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+        self._unfinished += self._lame.encode(self._lame_input(pcm))
+        frames = []
+        start, available = 0, len(self._unfinished)
+        while available - start >= MP3_HEADER_BYTES:
+            end = start + mp3_frame_length(self._unfinished[start:start + MP3_HEADER_BYTES])
+            if end > available:
+                break
+            frames.append(bytes(self._unfinished[start:end]))
+            start = end
+        del self._unfinished[:start]
+        return tuple(frames), (MP3_FRAME_SAMPLES,) * len(frames)
+
+    def _lame_input(self, pcm: bytes | memoryview) -> bytes:
+        """The chunk's PCM scaled up by LAME's input scale, saturated to int16."""
+        if self._input_gain is None:
+            return bytes(pcm)
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+        samples *= self._input_gain
+        np.rint(samples, out=samples)
+        np.clip(samples, -32768, 32767, out=samples)
+        return samples.astype("<i2").tobytes()
+
+
+# An MPEG-1 Layer III frame header: 11 sync bits, the version and layer, then the bitrate index (4 bits),
+# the sample rate index (2 bits) and the padding bit.
+MP3_HEADER_BYTES = 4
+_MPEG1_LAYER3_BITRATES_KBPS = (None, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, None)
+_MPEG1_SAMPLE_RATES = (44_100, 48_000, 32_000, None)
+
+
+def mp3_frame_length(header: bytes | bytearray) -> int:
+    """Bytes in the MPEG-1 Layer III frame that starts with `header`: 144 * bitrate / sample rate + padding."""
+    if header[0] != 0xFF or header[1] & 0xFE != 0xFA:
+        raise ValueError(f"not an MPEG-1 Layer III frame header: {bytes(header[:MP3_HEADER_BYTES]).hex()}")
+    bitrate_kbps = _MPEG1_LAYER3_BITRATES_KBPS[header[2] >> 4]
+    sample_rate = _MPEG1_SAMPLE_RATES[(header[2] >> 2) & 0x3]
+    if bitrate_kbps is None or sample_rate is None:
+        raise ValueError(f"a free or invalid bitrate or sample rate: {bytes(header[:MP3_HEADER_BYTES]).hex()}")
+    return 144_000 * bitrate_kbps // sample_rate + ((header[2] >> 1) & 1)
 
 
 # LAME's constant-bitrate presets (kbit/s) and the input scale each applies; LAME uses the nearest one.
