@@ -4,8 +4,9 @@
                                      [--json benchmarks/results/bench_codec.json]
 
 Renders --seconds of a real station with the project's synthesis (as `auralis render` does), then runs
-what a station does for every 100 ms chunk, chunk by chunk, on one thread: Opus (encode, Ogg pages, the
-`format=opus` WebSocket frame body) and MP3 (encode). The cost of each is this thread's CPU time over
+what a station does for every 100 ms chunk, chunk by chunk, on one thread: Opus (PyAV's libopus: encode,
+Ogg pages, the `format=opus` WebSocket frame body) and MP3 (lameenc's LAME: encode, split into frames).
+The cost of each is this thread's CPU time over
 the audio's duration; each figure is the median of --repeats runs (the fastest run is reported too: on
 a shared machine, the run with the least interference from neighbours). Also reported: per-chunk
 latencies and the bytes each listener receives.
@@ -16,10 +17,9 @@ that encodes every wire form of every chunk once (the PCM binary and JSON frames
 when the chunk is first fetched). --sweep also times the other encoder settings a station could use,
 for what each costs (their meaning is in `auralis_ray/config.py`, `EncodingConfig`).
 
-For reference, when the system has its own LAME (Debian's libmp3lame0, which Debian's ffmpeg uses), the
-same MP3 settings are timed through it too (ctypes, on the same chunks), and through the `lameenc`
-binding when it is installed: the LAME that PyAV's wheels bundle is the larger part of the cost, and
-these figures show how much of it is that build.
+For reference, the same MP3 settings are timed through the LAME that PyAV's wheels bundle (FFmpeg's
+libmp3lame encoder, a build about four times slower than lameenc's) and, when the system has its own
+LAME (Debian's libmp3lame0, which Debian's ffmpeg uses), through that one (ctypes), on the same chunks.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import argparse
 import ctypes
 import ctypes.util
 import functools
+import importlib.metadata
 import json
 import os
 import platform
@@ -36,9 +37,11 @@ import sys
 import tempfile
 import time
 import wave
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,8 +50,9 @@ from auralis_ray.config import GPUConfig, load_config  # noqa: E402
 from auralis_ray.core_settings import batch_render_config, render_block_frames, station_settings  # noqa: E402
 from auralis_ray.music.params import PRESETS, StationParams  # noqa: E402
 from auralis_ray.stream.codecs import Mp3Encoder, OggOpusStream, OpusEncoder, encode_opus_frame  # noqa: E402
+from auralis_ray.stream.codecs.encoders import lame_input_scale  # noqa: E402
 from auralis_ray.stream.pool import AudioChunkPool  # noqa: E402
-from auralis_ray.stream.protocol import CHUNK_BYTES, CHUNK_SECONDS, SAMPLE_RATE  # noqa: E402
+from auralis_ray.stream.protocol import CHUNK_BYTES, CHUNK_SECONDS, FRAMES_PER_CHUNK, SAMPLE_RATE  # noqa: E402
 from auralis_ray.stream.schedule import publish_time  # noqa: E402
 from auralis_ray.stream.station import StationCore  # noqa: E402
 from auralis_ray.synth.offline import render_to_wav  # noqa: E402
@@ -59,8 +63,7 @@ BLOCK_CHUNKS = 20  # what synthesis pushes at a time (gpu.render_block_chunks)
 FETCH_EVERY_CHUNKS = 10  # a replica's fetch interval (buffer.replica_fetch_interval_sec)
 # other encoder settings --sweep times: (codec, setting, value)
 SWEEP = [("opus", "complexity", 3), ("opus", "complexity", 8), ("opus", "complexity", 10),
-         ("mp3", "quality", 2), ("mp3", "quality", 3), ("mp3", "quality", 5), ("mp3", "quality", 9),
-         ("mp3", "joint_stereo", False)]
+         ("mp3", "quality", 2), ("mp3", "quality", 3), ("mp3", "quality", 5), ("mp3", "quality", 9)]
 
 
 def render_chunks(preset: str, seed: int, seconds: float) -> list[bytes]:
@@ -87,8 +90,8 @@ def opus_station(bitrate: int, complexity: int):
     return step
 
 
-def mp3_station(bitrate: int, quality: int, joint_stereo: bool = True):
-    encoder = Mp3Encoder(bitrate=bitrate, quality=quality, joint_stereo=joint_stereo)
+def mp3_station(bitrate: int, quality: int):
+    encoder = Mp3Encoder(bitrate=bitrate, quality=quality)
 
     def step(chunk_id: int, pcm: bytes) -> tuple[int, int]:
         payload = len(encoder.encode(chunk_id, pcm).payload)
@@ -170,22 +173,24 @@ def system_lame_station(bitrate: int, quality: int):
     return make_step
 
 
-def lameenc_station(bitrate: int, quality: int):
-    """The same MP3 settings through the `lameenc` binding's LAME (None when it is not installed)."""
-    try:
-        import lameenc
-    except ImportError:
-        return None
+def pyav_lame_station(bitrate: int, quality: int):
+    """The same MP3 settings through the LAME that PyAV's wheels bundle (FFmpeg's libmp3lame encoder,
+    float input scaled up by LAME's input scale, as Mp3Encoder scales its int16 input)."""
+    gain = np.float32(1.0 / (32768.0 * lame_input_scale(bitrate)))
+    time_base = Fraction(1, SAMPLE_RATE)
 
     def make_step():
-        encoder = lameenc.Encoder()
-        encoder.set_bit_rate(bitrate // 1000)
-        encoder.set_in_sample_rate(SAMPLE_RATE)
-        encoder.set_channels(2)
-        encoder.set_quality(quality)
+        context = av.CodecContext.create("libmp3lame", "w")
+        context.sample_rate, context.layout, context.format = SAMPLE_RATE, "stereo", "fltp"
+        context.bit_rate, context.time_base, context.thread_count = bitrate, time_base, 1
+        context.options = {"compression_level": str(quality), "joint_stereo": "1"}
+        context.open()
 
         def step(chunk_id: int, pcm: bytes) -> tuple[int, int]:
-            size = len(encoder.encode(pcm))
+            samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1) * gain
+            frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="stereo")
+            frame.sample_rate, frame.time_base, frame.pts = SAMPLE_RATE, time_base, chunk_id * FRAMES_PER_CHUNK
+            size = sum(packet.size for packet in context.encode(frame))
             return size, size
 
         return step
@@ -242,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     together = opus["core_fraction"] + mp3["core_fraction"]
     system_lame = system_lame_station(mp3_bitrate, encoding.mp3_quality)
     mp3_system = measure(system_lame, chunks, args.repeats) if system_lame else None
-    binding = lameenc_station(mp3_bitrate, encoding.mp3_quality)
-    mp3_lameenc = measure(binding, chunks, args.repeats) if binding else None
+    mp3_pyav = measure(pyav_lame_station(mp3_bitrate, encoding.mp3_quality), chunks, args.repeats)
     sweep = []
     for codec, setting, value in SWEEP if args.sweep else ():
         if codec == "opus":
@@ -261,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "pyav": av.__version__,
+        "lameenc": importlib.metadata.version("lameenc"),
         "ffmpeg_libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
         "preset": args.preset,
         "seed": args.seed,
@@ -271,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         "pcm_frames": pcm,
         "opus": {"bitrate": opus_bitrate, "complexity": encoding.opus_complexity, **opus},
         "mp3": {"bitrate": mp3_bitrate, "quality": encoding.mp3_quality, **mp3},
+        "mp3_through_pyav_lame": mp3_pyav,
         "mp3_through_system_lame": mp3_system and {"library": ctypes.util.find_library("mp3lame"), **mp3_system},
-        "mp3_through_lameenc": mp3_lameenc,
         "sweep": sweep,
         "together_core_fraction": together,
         "together_core_fraction_best": opus["core_fraction_best"] + mp3["core_fraction_best"],
@@ -292,13 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mp3  {mp3_bitrate // 1000} kbit/s, quality {encoding.mp3_quality}: "
           f"{100 * mp3['core_fraction']:.2f} % of a core (best run {100 * mp3['core_fraction_best']:.2f} %), "
           f"chunk p99 {mp3['chunk_ms_p99']:.2f} ms; {mp3['bytes_per_second'][0] / 1000:.2f} kB/s")
+    print(f"     the same through PyAV's LAME: {100 * mp3_pyav['core_fraction']:.2f} % of a core "
+          f"(best run {100 * mp3_pyav['core_fraction_best']:.2f} %)")
     if mp3_system:
         print(f"     the same through the system's LAME ({record['mp3_through_system_lame']['library']}): "
               f"{100 * mp3_system['core_fraction']:.2f} % of a core "
               f"(best run {100 * mp3_system['core_fraction_best']:.2f} %)")
-    if mp3_lameenc:
-        print(f"     the same through lameenc: {100 * mp3_lameenc['core_fraction']:.2f} % of a core "
-              f"(best run {100 * mp3_lameenc['core_fraction_best']:.2f} %)")
     for entry in sweep:
         print(f"     {entry['codec']} {entry['setting']}={entry['value']}: {100 * entry['core_fraction']:.2f} % "
               f"(best run {100 * entry['core_fraction_best']:.2f} %)")
