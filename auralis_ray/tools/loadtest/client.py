@@ -28,7 +28,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from websockets.client import ClientProtocol
@@ -44,6 +44,7 @@ from auralis_ray.tools.loadtest.frames import (CHUNK_S, AudioFrame, FrameError, 
 from auralis_ray.tools.loadtest.http_client import HttpStatusError, open_http_listener
 from auralis_ray.tools.loadtest.http_session import HttpListenerSession
 from auralis_ray.tools.loadtest.httpbody import HttpStreamError
+from auralis_ray.tools.loadtest.listener import CLOSE_TIMEOUT_S, Listener, connect
 from auralis_ray.tools.loadtest.procmon import (
     ProcessSet,
     Snapshot,
@@ -54,12 +55,10 @@ from auralis_ray.tools.loadtest.procmon import (
 )
 from auralis_ray.tools.loadtest.report import MB, LoadReport, ProcessUsage, build_report
 from auralis_ray.tools.loadtest.session import ListenerRecord, ListenerSession, ListenerSummary
-from auralis_ray.tools.loadtest.stamped import StampedSocketTransport
 from auralis_ray.monitor.priority import lower_priority
 
 START_MARGIN_S = 0.2  # between deciding t0 and the first connection
 RSS_SAMPLE_S = 2.0
-CLOSE_TIMEOUT_S = 2.0
 # JSON audio: every listener's first chunk and one in this many after it are base64-decoded and
 # checked in full; the others have their JSON, fields and encoded length checked (see decode_text)
 VERIFY_PCM_EVERY = 10
@@ -147,22 +146,21 @@ def _handle(session: ListenerSession, message: bytes, text: bool, arrived_at: fl
         session.on_error(str(event.body.get("error_code")))
 
 
-class ListenerProtocol(asyncio.Protocol):
+class ListenerProtocol(Listener):
     """One listener, driven by websockets' sans-I/O client (`ClientProtocol`) straight from the event
     loop's callbacks: no reader task, queue or message assembler per listener, so a thousand of them
     leave the cores to the server under test. Each complete message carries the time its last bytes
     reached the socket (the kernel's stamp, where the transport has one) and the time they were read,
     so lateness measures the server and the network, not this load generator's own scheduling."""
 
+    lost_before_open = "closed during the handshake"
+
     def __init__(self, ws: ClientProtocol, session: ListenerSession,
                  decode_audio: Callable[[bytes], AudioFrame] = decode_binary) -> None:
-        loop = asyncio.get_running_loop()
+        super().__init__()
         self.ws = ws
         self.session = session
         self.decode_audio = decode_audio
-        self.transport: asyncio.Transport | None = None
-        self.opened: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
         self._fragments: list[bytes] = []
         self._text = False
 
@@ -172,12 +170,7 @@ class ListenerProtocol(asyncio.Protocol):
         self.ws.send_request(self.ws.connect())
         self._send_pending()
 
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        self.receive(data, now, now)
-
     def receive(self, data: bytes, arrived_at: float, read_at: float) -> None:
-        """Bytes that reached the socket at `arrived_at` and were read at `read_at`."""
         try:
             self.ws.receive_data(data)
             self._process(arrived_at, read_at)
@@ -191,12 +184,6 @@ class ListenerProtocol(asyncio.Protocol):
         now = time.time()
         self._process(now, now)
         return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     # -- websocket events -------------------------------------------------------------------
     def _process(self, arrived_at: float, now: float) -> None:
@@ -236,17 +223,11 @@ class ListenerProtocol(asyncio.Protocol):
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.close)
 
     # -- the edge's own actions -------------------------------------------------------------
-    async def close(self) -> None:
-        """Close handshake (1000), then the socket; give up waiting after CLOSE_TIMEOUT_S."""
-        if self.transport is None or self.closed.done():
-            return
+    def _begin_close(self) -> None:
+        """Start the close handshake (1000) where the connection is open."""
         if self.ws.state is State.OPEN:
             self.ws.send_close(1000)
             self._send_pending()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.closed), CLOSE_TIMEOUT_S)
-        except TimeoutError:
-            self.transport.abort()
 
     @property
     def close_code(self) -> int | None:
@@ -261,27 +242,7 @@ async def _open(config: LoadTestConfig, session: ListenerSession) -> ListenerPro
         max_size=MAX_MESSAGE_BYTES,
     )
     listener = ListenerProtocol(ws, session, decode_opus if config.format == "opus" else decode_binary)
-    if uri.secure:  # TLS: asyncio's transport, chunks stamped when read
-        await asyncio.get_running_loop().create_connection(lambda: listener, uri.host, uri.port, ssl=True)
-    else:  # stamped by the kernel on arrival
-        await StampedSocketTransport.connect(uri.host, uri.port, listener)
-    try:
-        await listener.opened
-    except BaseException:
-        listener.transport.abort()
-        raise
-    return listener
-
-
-class Listener(Protocol):
-    """What a run needs of an open listener, WebSocket (`ListenerProtocol`) or HTTP stream."""
-
-    closed: asyncio.Future[None]
-
-    async def close(self) -> None: ...
-
-    @property
-    def close_code(self) -> int | None: ...
+    return await connect(listener, uri.host, uri.port, uri.secure)
 
 
 async def _listen(

@@ -9,16 +9,15 @@ that `httpbody.StreamResponse` writes, then reads the body as it arrives, times 
 from __future__ import annotations
 
 import asyncio
-import time
 from urllib.parse import urlsplit
 
 from auralis_ray.tools.loadtest.audioclock import Mp3Clock, OggOpusClock, StreamFormatError
 from auralis_ray.tools.loadtest.config import LoadTestConfig
 from auralis_ray.tools.loadtest.http_session import HttpListenerSession
 from auralis_ray.tools.loadtest.httpbody import HttpStreamError, StreamResponse
+from auralis_ray.tools.loadtest.listener import Listener, connect
 from auralis_ray.tools.loadtest.stamped import StampedSocketTransport
 
-CLOSE_TIMEOUT_S = 2.0
 CLOCKS = {"http-mp3": Mp3Clock, "http-opus": OggOpusClock}
 
 
@@ -30,30 +29,25 @@ class HttpStatusError(Exception):
         self.status = status
 
 
-class HttpListenerProtocol(asyncio.Protocol):
-    """One HTTP stream listener (see the module docstring). `opened` resolves when a 200 head arrives."""
+class HttpListenerProtocol(Listener):
+    """One HTTP stream listener (see the module docstring). `opened` resolves when a 200 head arrives;
+    its close closes the socket (a stream has no closing handshake) and it has no close code."""
+
+    lost_before_open = "closed before the response head"
 
     def __init__(self, response: StreamResponse, clock: Mp3Clock | OggOpusClock,
                  session: HttpListenerSession) -> None:
-        loop = asyncio.get_running_loop()
+        super().__init__()
         self.response = response
         self.clock = clock
         self.session = session
-        self.transport: StampedSocketTransport | asyncio.Transport | None = None
-        self.opened: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
 
     # -- transport callbacks ------------------------------------------------------------------
     def connection_made(self, transport: StampedSocketTransport | asyncio.Transport) -> None:
         self.transport = transport
         transport.write(self.response.request)
 
-    def data_received(self, data: bytes) -> None:  # asyncio's own transport (TLS): stamped when read
-        now = time.time()
-        self.receive(data, now, now)
-
     def receive(self, data: bytes, arrived_at: float, read_at: float) -> None:
-        """Bytes that reached the socket at `arrived_at` and were read at `read_at`."""
         try:
             had_head = self.response.head is not None
             pieces = self.response.feed(data)
@@ -74,12 +68,6 @@ class HttpListenerProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         return False
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(exc or ConnectionError("closed before the response head"))
-        if not self.closed.done():
-            self.closed.set_result(None)
-
     # -- the listener's own actions -------------------------------------------------------------
     def _on_head(self, status: int, now: float) -> None:
         self.session.on_response(status, now)
@@ -96,20 +84,6 @@ class HttpListenerProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    async def close(self) -> None:
-        """Close the socket (a stream has no closing handshake)."""
-        if self.transport is None or self.closed.done():
-            return
-        self.transport.close()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.closed), CLOSE_TIMEOUT_S)
-        except TimeoutError:
-            self.transport.abort()
-
-    @property
-    def close_code(self) -> int | None:
-        return None  # HTTP has no close code
-
 
 async def open_http_listener(config: LoadTestConfig, session: HttpListenerSession) -> HttpListenerProtocol:
     """Connect, send the GET and wait for a 200 response head (HttpStatusError for any other status)."""
@@ -118,14 +92,5 @@ async def open_http_listener(config: LoadTestConfig, session: HttpListenerSessio
     port = parts.port or (443 if secure else 80)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     response = StreamResponse(parts.netloc, target)
-    listener = HttpListenerProtocol(response, CLOCKS[config.format](), session)
-    if secure:  # TLS: asyncio's transport, bytes stamped when read
-        await asyncio.get_running_loop().create_connection(lambda: listener, parts.hostname, port, ssl=True)
-    else:  # stamped by the kernel on arrival
-        await StampedSocketTransport.connect(parts.hostname, port, listener)
-    try:
-        await listener.opened
-    except BaseException:
-        listener.transport.abort()
-        raise
-    return listener
+    return await connect(HttpListenerProtocol(response, CLOCKS[config.format](), session), parts.hostname, port,
+                         secure)
