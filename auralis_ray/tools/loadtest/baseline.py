@@ -307,31 +307,27 @@ async def serve_baseline(host: str, port: int, ready: asyncio.Future[int] | None
         ping_interval=20,
         max_size=4096,
     ) as ws_server:
-        publisher = asyncio.create_task(server.publish_forever())
-        bound = ws_server.sockets[0].getsockname()[1]
-        if ready is not None:
-            ready.set_result(bound)
-        else:
-            print(f"READY ws://{host}:{bound}", flush=True)
-        try:
-            await publisher
-        finally:
-            publisher.cancel()
+        await _publish(server, f"ws://{host}", ws_server.sockets[0].getsockname()[1], ready)
 
 
 async def _serve_http(server: BaselineServer, host: str, port: int, ready: asyncio.Future[int] | None) -> None:
     http_server = await asyncio.get_running_loop().create_server(lambda: HttpStreamListener(server), host, port)
     async with http_server:
-        publisher = asyncio.create_task(server.publish_forever())
-        bound = http_server.sockets[0].getsockname()[1]
-        if ready is not None:
-            ready.set_result(bound)
-        else:
-            print(f"READY http://{host}:{bound}", flush=True)
-        try:
-            await publisher
-        finally:
-            publisher.cancel()
+        await _publish(server, f"http://{host}", http_server.sockets[0].getsockname()[1], ready)
+
+
+async def _publish(server: BaselineServer, origin: str, bound: int, ready: asyncio.Future[int] | None) -> None:
+    """Publish until cancelled, having told the port the server is bound to: in `ready`, or without it
+    on stdout as `READY origin:port`."""
+    publisher = asyncio.create_task(server.publish_forever())
+    if ready is not None:
+        ready.set_result(bound)
+    else:
+        print(f"READY {origin}:{bound}", flush=True)
+    try:
+        await publisher
+    finally:
+        publisher.cancel()
 
 
 @contextlib.contextmanager
