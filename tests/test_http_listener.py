@@ -184,6 +184,16 @@ def opus_session(station: Station, **kw) -> ClientSession:
                          codec=p.opus_codec(128_000), **kw)
 
 
+def opus_listener_past_its_burst(station: Station) -> ClientSession:
+    """An opus listener that joined once chunks 0..9 were published and has taken its opening burst."""
+    station.publish(0, 9)
+    session = opus_session(station)
+    session.open(0.0)
+    session.pump(0.0)
+    session.take_frames(0.0)
+    return session
+
+
 def test_the_opus_codec_is_what_the_station_encodes():
     assert p.OPUS_SAMPLE_RATE == OPUS_SAMPLE_RATE and p.OPUS_FRAME_MS == 1000 * OPUS_FRAME_SAMPLES // OPUS_SAMPLE_RATE
     assert p.OPUS_FORMAT in p.FORMATS
@@ -212,11 +222,7 @@ def test_an_opus_listener_gets_its_format_and_codec_then_one_shared_frame_per_ch
 
 def test_an_opus_listener_skips_a_chunk_without_compressed_forms_with_an_announcement():
     station = Station()
-    station.publish(0, 9)
-    session = opus_session(station)
-    session.open(0.0)
-    session.pump(0.0)
-    session.take_frames(0.0)
+    session = opus_listener_past_its_burst(station)
     station.publish(10, 10, compressed=False)
     assert session.take_live(1.0) is None, "not the common tick"
     session.pump(1.0)
@@ -240,11 +246,7 @@ def test_a_now_playing_message_goes_before_the_next_audio():
 
 def test_a_new_section_is_announced_right_before_its_first_chunk_in_the_listeners_stream():
     station = Station()
-    station.publish(0, 9)
-    session = opus_session(station)
-    session.open(0.0)
-    session.pump(0.0)
-    session.take_frames(0.0)
+    session = opus_listener_past_its_burst(station)
     station.publish(10, 12)  # a late tick publishes three chunks at once; the section starts at the second
     session.announce(p.dumps(p.now_playing(section(11, 2))), 11)
     assert session.take_live(1.2) is None, "not the common tick"
