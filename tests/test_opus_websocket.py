@@ -16,6 +16,7 @@ import pytest
 import websockets
 
 from auralis_ray.stream.codecs import decode_opus_frame, page_packets, parse_pages
+from stream_reading import read_for
 from waiting import wait_until_async
 
 pytestmark = pytest.mark.integration
@@ -64,16 +65,10 @@ async def hear(url: str, seconds: float) -> Heard:
 
 
 async def read_http(url: str, seconds: float) -> bytes:
-    data = bytearray()
     async with httpx.AsyncClient(timeout=10) as http:
         async with http.stream("GET", url) as response:
             assert response.status_code == 200
-            deadline = time.monotonic() + seconds
-            async for piece in response.aiter_raw():
-                data += piece
-                if time.monotonic() >= deadline:
-                    break
-    return bytes(data)
+            return await read_for(response, seconds)
 
 
 async def test_opus_frames_carry_the_ogg_streams_packets_and_decode(auralis_server):

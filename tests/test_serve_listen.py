@@ -28,6 +28,7 @@ from auralis_ray.stream import protocol as p
 from auralis_ray.stream.codecs import CodecSettings, IcyDemuxer, decode_opus_frame, page_packets, parse_pages
 from auralis_ray.stream.pool import AudioChunkPool
 from auralis_ray.stream.schedule import live_chunk_id, publish_time
+from stream_reading import read_for
 from waiting import wait_until_async
 
 SECTION_CHUNKS = 25  # the fake station starts a new section every 2.5 s
@@ -143,17 +144,6 @@ async def served_h11():
 
 def http_details(hub: ListenerHub) -> list[dict]:
     return [d for d in hub.listener_details() if d.get("http")]
-
-
-async def read_for(response: httpx.Response, seconds: float) -> bytes:
-    """What the stream brings in `seconds`."""
-    data = bytearray()
-    deadline = time.monotonic() + seconds
-    async for piece in response.aiter_raw():
-        data += piece
-        if time.monotonic() >= deadline:
-            break
-    return bytes(data)
 
 
 # ---- HTTP streams ------------------------------------------------------------------------------------
