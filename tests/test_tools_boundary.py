@@ -17,7 +17,10 @@ SERVING_ENTRY_POINTS = (
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    """Run `code` in a fresh interpreter, which must exit 0."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def test_serving_modules_import_no_tool_module():
@@ -31,7 +34,6 @@ def test_serving_modules_import_no_tool_module():
         "print(sorted(m for m in sys.modules if m.startswith('auralis_ray.tools')))\n"
     )
     result = _run_python(code)
-    assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[]"
 
 
@@ -52,7 +54,6 @@ def test_missing_third_party_module_prints_the_install_hint_and_exits_2():
         "print(main(['loadtest', '--listeners', '3']), main(['loadtest', '--help']), main(['soak']))\n"
     )
     result = _run_python(code)
-    assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["2", "2", "2"]
     lines = result.stderr.splitlines()
     assert len(lines) == 3
