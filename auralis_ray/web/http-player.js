@@ -8,12 +8,13 @@
 
 import { Backoff } from "./backoff.js";
 import { chooseStreamKind, listenStreamUrl, streamLabel } from "./listen-mode.js";
+import { StationPlayer } from "./station-player.js";
 
 export const STALL_TIMEOUT_MS = 10000; // playing, but currentTime has not moved: open the stream again
 const WATCH_INTERVAL_MS = 1000;
 const BITRATE_TIMEOUT_MS = 5000;
 
-export class HttpStreamPlayer extends EventTarget {
+export class HttpStreamPlayer extends StationPlayer {
   /**
    * @param {object} o
    * @param {HTMLAudioElement} o.audio the element that plays
@@ -89,15 +90,9 @@ export class HttpStreamPlayer extends EventTarget {
     this.#changed();
   }
 
-  /** Switch station: restarts the stream at the new station's live edge if playing. */
-  async setStation(name) {
-    this.station = name;
-    if (this.wanted) await this.play(name);
-  }
-
   /** 0..1 (phones may leave the volume to their own buttons) */
   setVolume(v) {
-    this.volume = Math.min(1, Math.max(0, v));
+    super.setVolume(v);
     this.audio.volume = this.volume;
   }
 

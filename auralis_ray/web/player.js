@@ -6,10 +6,11 @@
 
 import { AUTO_FORMAT, formatLabel } from "./formats.js";
 import { SAMPLE_RATE, TIERS, websocketBase } from "./protocol.js";
+import { StationPlayer } from "./station-player.js";
 
 const STATIC_BASE = new URL(".", import.meta.url); // wherever this module was served from
 
-export class AuralisPlayer extends EventTarget {
+export class AuralisPlayer extends StationPlayer {
   /**
    * @param {object} [o]
    * @param {string} [o.httpBase] the server (default: this page's origin)
@@ -115,15 +116,9 @@ export class AuralisPlayer extends EventTarget {
     this.#changed();
   }
 
-  /** Switch station: restarts the stream from the new station's live edge if playing. */
-  async setStation(name) {
-    this.station = name;
-    if (this.wanted) await this.play(name);
-  }
-
   /** 0..1, smoothed so it never clicks */
   setVolume(v) {
-    this.volume = Math.min(1, Math.max(0, v));
+    super.setVolume(v);
     if (this.gain) this.gain.gain.setTargetAtTime(this.volume, this.ctx.currentTime, 0.05);
   }
 
