@@ -208,11 +208,11 @@ class EncodingConfig(_Section):
     # analysis and 8 a second transform for transients, for about half as much CPU again
     # (benchmarks/bench_codec.py --sweep)
     opus_complexity: int = Field(default=5, ge=0, le=10)
-    # MP3, 44.1 kHz joint stereo at a constant bitrate, for the MP3 stream
+    # MP3, 44.1 kHz stereo at a constant bitrate, for the MP3 stream (joint stereo up to 128 kbit/s)
     mp3_bitrate_kbps: int = 128
     # LAME's quality, 0 (best, slowest) to 9: 7 is its fast mode (`-f`: the psychoacoustic model
     # chooses block types and mid/side, no noise shaping); LAME's own default, 3, shapes the noise
-    # and costs about 1.6 times as much, and 2 about 2.2 times (PyAV's LAME; bench_codec.py --sweep)
+    # and costs about 1.7 times as much, and 2 about 2.6 times (lameenc's LAME; bench_codec.py --sweep)
     mp3_quality: int = Field(default=7, ge=0, le=9)
 
     @field_validator("mp3_bitrate_kbps")

@@ -32,9 +32,9 @@ MP3_FRAME_SAMPLES = 1152  # one MPEG-1 Layer III frame
 OPUS_VBR_MODES = ("off", "on", "constrained")
 DEFAULT_BITRATE = 128_000
 # The defaults of `encoding.*` (auralis_ray/config.py says what each level does). Per station, Opus at
-# complexity 5 costs about 0.8 % of a core and LAME at -q 7 (its fast mode, without noise shaping) about
-# 2.4 % (the LAME that PyAV's wheels bundle); libopus' top complexity and LAME's own default, -q 3, cost
-# about 1.5 times as much (benchmarks/bench_codec.py --sweep).
+# complexity 5 costs about 0.9 % of a core and LAME at -q 7 (its fast mode, without noise shaping) about
+# 0.7 %; libopus' top complexity costs about 1.4 times as much, LAME's own default, -q 3, about 1.7 times
+# (benchmarks/bench_codec.py --sweep).
 DEFAULT_OPUS_COMPLEXITY = 5
 DEFAULT_MP3_QUALITY = 7
 
