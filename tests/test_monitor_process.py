@@ -1,6 +1,6 @@
 import pytest
 
-from auralis_ray.monitor.memory import MemoryGrowthTracker
+from auralis_ray.monitor.memory import MemoryGrowthTracker, MemorySnapshot
 from auralis_ray.monitor.metrics import PerformanceMetrics
 from auralis_ray.monitor.process import ProcessSampler
 
@@ -14,8 +14,14 @@ def test_sampler_records_memory_gpu_and_gc_deltas_on_interval():
     rss = iter([100.0, 101.0, 102.0])
     metrics = PerformanceMetrics("station")
     tracker = MemoryGrowthTracker()
-    sampler = ProcessSampler(metrics, 5.0, tracker=tracker, rss_mb=lambda: next(rss),
-                             gpu_mb=lambda: 42.0, gc_stats=lambda: stats)
+
+    def snapshot(now):
+        counts = [s["collections"] for s in stats]
+        return MemorySnapshot(timestamp=now, label="sample", python_mb=0.0, python_peak_mb=0.0, gpu_mb=42.0,
+                              rss_mb=next(rss), vms_mb=0.0, gc_gen0_count=counts[0], gc_gen1_count=counts[1],
+                              gc_gen2_count=counts[2])
+
+    sampler = ProcessSampler(metrics, 5.0, tracker=tracker, snapshot=snapshot)
     assert sampler.sample(0.0)
     snap = metrics.snapshot()
     assert snap["gauges"]["memory_usage_mb"][0]["value"] == 100.0
@@ -35,7 +41,7 @@ def test_sampler_defaults_read_this_process():
     metrics = PerformanceMetrics("ingress")
     sampler = ProcessSampler(metrics, 1.0)
     assert sampler.sample(0.0)
-    assert sampler.last_rss_mb > 10
+    assert sampler.last_rss_mb > 10 and sampler.last_snapshot.label == "sample"
     assert metrics.snapshot()["gauges"]["gpu_memory_allocated_mb"][0]["value"] >= 0.0
     with pytest.raises(ValueError):
         ProcessSampler(metrics, 0)

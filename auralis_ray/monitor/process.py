@@ -1,25 +1,25 @@
 """Process-level metrics every long-lived actor and replica records: RSS, GPU memory, GC activity.
 
-The actor calls `sample(now)` from its loop (cheap when not due); the sampler records
-`memory_usage_mb`, `gpu_memory_allocated_mb` and `gc_collections_total` (as deltas of
-`gc.get_stats()`, so collections made by `GCCollector` are counted too) and, if given one, feeds a
-`MemoryGrowthTracker` so the process can report its own growth slope.
+The actor calls `sample(now)` from its loop (cheap when not due); the sampler takes a
+`MemorySnapshot` of the process and records `memory_usage_mb`, `gpu_memory_allocated_mb` and
+`gc_collections_total` from it (as deltas of the snapshot's collection counts, so collections made by
+`GCCollector` are counted too) and, if given one, feeds a `MemoryGrowthTracker` so the process can
+report its own growth slope.
 """
 
 from __future__ import annotations
 
-import gc
 from typing import Callable
 
 import psutil
 
 from auralis_ray.config import PerformanceConfig
-from auralis_ray.monitor.memory import MB, MemoryGrowthTracker, gpu_allocated_mb
+from auralis_ray.monitor.memory import MemoryGrowthTracker, MemorySnapshot
 from auralis_ray.monitor.metrics import PerformanceMetrics, get_metrics
 
 
 class ProcessSampler:
-    """Records one process's RSS, GPU memory and GC collections when due (see the module docstring)."""
+    """Takes a `MemorySnapshot` of its process when due and records it (see the module docstring)."""
 
     def __init__(
         self,
@@ -27,9 +27,7 @@ class ProcessSampler:
         interval_sec: float,
         *,
         tracker: MemoryGrowthTracker | None = None,
-        rss_mb: Callable[[], float] | None = None,
-        gpu_mb: Callable[[], float] = gpu_allocated_mb,
-        gc_stats: Callable[[], list[dict]] = gc.get_stats,
+        snapshot: Callable[[float], MemorySnapshot] | None = None,
     ) -> None:
         if interval_sec <= 0:
             raise ValueError(f"interval_sec must be > 0, got {interval_sec}")
@@ -37,12 +35,14 @@ class ProcessSampler:
         self.interval_sec = interval_sec
         self.tracker = tracker
         process = psutil.Process()
-        self._rss_mb = rss_mb or (lambda: process.memory_info().rss / MB)
-        self._gpu_mb = gpu_mb
-        self._gc_stats = gc_stats
+        self._snapshot = snapshot or (lambda now: MemorySnapshot.take("sample", now, process))
         self._gc_seen = [0, 0, 0]  # collections already reported, per generation
         self._last: float | None = None
-        self.last_rss_mb: float | None = None
+        self.last_snapshot: MemorySnapshot | None = None
+
+    @property
+    def last_rss_mb(self) -> float | None:
+        return None if self.last_snapshot is None else self.last_snapshot.rss_mb
 
     @classmethod
     def for_component(cls, component: str, config: PerformanceConfig) -> "ProcessSampler":
@@ -63,16 +63,16 @@ class ProcessSampler:
         if not (force or self.due(now)):
             return False
         self._last = now
-        rss = self._rss_mb()
-        self.last_rss_mb = rss
-        self.metrics.set_memory_usage(rss)
-        self.metrics.set_gpu_memory(self._gpu_mb())
-        for generation, stats in enumerate(self._gc_stats()[:3]):
-            delta = stats["collections"] - self._gc_seen[generation]
+        snapshot = self.last_snapshot = self._snapshot(now)
+        self.metrics.set_memory_usage(snapshot.rss_mb)
+        self.metrics.set_gpu_memory(snapshot.gpu_mb)
+        counts = (snapshot.gc_gen0_count, snapshot.gc_gen1_count, snapshot.gc_gen2_count)
+        for generation, collections in enumerate(counts):
+            delta = collections - self._gc_seen[generation]
             if delta > 0:
                 self.metrics.inc_gc_collections(generation, delta)
-                self._gc_seen[generation] = stats["collections"]
+                self._gc_seen[generation] = collections
         if self.tracker is not None:
-            self.tracker.record("sample", now=now, rss_mb=rss)
+            self.tracker.record("sample", now=now, rss_mb=snapshot.rss_mb)
         return True
 
