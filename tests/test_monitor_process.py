@@ -1,6 +1,6 @@
 import pytest
 
-from auralis_ray.monitor.memory import MemoryGrowthTracker, MemorySnapshot
+from auralis_ray.monitor.memory import MemoryGrowthTracker, MemoryMonitor, MemorySnapshot
 from auralis_ray.monitor.metrics import PerformanceMetrics
 from auralis_ray.monitor.process import ProcessSampler
 
@@ -21,7 +21,7 @@ def test_sampler_records_memory_gpu_and_gc_deltas_on_interval():
                               rss_mb=next(rss), vms_mb=0.0, gc_gen0_count=counts[0], gc_gen1_count=counts[1],
                               gc_gen2_count=counts[2])
 
-    sampler = ProcessSampler(metrics, 5.0, tracker=tracker, snapshot=snapshot)
+    sampler = ProcessSampler(metrics, 5.0, monitor=MemoryMonitor(tracker=tracker), snapshot=snapshot)
     assert sampler.sample(0.0)
     snap = metrics.snapshot()
     assert snap["gauges"]["memory_usage_mb"][0]["value"] == 100.0
@@ -55,7 +55,7 @@ def test_for_component_uses_configuration(monkeypatch):
     cfg = PerformanceConfig(monitoring={"metrics_collection_interval_sec": 7},
                             memory={"leak_detection_threshold_mb_per_hour": 3.0})
     sampler = ProcessSampler.for_component("synthesis", cfg)
-    assert sampler.interval_sec == 7 and sampler.tracker.alert_threshold == 3.0
+    assert sampler.interval_sec == 7 and sampler.monitor.tracker.alert_threshold == 3.0
     assert sampler.metrics is metrics_module.get_metrics("synthesis")
 
 

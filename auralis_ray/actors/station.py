@@ -50,7 +50,7 @@ class StationActor:
         metrics = get_metrics("station")
         self.core = StationCore(self.spec.name, epoch, station_settings(config), on_encode=metrics.observe_encoding_duration)
         self.gc = configure_gc(config.memory)
-        self.sampler = ProcessSampler(metrics, config.monitoring.metrics_collection_interval_sec)
+        self.sampler = ProcessSampler.for_component("station", config)
         self.synthesis_name = synthesis_name
         self.namespace = actor_namespace(config)
         self._attach()

@@ -137,7 +137,7 @@ class SynthesisActor:
         self.core = SynthesisCore(config_json)
         lower_priority(self.core.config.concurrency.ahead_of_live_niceness)
         self.gc = configure_gc(self.core.config.memory)
-        self.sampler = ProcessSampler(self.core.metrics, self.core.config.monitoring.metrics_collection_interval_sec)
+        self.sampler = ProcessSampler.for_component("synthesis", self.core.config)
         self._stop = threading.Event()
         for name in station_names:
             self._attach_existing(name)
