@@ -59,6 +59,9 @@ class MakeRun:
     metrics_port: int = field(default_factory=service_port)
     ray_port: int = field(default_factory=service_port)
     dashboard_port: int = field(default_factory=service_port)
+    haproxy_metrics_port: int = field(default_factory=service_port)
+    haproxy_stats_port: int = field(default_factory=service_port)
+    ray_client_port: int = field(default_factory=service_port)
     process: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -72,13 +75,10 @@ class MakeRun:
                     "DASHBOARD_PORT": str(self.dashboard_port), "RUN_STATE_DIR": str(self.state_dir),
                     "SERVE_CONFIG": str(self.serve_config), "AURALIS__SERVER__CONTROL_TOKEN": CONTROL_TOKEN,
                     # a test's ports: a `make run` of the developer's own may hold the fixed ones
-                    "RAY_SERVE_HAPROXY_METRICS_PORT": str(self.haproxy_ports[0]),
-                    "RAY_SERVE_HAPROXY_STATS_PORT": str(self.haproxy_ports[1]),
-                    "RAY_CLIENT_PORT": str(self.haproxy_ports[2])})
+                    "RAY_SERVE_HAPROXY_METRICS_PORT": str(self.haproxy_metrics_port),
+                    "RAY_SERVE_HAPROXY_STATS_PORT": str(self.haproxy_stats_port),
+                    "RAY_CLIENT_PORT": str(self.ray_client_port)})
         return env
-
-    def __post_init__(self) -> None:
-        self.haproxy_ports = (service_port(), service_port(), service_port())
 
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
