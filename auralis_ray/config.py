@@ -251,6 +251,10 @@ class ServerConfig(_Section):
     control_token: str = ""
     # Stations: JSON list in the environment, e.g. AURALIS__SERVER__STATIONS='[{"name":"default"}]'
     stations: list[StationSpec] = Field(default_factory=lambda: [StationSpec(name="default")])
+    # How many station actors (processes) hold the stations: station i lives in actor i mod this
+    # number. One holds them all (a single node: one process, not one per station); on a cluster,
+    # more spread the stations over the nodes (at most one actor per station)
+    station_actors: int = Field(default=1, ge=1)
     # Ray namespace of the named actors (synthesis, stations, listener registry)
     namespace: str = Field(default="auralis", min_length=1)
     # Change it to roll out a new version of the deployment with no other change: it travels in the

@@ -53,6 +53,7 @@ def station_settings(config: PerformanceConfig) -> StationSettings:
         chunk_pool_size=buffer.chunk_pool_size,
         replica_prefetch_chunks=buffer.replica_prefetch_chunks,
         restart_crossfade_chunks=buffer.restart_crossfade_chunks,
+        replica_fetch_interval_sec=buffer.replica_fetch_interval_sec,
         opus_bitrate_kbps=encoding.opus_bitrate_kbps,
         opus_complexity=encoding.opus_complexity,
         mp3_bitrate_kbps=encoding.mp3_bitrate_kbps,

@@ -102,6 +102,9 @@ def test_synthesis_renders_all_stations_ahead_in_one_call_and_applies_changes_be
     assert core.engine.render_count == 1 and core.blocks_rendered == 1
     second = asyncio.run(core.render())
     assert second["a"].first_chunk_id == 112 and not core.needs_render(now)
+    # lead 21 against a look-ahead of 20: the loop may sleep two chunks, at most its wake period
+    assert core.seconds_until_render(now, at_most=5.0) == pytest.approx(0.2)
+    assert core.seconds_until_render(now, at_most=0.1) == 0.1
     assert all(112 <= section["since_chunk_id"] < 122 for section in second["a"].now_playing[1:])
     core.set_params("a", StationParams.from_preset("focus").updated(key="E"))
     core.apply_commands()
@@ -174,16 +177,45 @@ def test_a_crossfade_blends_only_the_chunks_not_fixed_yet():
     assert fade[0] > 7900 and fade[-1] < -7900 and np.all(np.diff(fade) <= 0)
 
 
-def test_chunks_are_fixed_by_their_publish_time_without_any_fetch():
-    """With no replica fetching, the station still encodes each chunk when it goes live, so a later
-    fetch has at most the prefetch horizon to encode."""
-    station = StationCore("s", EPOCH, station_settings(load_config()))
+def test_chunks_are_fixed_by_their_publish_time_and_compressed_only_while_wanted():
+    """With no replica fetching, the station fixes each chunk when it goes live; it compresses them
+    only while a replica has asked for compressed forms within the last three fetch intervals."""
+    config = load_config()
+    station = StationCore("s", EPOCH, station_settings(config))
     start = station.next_needed_chunk(publish_time(EPOCH, 100))
     station.ingest(start, steady(100, 20), now=publish_time(EPOCH, 100))
     assert station.fixed_upto == -1  # nothing live yet
     station.ingest(start + 20, steady(100, 20), now=publish_time(EPOCH, 115))
-    assert station.fixed_upto == 115 and station.pool.compressed_count == 115 - start + 1
-    assert station.ring.get(115).compressed is not None and station.ring.get(116).compressed is None
+    assert station.fixed_upto == 115 and station.pool.compressed_count == 0  # nobody listens to them
+    plain = station.fetch(115, horizon_chunks=2, now=publish_time(EPOCH, 115), compressed=False)
+    assert [len(w) for w in plain] == [4, 4] and not station.compressed_wanted(publish_time(EPOCH, 115))
+    station.fetch(117, horizon_chunks=3, now=publish_time(EPOCH, 115))  # a replica with compressed listeners
+    assert station.ring.get(118).compressed is not None and station.ring.get(117).compressed is None
+    hold = 3 * config.buffer.replica_fetch_interval_sec
+    station.ingest(start + 40, steady(100, 20), now=publish_time(EPOCH, 115) + hold - 0.05)
+    last = station.fixed_upto
+    assert all(station.ring.get(c).compressed is not None for c in range(118, last + 1))
+    station.ingest(start + 60, steady(100, 20), now=publish_time(EPOCH, 115) + hold + 1.0)  # nobody asked since
+    assert station.fixed_upto > last and station.ring.get(station.fixed_upto).compressed is None
+    assert station.info(publish_time(EPOCH, 115) + hold + 1.0)["compressed_wanted"] is False
+
+
+def test_a_compressed_fetch_after_a_quiet_spell_compresses_the_fixed_chunks_it_asks_for():
+    """A replica's first compressed listener: the chunks of its burst were fixed without compressed
+    forms; they get them now, in order, from the first asked for (a new stream), and keep them."""
+    station = StationCore("s", EPOCH, station_settings(load_config()))
+    start = station.next_needed_chunk(publish_time(EPOCH, 100))
+    now = publish_time(EPOCH, 115)
+    station.ingest(start, steady(100, 20), now=publish_time(EPOCH, 100))
+    station.ingest(start + 20, steady(100, 20), now=now)
+    assert station.fixed_upto == 115 and station.pool.compressed_count == 0
+    burst = station.fetch(105, horizon_chunks=5, now=now)
+    assert [w[0] for w in burst] == list(range(106, 121)) and all(len(w) == 8 for w in burst)
+    assert EncodedChunk.from_transfer(burst[0]).compressed.ogg_serial == ogg_serial("s", 106)
+    again = station.fetch(100, horizon_chunks=5, now=now)  # before the stream's start: cannot be encoded now
+    before = 106 - start
+    assert [len(w) for w in again[:before]] == [4] * before and again[before:] == burst
+    assert station.pool.compressed_streams == 1
 
 
 def test_a_hole_in_the_timeline_starts_a_new_compressed_stream():

@@ -41,9 +41,17 @@ TOKEN = "cluster-test-token"
 STATIONS = [{"name": "alpha", "preset": "focus", "seed": 5},
             {"name": "beta", "preset": "sleep", "seed": 6},
             {"name": "gamma", "preset": "meditation", "seed": 7}]
+# two station actors for three stations: alpha and gamma share one process, beta has its own
+STATION_ACTORS = 2
 RPC = "@@rpc "
 DRAIN_SEC = 3.0
 LATE_MS = 50.0  # PROTOCOL.md: 99 % of live chunks within 50 ms of their schedule
+
+
+def station_actor(station: str) -> str:
+    """The name of the actor that holds `station` (station i lives in actor i mod STATION_ACTORS)."""
+    index = [s["name"] for s in STATIONS].index(station)
+    return f"stations-{index % STATION_ACTORS}"
 
 
 def serve_config(port: int, shared_port: int, version: str = "v1", replicas: int = 2) -> dict:
@@ -56,7 +64,7 @@ def serve_config(port: int, shared_port: int, version: str = "v1", replicas: int
     app = config["applications"][0]
     args = copy.deepcopy(app["args"])
     args["server"] = {**args.get("server", {}), "stations": STATIONS, "control_token": TOKEN,
-                      "shared_port": shared_port}
+                      "shared_port": shared_port, "station_actors": STATION_ACTORS}
     args["concurrency"] = {**args.get("concurrency", {}), "drain_timeout_sec": DRAIN_SEC,
                            "max_concurrent_clients": 100}
     args["monitoring"] = {"metrics_collection_interval_sec": 1}
@@ -137,7 +145,7 @@ class Driver:
     def station_info(self, name: str) -> dict:
         import ray
 
-        return ray.get(ray.get_actor(f"station-{name}", namespace="auralis").info.remote(), timeout=10)
+        return ray.get(ray.get_actor(station_actor(name), namespace="auralis").info.remote(name), timeout=10)
 
     def kill(self, name: str, namespace: str, no_restart: bool = False) -> dict:
         import ray
@@ -299,7 +307,7 @@ def test_every_actor_lands_where_intended(cluster_server):
     assert synth["node_id"] == nodes["gpu"], "the synthesis actor must run on the GPU node"
     # it holds gpu.gpu_fraction (1.0 in configs/serve.yaml) of the only GPU
     assert cluster_server.driver.call("free_gpus")["gpu"] == 0.0
-    stations = [by_name(actors, f"station-{s['name']}") for s in STATIONS]
+    stations = [by_name(actors, station_actor(s['name'])) for s in STATIONS]
     assert all(s["state"] == "ALIVE" for s in stations)
     assert len({s["node_id"] for s in stations}) >= 2, "stations must spread across nodes"
     # a logical GPU with a CPU build of torch: synthesis still renders, on CPU
@@ -385,9 +393,11 @@ async def test_kill_synthesis_lookahead_covers_the_restart(cluster_server):
 
 
 async def test_kill_station_restarts_at_the_right_chunk(cluster_server):
-    tasks = await play(cluster_server, 12.0, 5, "beta", "sta")
-    killed_at = (await cluster_server.driver.acall("kill", name="station-beta", namespace="auralis"))["killed_at"]
-    alive_at = await wait_alive(cluster_server, "station-beta", 1)
+    # the actor that holds two stations: both restart, and listeners of each play on
+    assert station_actor("alpha") == station_actor("gamma")
+    tasks = await play(cluster_server, 12.0, 3, "alpha", "sta") + await play(cluster_server, 12.0, 3, "gamma", "stg")
+    killed_at = (await cluster_server.driver.acall("kill", name=station_actor("alpha"), namespace="auralis"))["killed_at"]
+    alive_at = await wait_alive(cluster_server, station_actor("alpha"), 1)
     recs = await asyncio.gather(*tasks)
     summary = summarize(recs, killed_at)
     summary["actor_alive_after_s"] = round(alive_at - killed_at, 2)
@@ -435,14 +445,14 @@ async def test_kill_ingress_replica_listeners_resume_without_gap(cluster_server)
 async def test_remove_worker_node_actors_move_and_listeners_recover(cluster_server):
     nodes = cluster_server.nodes
     actors = await cluster_server.driver.acall("actors")
-    on_cpu = [s["name"] for s in STATIONS if by_name(actors, f"station-{s['name']}")["node_id"] == nodes["cpu"]]
+    on_cpu = [s["name"] for s in STATIONS if by_name(actors, station_actor(s['name']))["node_id"] == nodes["cpu"]]
     station = on_cpu[0] if on_cpu else STATIONS[0]["name"]
     tasks = await play(cluster_server, 20.0, 6, station, "node")
     removed_at = (await cluster_server.driver.acall("remove_node", role="cpu"))["removed_at"]
     moved_at = None
     while moved_at is None and time.time() - removed_at < 45:
         actors = await cluster_server.driver.acall("actors")
-        placed = [by_name(actors, f"station-{s['name']}") for s in STATIONS]
+        placed = [by_name(actors, station_actor(s['name'])) for s in STATIONS]
         if all(a["state"] == "ALIVE" and a["node_id"] != nodes["cpu"] for a in placed):
             moved_at = time.time()
         else:

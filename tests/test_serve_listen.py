@@ -26,7 +26,7 @@ from auralis_ray.serve.lifecycle import ReplicaLifecycle
 from auralis_ray.serve.local import free_port
 from auralis_ray.stream import protocol as p
 from auralis_ray.stream.codecs import CodecSettings, IcyDemuxer, decode_opus_frame, page_packets, parse_pages
-from auralis_ray.stream.pool import AudioChunkPool
+from auralis_ray.stream.pool import AudioChunkPool, EncodedChunk
 from auralis_ray.stream.schedule import live_chunk_id, publish_time
 from stream_reading import read_for
 from waiting import wait_until_async
@@ -54,33 +54,38 @@ class Method:
 
 
 class CompressingStation:
-    """A station actor: a live timeline started 5 s ago, every chunk fixed (compressed, in order) when
-    first fetched, and the sections it plays, as StationActor.fetch answers."""
+    """A station actor: a live timeline started 5 s ago, whose chunks get compressed forms (in order)
+    when a fetch asks for them, and the sections it plays, as StationActor.fetch answers. It keeps
+    what each fetch asked for (`asked_compressed`)."""
 
     def __init__(self):
         self.epoch = round(time.time() - 5.0, 3)
         self.pool = AudioChunkPool(2, codecs=CodecSettings(), station="s")
-        self.chunks: dict[int, tuple] = {}
+        self.chunks: dict[int, EncodedChunk] = {}
+        self.asked_compressed: list[bool] = []
         self.fetch = Method(self._fetch)
         self.info = Method(self._info)
 
-    def _chunk(self, chunk_id: int) -> tuple:
-        if chunk_id not in self.chunks:
-            chunk = self.pool.encode_chunk(chunk_id, publish_time(self.epoch, chunk_id), tone(chunk_id))
+    def _chunk(self, chunk_id: int, compressed: bool) -> tuple:
+        chunk = self.chunks.get(chunk_id)
+        if chunk is None:
+            chunk = self.chunks[chunk_id] = self.pool.encode_chunk(chunk_id, publish_time(self.epoch, chunk_id),
+                                                                   tone(chunk_id))
+        if compressed and chunk.compressed is None and self.pool.can_compress(chunk_id):
             self.pool.compress(chunk)
-            self.chunks[chunk_id] = chunk.to_transfer()
-        return self.chunks[chunk_id]
+        return chunk.to_transfer()
 
-    async def _fetch(self, after: int, prefetch: int) -> dict:
+    async def _fetch(self, station: str, after: int, prefetch: int, compressed: bool = True) -> dict:
+        self.asked_compressed.append(compressed)
         live = live_chunk_id(self.epoch, time.time())
         first = max(after + 1, live - 20, min(self.chunks, default=0))
-        chunks = [self._chunk(cid) for cid in range(first, live + prefetch + 1)]
+        chunks = [self._chunk(cid, compressed) for cid in range(first, live + prefetch + 1)]
         last = chunks[-1][0] if chunks else live
         sections = [{**section(n), "since": publish_time(self.epoch, n * SECTION_CHUNKS)}
                     for n in range(min(first, live) // SECTION_CHUNKS, last // SECTION_CHUNKS + 1)]
         return {"epoch": self.epoch, "chunks": chunks, "now_playing": sections}
 
-    async def _info(self) -> dict:
+    async def _info(self, station: str) -> dict:
         return {"name": "s", "params": {"bpm": 72}}
 
 
@@ -167,6 +172,21 @@ async def test_an_ogg_listener_gets_header_pages_then_real_time_pages_written_st
     chunks = len(page_packets(pages[2:])) / 5
     assert 10 + 10 * (elapsed - 0.5) <= chunks <= 10 + 10 * elapsed + 2, "a burst of 10 chunks, then real time"
     await wait_until_async(lambda: served.hub.listener_count == 0, 2.0, "the listener to be forgotten")
+
+
+async def test_compressed_forms_are_asked_for_only_while_a_compressed_listener_listens(served):
+    station = served.hub.feed("s").station
+    assert station.asked_compressed and not any(station.asked_compressed), "nobody listens to them yet"
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        async with http.stream("GET", "/listen/s.mp3") as response:
+            data = await read_for(response, 1.5)  # the burst, then a fetch interval at least
+            asked = list(station.asked_compressed)
+    assert data[:2] in (b"\xff\xfb", b"\xff\xfa"), "compressed audio from the first byte"
+    assert asked[-1], "the replica's fetches ask for compressed forms while the listener listens"
+    await wait_until_async(lambda: served.hub.listener_count == 0, 2.0, "the listener to be forgotten")
+    count = len(station.asked_compressed)
+    await wait_until_async(lambda: len(station.asked_compressed) > count, 3.0, "the next fetch")
+    assert not station.asked_compressed[-1], "and no longer once it left"
 
 
 async def test_an_mp3_listener_with_icy_metadata_hears_the_title_change_with_the_section(served):

@@ -46,13 +46,13 @@ class FakeStation:
         self.fetch = Method(self._fetch)
         self.info = Method(self._info)
 
-    async def _fetch(self, after: int, prefetch: int) -> dict:
+    async def _fetch(self, station: str, after: int, prefetch: int, compressed: bool = True) -> dict:
         live = live_chunk_id(self.epoch, time.time())
         first = max(after + 1, live - 20)
         return {"epoch": self.epoch, "chunks": [self.pool.encode_chunk(cid, publish_time(self.epoch, cid), SILENCE)
                                                 .to_transfer() for cid in range(first, live + prefetch + 1)]}
 
-    async def _info(self) -> dict:
+    async def _info(self, station: str) -> dict:
         return {"name": "s", "params": {"bpm": 60}}
 
 

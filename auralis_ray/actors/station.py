@@ -1,11 +1,14 @@
-"""StationActor: holds the encoded ring for one station, on schedule (logic in `stream/station.py`).
+"""StationActor: holds the encoded rings of a group of stations, on schedule (logic in `stream/station.py`).
 
-Chunk k is published at epoch + k * 100 ms. The epoch and the station's spec are constructor arguments, so a
-restarted actor (max_restarts) resumes at the right chunk_id; it then asks its synthesis actor to
-re-render from just past the live edge.
+One process serves every station of its group (`server.station_actors` sets how many groups there
+are): a process per station would cost each station a Ray worker's fixed CPU and memory at rest.
 
-What a compressed listener hears when this actor restarts: the replicas play what they prefetched,
-then the restarted actor's chunks, which start a new compressed stream, at the same cut where the
+Chunk k is published at epoch + k * 100 ms. The epoch and the stations' specs are constructor
+arguments, so a restarted actor (max_restarts) resumes every station at the right chunk_id; it then
+asks its synthesis actor to re-render each from just past the live edge.
+
+What a compressed listener hears when this actor restarts (every station of its group restarts): the
+replicas play what they prefetched, then the restarted actor's chunks, which start a new compressed stream, at the same cut where the
 PCM stream switches to the new timeline. Its Opus and MP3 encoders are new: the last milliseconds the
 old encoders held back are never sent, and the new ones begin with their start-up delay (Opus 6.5 ms,
 which an Ogg decoder skips; MP3 13 ms) of near-silence. Its Ogg stream has a new serial number and new
@@ -40,65 +43,85 @@ def params_for(spec: StationSpec) -> StationParams:
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
 class StationActor:
-    """One station as a Ray actor: takes PCM from synthesis, serves encoded chunks to the replicas."""
+    """A group of stations as one Ray actor (one process): takes each station's PCM from synthesis and
+    serves its encoded chunks to the replicas. Every call names the station it is about."""
 
-    def __init__(self, spec_json: str, config_json: str, epoch: float, synthesis_name: str):
+    def __init__(self, specs_json: list[str], config_json: str, epoch: float, synthesis_name: str):
         config = config_from_json(config_json)
         lower_priority(config.concurrency.ahead_of_live_niceness)
-        self.spec = StationSpec.model_validate_json(spec_json)
-        self.params = params_for(self.spec)
         metrics = get_metrics("station")
-        self.core = StationCore(self.spec.name, epoch, station_settings(config), on_encode=metrics.observe_encoding_duration)
+        self.specs = {spec.name: spec for spec in map(StationSpec.model_validate_json, specs_json)}
+        self.params = {name: params_for(spec) for name, spec in self.specs.items()}
+        self.cores = {name: StationCore(name, epoch, station_settings(config), on_encode=metrics.observe_encoding_duration)
+                      for name in self.specs}
         self.gc = configure_gc(config.memory)
         self.sampler = ProcessSampler.for_component("station", config)
         self.synthesis_name = synthesis_name
         self.namespace = actor_namespace(config)
-        self._attach()
+        for name in self.cores:
+            self._attach(name)
 
-    def _attach(self) -> None:
-        """Tell synthesis where this station's timeline continues (first start or after a restart)."""
+    def _core(self, station: str) -> StationCore:
+        try:
+            return self.cores[station]
+        except KeyError:
+            raise KeyError(f"this station actor holds {sorted(self.cores)}, not {station!r}") from None
+
+    def _attach(self, station: str) -> None:
+        """Tell synthesis where a station's timeline continues (first start or after a restart)."""
         try:
             synth = ray.get_actor(self.synthesis_name, namespace=self.namespace)
         except ValueError:
             return  # synthesis is not up yet; it attaches stations itself when it starts
-        synth.attach_station.remote(self.core.name, self.core.epoch, self.core.next_needed_chunk(time.time()),
-                                    self.params.model_dump_json(), self.spec.seed)
+        core = self.cores[station]
+        synth.attach_station.remote(station, core.epoch, core.next_needed_chunk(time.time()),
+                                    self.params[station].model_dump_json(), self.specs[station].seed)
 
-    def ingest(self, first_chunk_id: int, pcm: bytes, now_playing: list[dict] | None = None) -> int:
-        """A rendered block, and the sections it plays (`NowPlaying` fields, as synthesis reports them)."""
+    def ingest(self, station: str, first_chunk_id: int, pcm: bytes, now_playing: list[dict] | None = None) -> int:
+        """A rendered block of `station`, and the sections it plays (`NowPlaying` fields, as synthesis
+        reports them)."""
         sections = [NowPlaying.from_dict(section) for section in now_playing or ()]
-        return self.core.ingest(first_chunk_id, pcm, sections, now=time.time())
+        return self._core(station).ingest(first_chunk_id, pcm, sections, now=time.time())
 
-    def fetch(self, after_id: int, horizon_chunks: int) -> dict:
+    def fetch(self, station: str, after_id: int, horizon_chunks: int, compressed: bool = True) -> dict:
         """{"epoch", "chunks": wire tuples (`EncodedChunk.from_transfer`), "now_playing": what sounds over
-        them} (`StationCore.fetch_reply`)."""
+        them} (`StationCore.fetch_reply`); `compressed`: the replica has compressed listeners."""
         now = time.time()
         self.sampler.sample(now)
         self.gc.tick()
-        return self.core.fetch_reply(after_id, horizon_chunks, now)
+        return self._core(station).fetch_reply(after_id, horizon_chunks, now, compressed)
 
-    def now_playing(self) -> dict | None:
+    def now_playing(self, station: str) -> dict | None:
         """The section sounding at the live edge, as `StationCore.now_playing_message` (None before any)."""
-        playing = self.core.now_playing(time.time())
-        return None if playing is None else self.core.now_playing_message(playing)
+        core = self._core(station)
+        playing = core.now_playing(time.time())
+        return None if playing is None else core.now_playing_message(playing)
 
-    def attach_info(self) -> dict:
+    def attach_info(self, station: str) -> dict:
+        core = self._core(station)
         return {
-            "epoch": self.core.epoch,
-            "next_chunk": self.core.next_needed_chunk(time.time()),
-            "params_json": self.params.model_dump_json(),
-            "seed": self.spec.seed,
+            "epoch": core.epoch,
+            "next_chunk": core.next_needed_chunk(time.time()),
+            "params_json": self.params[station].model_dump_json(),
+            "seed": self.specs[station].seed,
         }
 
-    def info(self) -> dict:
-        return {**self.core.info(time.time()), "seed": self.spec.seed, "params": self.params.model_dump()}
+    def info(self, station: str) -> dict:
+        core = self._core(station)
+        return {**core.info(time.time()), "seed": self.specs[station].seed,
+                "params": self.params[station].model_dump()}
 
-    async def set_params(self, params_json: str) -> dict:
-        """Store the new parameters and hand them to synthesis (effective at its next phrase)."""
-        self.params = StationParams.model_validate_json(params_json)
+    async def set_params(self, station: str, params_json: str) -> dict:
+        """Store a station's new parameters and hand them to synthesis (effective at its next phrase)."""
+        self._core(station)
+        params = StationParams.model_validate_json(params_json)
         synth = ray.get_actor(self.synthesis_name, namespace=self.namespace)
-        await synth.set_params.remote(self.core.name, params_json)
-        return self.params.model_dump()
+        await synth.set_params.remote(station, params_json)
+        self.params[station] = params
+        return params.model_dump()
+
+    def stations(self) -> list[str]:
+        return sorted(self.cores)
 
     def ping(self) -> str:
         return "ok"

@@ -29,11 +29,14 @@ from ..monitor.metrics import get_metrics
 from ..monitor.priority import lower_priority
 from ..monitor.process import ProcessSampler
 from ..music.params import StationParams
-from ..stream.protocol import FRAMES_PER_CHUNK
+from ..stream.protocol import CHUNK_SECONDS, FRAMES_PER_CHUNK
 from ..stream.schedule import live_chunk_id
 from .names import actor_namespace, station_actor_name
 
 log = logging.getLogger(__name__)
+
+# the render loop sleeps at most this long between looks at the stations' lead and queued changes
+IDLE_WAKE_SEC = 0.2
 
 
 @dataclass
@@ -106,6 +109,15 @@ class SynthesisCore:
         lead = self.lead_chunks(now)
         return bool(lead) and min(lead.values()) < self.config.buffer.lookahead_chunks
 
+    def seconds_until_render(self, now: float, at_most: float) -> float:
+        """How long the render loop may sleep before a station's lead falls below the look-ahead
+        (`at_most` at most, so queued changes wait no longer than that)."""
+        lead = self.lead_chunks(now)
+        if not lead:
+            return at_most
+        spare = min(lead.values()) - self.config.buffer.lookahead_chunks + 1
+        return min(at_most, max(0.0, spare * CHUNK_SECONDS))
+
     async def render(self) -> dict[str, RenderedBlock]:
         """One batched render of every station, off the loop."""
         start = time.perf_counter()
@@ -145,10 +157,15 @@ class SynthesisActor:
                                         name="auralis-render", daemon=True)
         self._thread.start()
 
+    def _station_actor(self, name: str):
+        """The actor that holds station `name`."""
+        config = self.core.config
+        return ray.get_actor(station_actor_name(config, name), namespace=actor_namespace(config))
+
     def _attach_existing(self, name: str) -> None:
         try:
-            handle = ray.get_actor(station_actor_name(name), namespace=actor_namespace(self.core.config))
-            info = ray.get(handle.attach_info.remote(), timeout=30)
+            handle = self._station_actor(name)
+            info = ray.get(handle.attach_info.remote(name), timeout=30)
         except Exception as error:  # the station is not up yet: it attaches itself when it starts
             log.info("station %s not attached yet: %s", name, error)
             return
@@ -156,7 +173,7 @@ class SynthesisActor:
                          StationParams.model_validate_json(info["params_json"]), info["seed"], handle)
 
     def attach_station(self, name: str, epoch: float, next_chunk: int, params_json: str, seed: int) -> None:
-        handle = ray.get_actor(station_actor_name(name), namespace=actor_namespace(self.core.config))
+        handle = self._station_actor(name)
         self.core.attach(name, epoch, next_chunk, StationParams.model_validate_json(params_json), seed, handle)
 
     def set_params(self, name: str, params_json: str) -> None:
@@ -178,7 +195,7 @@ class SynthesisActor:
         Its block is delivered when it is back (Ray retries the call) and refused there if the
         restarted station has asked for a new continuation point in the meantime.
         """
-        pushes = [asyncio.ensure_future(self.core.timelines[name].handle.ingest.remote(*block))
+        pushes = [asyncio.ensure_future(self.core.timelines[name].handle.ingest.remote(name, *block))
                   for name, block in rendered.items()]
         done, pending = await asyncio.wait(pushes, timeout=self.core.config.concurrency.station_fetch_timeout_sec)
         for push in pending:
@@ -194,7 +211,7 @@ class SynthesisActor:
             self.sampler.sample(now)
             self.core.apply_commands()
             if not self.core.needs_render(now):
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(self.core.seconds_until_render(now, IDLE_WAKE_SEC))
                 continue
             try:
                 rendered = await self.core.render()

@@ -5,8 +5,9 @@ Placement on a cluster:
   `gpu.device` is not `cpu`), so Ray schedules it on a GPU node; on a cluster without GPUs it asks
   for CPU only and renders on CPU. A node with a GPU Ray knows of but torch cannot use (a logical
   GPU, a CPU build of torch) still renders: `gpu.device=auto` falls back to CPU.
-- station actors are spread across nodes through a placement group with one small bundle per
-  station and the SPREAD strategy: Ray places the bundles with the whole cluster in view and moves a
+- station actors (each holding a group of stations, `server.station_actors` of them) are spread
+  across nodes through a placement group with one small bundle per station actor and the SPREAD
+  strategy: Ray places the bundles with the whole cluster in view and moves a
   dead node's bundles to the nodes left, so losing one node costs at most the stations that lived
   there, and each restarts elsewhere from its epoch and seed. (Measured here: the SPREAD strategy on
   the actors themselves put all three stations of a 3-node cluster on one node; a soft node
@@ -40,8 +41,8 @@ STATION_BUNDLE = {"memory": 1024 * 1024}
 
 
 def station_placement_group(names: list[str], timeout: float = 60.0) -> PlacementGroup:
-    """One bundle per station, spread over the nodes; named and detached, so every replica finds the
-    same one (and a deploy with other stations gets its own)."""
+    """One bundle per station actor (`names`), spread over the nodes; named and detached, so every
+    replica finds the same one (and a deploy with other stations gets its own)."""
     name = "auralis-stations-" + hashlib.sha1(",".join(names).encode()).hexdigest()[:12]
     try:
         group = get_placement_group(name)
@@ -70,28 +71,31 @@ def synthesis_resources(config: PerformanceConfig, gpus_in_cluster: float) -> di
 
 
 def ensure_system(config: PerformanceConfig) -> dict[str, "ray.actor.ActorHandle"]:
-    """Get-or-create the synthesis actor and one station actor per configured station.
+    """Get-or-create the synthesis actor and the station actors; return each station's actor by station.
 
     Idempotent (every ingress replica calls it); the first caller's epoch wins and, being a
     constructor argument, survives actor restarts.
     """
     config_json = config.model_dump_json()
     namespace = actor_namespace(config)
-    names = [s.name for s in config.server.stations]
     synth_name = synthesis_actor_name(0)
     SynthesisActor.options(
         name=synth_name, namespace=namespace, lifetime="detached", get_if_exists=True,
         **synthesis_resources(config, cluster_gpus()),
-    ).remote(config_json, names)
+    ).remote(config_json, [s.name for s in config.server.stations])
     epoch = round(time.time(), 3)
-    stations = {}
-    group = station_placement_group(names)
-    for index, spec in enumerate(config.server.stations):
-        stations[spec.name] = StationActor.options(
-            name=station_actor_name(spec.name), namespace=namespace, lifetime="detached", get_if_exists=True,
+    groups: dict[str, list] = {}
+    for spec in config.server.stations:
+        groups.setdefault(station_actor_name(config, spec.name), []).append(spec)
+    group = station_placement_group(sorted(groups))
+    actors = {
+        name: StationActor.options(
+            name=name, namespace=namespace, lifetime="detached", get_if_exists=True,
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index),
-        ).remote(spec.model_dump_json(), config_json, epoch, synth_name)
-    return stations
+        ).remote([spec.model_dump_json() for spec in specs], config_json, epoch, synth_name)
+        for index, (name, specs) in enumerate(sorted(groups.items()))
+    }
+    return {spec.name: actors[name] for name, specs in groups.items() for spec in specs}
 
 
 def listener_registry(config: PerformanceConfig) -> "ray.actor.ActorHandle":

@@ -117,7 +117,7 @@ class HttpStreamEndpoint:
             await send_error(send, 503, "server at capacity; try again later",
                              [(b"retry-after", str(RETRY_AFTER_FULL_SEC).encode())])
             return
-        if not await feed.wait_for_audio(AUDIO_WAIT_SEC):
+        if not await feed.wait_for_audio(AUDIO_WAIT_SEC, compressed=True):
             await send_error(send, 503, "the station has no audio yet",
                              [(b"retry-after", str(RETRY_AFTER_DRAIN_SEC).encode())])
             return

@@ -26,7 +26,7 @@ from ..monitor.gc_config import ScheduledFullCollection
 from ..monitor.metrics import PerformanceMetrics
 from ..monitor.stats import nearest_rank
 from ..stream import protocol as p
-from ..stream.adaptive import TIER_ORDER
+from ..stream.adaptive import TIER_ORDER, TIERS
 from ..stream.broadcast import BroadcastRingBuffer
 from ..stream.client import ClientSession
 from ..stream.feed import FeedCore, FeedStatus, TickRecord
@@ -40,6 +40,8 @@ from .listener import HttpListener, Listener
 log = logging.getLogger(__name__)
 
 _QUANTILES = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
+# the longest opening burst a listener takes (the largest tier's target depth)
+LONGEST_BURST_CHUNKS = max(tier.target_ms for tier in TIERS.values()) // p.CHUNK_DURATION_MS
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class StationFeed:
     def __init__(self, name: str, station, settings: FeedSettings, fetch_timeout_sec: float,
                  metrics: PerformanceMetrics, full_gc: ScheduledFullCollection | None = None):
         self.name = name
-        self.station = station  # the station actor's handle
+        self.station = station  # the handle of the station actor that holds it
         self.core = FeedCore(settings)
         self.fetch_timeout_sec = fetch_timeout_sec
         self.metrics = metrics
@@ -95,6 +97,7 @@ class StationFeed:
         self.now_playing_message: str | None = None  # the current section's `now_playing`, encoded once
         self._has_audio = asyncio.Event()
         self._new_pending = asyncio.Event()
+        self._compressed_fetch = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -114,37 +117,53 @@ class StationFeed:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    async def wait_for_audio(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds until the feed holds a chunk; False if it still holds none."""
+    async def wait_for_audio(self, timeout: float, compressed: bool = False, resume_from: int | None = None) -> bool:
+        """Wait up to `timeout` seconds until the feed holds a chunk a new listener can start from;
+        False if it still holds none. `compressed`: the listener takes compressed forms, so the chunks
+        of its opening burst (or from `resume_from` on) are fetched with them where they have none
+        (the station makes them only while somebody listens to them)."""
         if not self.core.has_audio:
             try:
                 await asyncio.wait_for(self._has_audio.wait(), timeout)
             except asyncio.TimeoutError:
                 return False
+        if compressed:
+            latest = self.core.ring.latest_id
+            first = latest - LONGEST_BURST_CHUNKS + 1 if resume_from is None else min(resume_from + 1, latest)
+            await self._fetch_compressed(first)
         return True
+
+    async def _fetch_compressed(self, first_id: int) -> None:
+        """Fetch the held chunks from `first_id` on again, with compressed forms, if one lacks them (one
+        fetch at a time: listeners joining together wait for the same one)."""
+        async with self._compressed_fetch:
+            if not self.core.lacks_compressed(first_id):
+                return
+            try:
+                reply = await asyncio.wait_for(
+                    self.station.fetch.remote(self.name, first_id - 1, self.core.settings.replica_prefetch_chunks,
+                                              True), self.fetch_timeout_sec)
+            except Exception as error:  # the listener starts without them: its first chunks are skipped
+                log.warning("fetching compressed forms from station %s failed: %r", self.name, error)
+                return
+            self._merge(reply)
 
     # ---- the station actor ----------------------------------------------------------------
 
     async def station_info(self) -> dict:
-        return await self.station.info.remote()
+        return await self.station.info.remote(self.name)
 
     async def set_station_params(self, params_json: str) -> dict:
-        return await self.station.set_params.remote(params_json)
+        return await self.station.set_params.remote(self.name, params_json)
 
     async def _fetch_loop(self) -> None:
         """One actor call per fetch interval: everything new up to the prefetch horizon."""
         core = self.core
         while True:
             try:
-                fetch = self.station.fetch.remote(core.fetch_after(), core.settings.replica_prefetch_chunks)
-                reply = await asyncio.wait_for(fetch, self.fetch_timeout_sec)
-                chunks = [EncodedChunk.from_transfer(w) for w in reply["chunks"]]
-                if core.merge_fetch(reply["epoch"], chunks, time.time()):
-                    self._new_pending.set()
-                self.playing.merge(reply.get("now_playing") or ())
-                if core.has_audio:
-                    self._has_audio.set()
-                    self._now_playing_at(core.ring.latest_id)
+                fetch = self.station.fetch.remote(self.name, core.fetch_after(),
+                                                  core.settings.replica_prefetch_chunks, self.wants_compressed)
+                self._merge(await asyncio.wait_for(fetch, self.fetch_timeout_sec))
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the station actor is restarting: keep serving what we hold
@@ -153,6 +172,22 @@ class StationFeed:
                 if failures in (1, 10) or failures % 100 == 0:
                     log.warning("fetch from station %s failed (%d): %r", self.name, failures, error)
             await asyncio.sleep(core.fetch_delay())
+
+    def _merge(self, reply: dict) -> None:
+        """Take a fetch's answer (`StationActor.fetch`)."""
+        core = self.core
+        chunks = [EncodedChunk.from_transfer(w) for w in reply["chunks"]]
+        if core.merge_fetch(reply["epoch"], chunks, time.time()):
+            self._new_pending.set()
+        self.playing.merge(reply.get("now_playing") or ())
+        if core.has_audio:
+            self._has_audio.set()
+            self._now_playing_at(core.ring.latest_id)
+
+    @property
+    def wants_compressed(self) -> bool:
+        """Whether a listener of the station on this replica takes compressed forms."""
+        return bool(self.http_listeners) or any(listener.session.compressed for listener in self.listeners.values())
 
     async def _publish_loop(self) -> None:
         while True:

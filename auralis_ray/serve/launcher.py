@@ -6,7 +6,7 @@
 `auralis run` starts Ray (`ray start --head`) and `serve run` in a process session of their own, so
 the terminal's Ctrl-C reaches only this supervisor, which then stops them in order:
 every replica's listeners get `shutdown_warning` and a 1012 close, then `serve run` and every
-process of the Ray session (raylet, GCS, dashboard, workers, Serve's HAProxy) are ended. The
+process of the Ray session (raylet, GCS, dashboard, workers, Serve's HAProxy where it runs) are ended. The
 session is written to `<state_dir>/run.json` while it runs, so a later `auralis run` or
 `auralis stop` ends what a stop cut short (SIGKILL) left behind. A port held by anything else
 stops the start with one line that names the holder and the fix.
@@ -35,7 +35,7 @@ import psutil
 import yaml
 
 from ..versions import UnsupportedVersion, check_versions
-from .local import system_env
+from .local import serves_own_door, system_env
 
 STATE_FILE = "run.json"
 RAY_TOKEN_FILE = "ray_auth_token"
@@ -66,17 +66,22 @@ class RunPorts:
     haproxy_stats: int = HAPROXY_STATS_PORT
     ray_client: int = RAY_CLIENT_PORT
 
-    def named(self) -> dict[int, str]:
-        return {
+    def named(self, serve_door: bool = True, haproxy: bool = True) -> dict[int, str]:
+        """The ports the run binds, by what listens there: Serve's own HTTP door and HAProxy's ports only
+        where the run has them."""
+        ports = {
             self.listeners: "the listeners' port ($PORT)",
-            self.serve: "Serve's HTTP port ($PORT+1)",
             self.metrics: "Ray's metrics port ($METRICS_PORT)",
             self.ray: "Ray's GCS port ($RAY_PORT)",
             self.dashboard: "the Ray dashboard's port",
-            self.haproxy_metrics: "Ray Serve HAProxy's metrics port",
-            self.haproxy_stats: "Ray Serve HAProxy's stats port",
             self.ray_client: "Ray's client server port",
         }
+        if serve_door:
+            ports[self.serve] = "Serve's HTTP port ($PORT+1)"
+        if haproxy:
+            ports[self.haproxy_metrics] = "Ray Serve HAProxy's metrics port"
+            ports[self.haproxy_stats] = "Ray Serve HAProxy's stats port"
+        return ports
 
 
 @dataclass(frozen=True)
@@ -227,7 +232,9 @@ class LocalRun:
         return processes
 
     def check_ports(self) -> None:
-        for port, what in self.ports.named().items():
+        env = self.environment()
+        needed = self.ports.named(serve_door=serves_own_door(env), haproxy=env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1")
+        for port, what in needed.items():
             if not port_is_free(port):
                 holder = holder_of(port)
                 raise StartRefused(
@@ -240,7 +247,7 @@ class LocalRun:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        for key, value in system_env("haproxy").items():
+        for key, value in system_env("shared").items():
             env.setdefault(key, value)
         env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.ray_token_path),
                     "AURALIS__SERVER__CONTROL_TOKEN": self.control_token,
@@ -253,6 +260,8 @@ class LocalRun:
     def write_serve_config(self) -> Path:
         config = yaml.safe_load(self.config_path.read_text())
         config.setdefault("http_options", {})["port"] = self.ports.serve
+        if not serves_own_door(self.environment()):
+            config["proxy_location"] = "Disabled"  # listeners come in through the shared port only
         for application in config.get("applications", []):
             server = application.setdefault("args", {}).setdefault("server", {})
             server["shared_port"] = self.ports.listeners

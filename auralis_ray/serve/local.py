@@ -27,10 +27,13 @@ def _cores() -> int:
 
 # Ray starts its workers at nice 15, so any ordinary process on the machine (a load generator, a
 # browser, a build) would preempt the fan-out of audio; the bare baseline it is compared to runs at 0.
-# Each process reports its metrics to Ray's export every 2 s (Ray's default is 10 s): the station and
-# synthesis actors start a few seconds before the system is ready, and their series must be in the
-# export by then.
-RAY_ENV: dict[str, str] = {"RAY_worker_niceness": "0", "RAY_metrics_report_interval_ms": "2000"}
+# Each process reports its metrics to Ray's export every 5 s (Ray's default is 10 s): the station and
+# synthesis actors start seconds before the system is ready, and their series must be in the export
+# soon after; every 2 s cost the dashboard agent, which takes in every report, 2.5 % of a core more at
+# rest (BENCHMARKS.md). Serve's controller looks at its deployments every 0.5 s (Serve's default is
+# 0.1 s): at 0.1 s it alone took 5 % of a core at rest; replicas still restart within a second.
+RAY_ENV: dict[str, str] = {"RAY_worker_niceness": "0", "RAY_metrics_report_interval_ms": "5000",
+                           "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5"}
 
 # Ingress modes: the environment Ray Serve reads at start (see BENCHMARKS.md for the measurements).
 INGRESS_MODES: dict[str, dict[str, str]] = {
@@ -53,9 +56,17 @@ INGRESS_MODES: dict[str, dict[str, str]] = {
 }
 
 
-# `make run`'s listener door: the replicas' own shared port (server.shared_port), no proxy between;
-# Serve's door as in "haproxy" beside it (`start_local` serves the shared port on `port`)
-INGRESS_MODES["shared"] = INGRESS_MODES["haproxy"]
+# `make run`'s listener door: the replicas' own shared port (server.shared_port) and nothing else. Serve
+# starts no proxy, no HAProxy and no per-replica server (the run's Serve config says `proxy_location:
+# Disabled`): three processes and their CPU at rest. What that leaves out: Serve's count of a replica's
+# open requests (autoscaling sees none, so a node keeps `min_replicas`) and the early notice of a
+# replica's stop (its `__del__` drains the listeners instead; serve/replica.py).
+INGRESS_MODES["shared"] = {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}
+
+
+def serves_own_door(env: dict[str, str] | os._Environ) -> bool:
+    """Whether Serve runs an HTTP door of its own under this environment (HAProxy or direct ingress)."""
+    return env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1" or env.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1"
 
 
 def system_env(ingress: str = "haproxy") -> dict[str, str]:
@@ -91,8 +102,8 @@ def start_local(port: int, metrics_port: int, overrides: dict | None = None, ing
                 num_cpus: int = 4) -> str:
     """Start Ray (address="local") and Serve with Auralis; return the listeners' HTTP URL once ready.
 
-    Ingress `shared`: the replicas accept on `port` themselves (server.shared_port), Serve's own door
-    takes a free port.
+    Ingress `shared`: the replicas accept on `port` themselves (server.shared_port), and Serve has no
+    door of its own.
     """
     if ingress == "shared":
         overrides = {**(overrides or {})}
@@ -110,7 +121,8 @@ def start_local(port: int, metrics_port: int, overrides: dict | None = None, ing
 
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, namespace="auralis",
              log_to_driver=False, _metrics_export_port=metrics_port)
-    serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": None})
+    serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": None},
+                proxy_location="EveryNode" if serves_own_door(os.environ) else "Disabled")
     serve.run(build_app(overrides or {}), name="auralis", route_prefix="/")
     # listeners' door: the replicas' shared port where one is configured, else Serve's HTTP port
     shared = (overrides or {}).get("server", {}).get("shared_port")

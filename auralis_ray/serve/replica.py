@@ -58,10 +58,14 @@ class Replica:
         return self.device
 
     async def stop(self) -> None:
-        """Drain what listeners are left (briefly: Serve is already stopping the replica), then stop."""
+        """Drain what listeners are left, then stop. Where the shutdown watch drained them already (Serve's
+        direct ingress) only late arrivals are left, and they get a short drain; without it this is
+        the listeners' notice, and they get the whole drain period."""
         if self.hub.listener_count:
-            await self.lifecycle.drain("replica shutting down", min(self.config.concurrency.drain_timeout_sec,
-                                                                      LATE_DRAIN_SEC), final=True)
+            period = self.config.concurrency.drain_timeout_sec
+            if self.lifecycle.watch_shutdown:
+                period = min(period, LATE_DRAIN_SEC)
+            await self.lifecycle.drain("replica shutting down", period, final=True)
         await self.lifecycle.stop()
         await self.hub.stop()
 
@@ -108,8 +112,9 @@ async def start_replica(config: PerformanceConfig, app: Any) -> Replica:
                       owner=replica_id or secrets.token_hex(8))
     server = config.server
     door = None if server.shared_port is None else SharedPort(server.shared_host, server.shared_port)
+    direct_ingress = uses_direct_ingress()
     lifecycle = ReplicaLifecycle(hub, app, drain_timeout_sec=config.concurrency.drain_timeout_sec, shared_door=door,
-                                 watch_shutdown=uses_direct_ingress())
+                                 watch_shutdown=direct_ingress, find_server_timeout_sec=30.0 if direct_ingress else 0.0)
     hub.start()
     lifecycle.start()
     return Replica(config, hub, lifecycle, replica_id, gc_pauses, full_gc, started_at=time.time())

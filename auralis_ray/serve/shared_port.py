@@ -121,8 +121,7 @@ def door_config(serve_server: uvicorn.Server | None, app: Any) -> uvicorn.Config
     """How the shared port serves: as Serve's direct-ingress server does, or plainly with `app`."""
     if serve_server is not None:
         return serve_server.config
-    log.warning("no Serve direct-ingress server in this replica: the shared port serves the app "
-                "without Serve's request accounting")
+    log.info("no Serve direct-ingress server in this replica: the shared port serves the app itself")
     return uvicorn.Config(app, lifespan="off", access_log=False, log_level=None, log_config=None)
 
 

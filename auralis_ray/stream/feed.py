@@ -93,6 +93,7 @@ class FeedCore:
         queued = 0
         for chunk in chunks:
             if chunk.chunk_id <= self.newest_known:
+                self._add_compressed(chunk)
                 continue
             if not self.fetched and chunk.timestamp <= now:
                 self.ring.write_chunk(chunk)
@@ -103,6 +104,31 @@ class FeedCore:
         self.fetch_failures = 0
         self.last_fetch_ok = now
         return queued
+
+    def held(self, chunk_id: int) -> EncodedChunk | None:
+        """The chunk `chunk_id` as this feed holds it, published or waiting (None: not held)."""
+        chunk = self.ring.get(chunk_id)
+        if chunk is None and self.pending and self.pending[0].chunk_id <= chunk_id:
+            chunk = next((c for c in self.pending if c.chunk_id == chunk_id), None)
+        return chunk
+
+    def _add_compressed(self, fetched: EncodedChunk) -> None:
+        """A chunk fetched again with compressed forms gives them to the one held without (they are
+        the station's only forms of it, so nothing that was sent changes)."""
+        if fetched.compressed is None:
+            return
+        held = self.held(fetched.chunk_id)
+        if held is not None and held.compressed is None:
+            held.compressed = fetched.compressed
+
+    def lacks_compressed(self, first_id: int) -> bool:
+        """Whether a held chunk from `first_id` to the newest known has no compressed forms."""
+        if self.ring.latest_id is not None:
+            for chunk_id in range(max(first_id, self.ring.oldest_id), self.ring.latest_id + 1):
+                chunk = self.ring.get(chunk_id)
+                if chunk is not None and chunk.compressed is None:
+                    return True
+        return any(chunk.compressed is None for chunk in self.pending if chunk.chunk_id >= first_id)
 
     def fetch_failed(self) -> int:
         """Count a failed fetch; return how many failed in a row."""

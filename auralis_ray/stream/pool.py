@@ -160,6 +160,11 @@ class AudioChunkPool:
         self.encoded_count += 1
         return EncodedChunk(chunk_id, timestamp, binary, json_head)
 
+    def can_compress(self, chunk_id: int) -> bool:
+        """Whether a chunk can still get compressed forms: the encoders have not passed it."""
+        stream = self.compressed_stream
+        return self.codecs is not None and (stream is None or chunk_id >= stream.next_chunk_id)
+
     def compress(self, chunk: EncodedChunk) -> CompressedForms:
         """Give `chunk` its compressed forms, once: later calls return the same forms.
 

@@ -50,6 +50,7 @@ class StationSettings:
     chunk_pool_size: int
     replica_prefetch_chunks: int
     restart_crossfade_chunks: int
+    replica_fetch_interval_sec: float  # how often a replica fetches (a compressed listener's asks)
     # the station's compressed streams
     opus_bitrate_kbps: int
     opus_complexity: int

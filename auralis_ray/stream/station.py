@@ -6,8 +6,16 @@ chunk_id, and chunk k is stamped for publication at epoch + k * 100 ms. Replicas
 A chunk's compressed forms (Opus, Ogg, MP3) come from stateful encoders that run along the timeline
 and cannot encode a chunk twice, while a restarted synthesis timeline is crossfaded into chunks the
 station holds. So a chunk is *fixed* before it gets compressed forms: the first fetch that hands it
-to a replica, or its publish time, whichever comes first, encodes its compressed forms (in chunk_id
-order), and nothing rewrites a fixed chunk; the crossfade blends only chunks not yet fixed.
+to a replica, or its publish time, whichever comes first, fixes it, and nothing rewrites a fixed
+chunk; the crossfade blends only chunks not yet fixed.
+
+Compressed forms are made only while somebody listens to them: a replica's fetch says whether it has
+compressed listeners, and for `COMPRESSED_DEMAND_FETCHES` fetch intervals after such a fetch the station compresses
+each chunk as it fixes it, in chunk_id order. A fetch that wants compressed forms also gets them for
+the fixed chunks it asks for that have none yet (a replica's first compressed listener after a quiet
+spell), from the first of them on: the encoders start a new stream there. A chunk's compressed forms,
+once made, never change. With no compressed listener anywhere the encoders rest, which is most of
+what a station costs at rest.
 
 The station also keeps what it plays (`NowPlaying`), from the sections synthesis reports with each
 block, by the chunk each starts at.
@@ -30,6 +38,10 @@ from .pool import AudioChunkPool
 from .protocol import CHUNK_BYTES
 from .schedule import live_chunk_id, publish_time
 from .settings import StationSettings
+
+
+# compressed forms are made for this many replica fetch intervals after a fetch asks for them
+COMPRESSED_DEMAND_FETCHES = 3
 
 
 def codec_settings(settings: StationSettings) -> CodecSettings:
@@ -55,6 +67,9 @@ class StationCore:
         self.crossfade_chunks = settings.restart_crossfade_chunks
         self.prefetch_chunks = settings.replica_prefetch_chunks
         self.fixed_upto = -1  # the newest fixed chunk_id: it and the chunks before it keep their forms for good
+        # a replica with compressed listeners asks for them once a fetch interval: three may go amiss
+        self.demand_hold_sec = COMPRESSED_DEMAND_FETCHES * settings.replica_fetch_interval_sec
+        self.compressed_wanted_until = float("-inf")  # compressed forms are made until then
         self.crossfades = 0
         self.sections: list[NowPlaying] = []  # what plays from which chunk on, oldest first
 
@@ -75,7 +90,7 @@ class StationCore:
         if len(pcm) % CHUNK_BYTES:
             raise ValueError(f"PCM length {len(pcm)} is not a whole number of chunks")
         if now is not None:
-            self._fix_through(live_chunk_id(self.epoch, now))
+            self._fix_through(live_chunk_id(self.epoch, now), now)
         held_to = self.ring.write_position
         end = first_chunk_id + len(pcm) // CHUNK_BYTES
         attached = first_chunk_id in self.attach_points
@@ -109,19 +124,31 @@ class StationCore:
         if self.on_encode is not None:
             self.on_encode(time.perf_counter() - started)
 
-    def _fix_through(self, last_id: int) -> None:
-        """Fix every held chunk up to `last_id`: encode the compressed forms of those not fixed yet, in
-        chunk_id order (a chunk that left the ring unfixed is skipped; the next starts a new stream)."""
+    def compressed_wanted(self, now: float) -> bool:
+        """Whether a replica asked for compressed forms within `compressed_demand_hold_sec`."""
+        return now < self.compressed_wanted_until
+
+    def _fix_through(self, last_id: int, now: float) -> None:
+        """Fix every held chunk up to `last_id`; while compressed forms are wanted, compress the newly
+        fixed ones, in chunk_id order."""
         if self.ring.write_position is None:
             return
         last_id = min(last_id, self.ring.latest_id)
-        for cid in range(max(self.fixed_upto + 1, self.ring.oldest_id), last_id + 1):
-            chunk = self.ring.get(cid)
-            if chunk is not None:  # None: a hole, never filled
-                start = time.perf_counter()
-                self.pool.compress(chunk)
-                self._observe(start)
+        if self.compressed_wanted(now):
+            self._compress(self.fixed_upto + 1, last_id)
         self.fixed_upto = max(self.fixed_upto, last_id)
+
+    def _compress(self, first_id: int, last_id: int) -> None:
+        """Give the held chunks `first_id`..`last_id` that have none their compressed forms, in order.
+        A hole, or a jump past where the encoders are, starts a new stream (`AudioChunkPool.compress`);
+        a chunk the encoders have passed stays without."""
+        for cid in range(max(first_id, self.ring.oldest_id), last_id + 1):
+            chunk = self.ring.get(cid)
+            if chunk is None or chunk.compressed is not None or not self.pool.can_compress(cid):
+                continue
+            start = time.perf_counter()
+            self.pool.compress(chunk)
+            self._observe(start)
 
     def _crossfade(self, first_chunk_id: int, new_pcm: bytes) -> bool:
         """Blend a new timeline's first chunks into the held end of the old one (equal power), in place;
@@ -142,20 +169,26 @@ class StationCore:
         self.crossfades += 1
         return True
 
-    def fetch(self, after_id: int, horizon_chunks: int, now: float) -> list[tuple]:
-        """Encoded chunks with id > after_id, up to `horizon_chunks` past the live edge, each in every
-        wire form (`EncodedChunk.to_transfer`): handing them out fixes them."""
+    def fetch(self, after_id: int, horizon_chunks: int, now: float, compressed: bool = True) -> list[tuple]:
+        """Encoded chunks with id > after_id, up to `horizon_chunks` past the live edge, each in its wire
+        forms (`EncodedChunk.to_transfer`): handing them out fixes them. `compressed`: the replica has
+        compressed listeners, so the chunks come with their compressed forms (see the module's
+        docstring)."""
         upto = live_chunk_id(self.epoch, now) + horizon_chunks
         chunks = self.ring.chunks_after(after_id, upto)
+        if compressed:
+            self.compressed_wanted_until = max(self.compressed_wanted_until, now + self.demand_hold_sec)
         if chunks:
-            self._fix_through(chunks[-1].chunk_id)
+            if compressed:  # the fixed ones first, in order
+                self._compress(chunks[0].chunk_id, min(self.fixed_upto, chunks[-1].chunk_id))
+            self._fix_through(chunks[-1].chunk_id, now)
         return [c.to_transfer() for c in chunks]
 
-    def fetch_reply(self, after_id: int, horizon_chunks: int, now: float) -> dict[str, Any]:
+    def fetch_reply(self, after_id: int, horizon_chunks: int, now: float, compressed: bool = True) -> dict[str, Any]:
         """What a replica's fetch gets: the station's epoch, the chunks (`fetch`), and `now_playing`:
         what sounds from the live edge (or the first chunk fetched, if earlier) to the last chunk
         fetched, oldest first (`now_playing_over`, as `now_playing_message`s)."""
-        chunks = self.fetch(after_id, horizon_chunks, now)
+        chunks = self.fetch(after_id, horizon_chunks, now, compressed)
         live = live_chunk_id(self.epoch, now)
         first = min(live, after_id + 1)
         last = max(live, chunks[-1][0]) if chunks else live
@@ -242,6 +275,7 @@ class StationCore:
             "fixed_until": self.fixed_upto,
             "compressed_chunks": self.pool.compressed_count,
             "compressed_streams": self.pool.compressed_streams,
+            "compressed_wanted": self.compressed_wanted(now),
             "refused_pushes": self.refused_pushes,
             "crossfades": self.crossfades,
             "now_playing": None if playing is None else self.now_playing_message(playing),
