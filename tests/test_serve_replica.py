@@ -120,6 +120,16 @@ async def test_status_objects_describe_the_replica(hub):
     assert summary["fanout_ms_max"] >= summary["fanout_ms_p50"] >= 0 and summary["slowest_ticks"]
 
 
+async def test_an_idle_feed_publishes_in_batches_and_is_at_the_live_edge_for_its_next_listener(hub):
+    feed = hub.feed("s")
+    published = feed.core.published
+    await wait_until_async(lambda: feed.core.published - published >= 8, 3.0, "chunks to keep moving into the ring")
+    assert not feed.core.ticks, "no fan-out tick without a listener"
+    assert hub.is_ready(time.time())
+    assert await feed.wait_for_audio(1.0)
+    assert feed.ring.latest_id == live_chunk_id(feed.core.epoch, time.time())  # a joining listener starts live
+
+
 async def test_one_broken_listener_is_closed_and_the_others_go_on(hub):
     good, broken = listen(hub, "good"), listen(hub, "broken")
 

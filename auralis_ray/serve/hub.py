@@ -40,6 +40,9 @@ from .listener import HttpListener, Listener
 log = logging.getLogger(__name__)
 
 _QUANTILES = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
+# with no listener, a feed publishes the chunks due this often, together (at most 3 chunks late:
+# readiness allows READY_MAX_BEHIND_CHUNKS)
+IDLE_PUBLISH_SEC = 0.3
 # the longest opening burst a listener takes (the largest tier's target depth)
 LONGEST_BURST_CHUNKS = max(tier.target_ms for tier in TIERS.values()) // p.CHUNK_DURATION_MS
 
@@ -97,6 +100,10 @@ class StationFeed:
         self.now_playing_message: str | None = None  # the current section's `now_playing`, encoded once
         self._has_audio = asyncio.Event()
         self._new_pending = asyncio.Event()
+        self._listener_joined = asyncio.Event()
+        # the first publish on schedule is timed even with nobody listening, so the jitter series is
+        # in the metrics export from the start; later ones only while somebody listens
+        self._timed_once = False
         self._compressed_fetch = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
@@ -128,9 +135,10 @@ class StationFeed:
             except asyncio.TimeoutError:
                 return False
         if compressed:
-            latest = self.core.ring.latest_id
-            first = latest - LONGEST_BURST_CHUNKS + 1 if resume_from is None else min(resume_from + 1, latest)
+            live = self.core.live_id(time.time())
+            first = live - LONGEST_BURST_CHUNKS + 1 if resume_from is None else min(resume_from + 1, live)
             await self._fetch_compressed(first)
+        self.publish(time.time())  # an idle feed publishes in batches: bring the ring to the live edge
         return True
 
     async def _fetch_compressed(self, first_id: int) -> None:
@@ -200,7 +208,10 @@ class StationFeed:
                 await asyncio.sleep(p.CHUNK_SECONDS / 10)
 
     async def _publish_due(self) -> None:
-        """Publish every waiting chunk whose time has come, then fan it out."""
+        """Wait until the next waiting chunk is due, then publish and fan out what is due. With no
+        listener on this replica (after its first timed publish) the feed wakes only every
+        IDLE_PUBLISH_SEC (or when one joins) and publishes the chunks due by then together: its ring
+        stays at the live edge for the next listener, and within readiness' bound."""
         core = self.core
         due = core.next_due()
         if due is None:
@@ -208,20 +219,37 @@ class StationFeed:
             await self._new_pending.wait()
             return
         delay = due - time.time()
-        if delay > 0:
+        if delay > 0 and not self.listener_count and self._timed_once:
+            self._listener_joined.clear()
+            try:
+                await asyncio.wait_for(self._listener_joined.wait(), max(delay, IDLE_PUBLISH_SEC))
+            except asyncio.TimeoutError:
+                pass
+        elif delay > 0:
             await asyncio.sleep(delay)
-        now = time.time()
+        self.publish(time.time())
+
+    def publish(self, now: float) -> None:
+        """Publish every waiting chunk whose time has come and fan it out to the listeners."""
+        core = self.core
         published = core.publish_due(now)
+        if not published:
+            return
+        self._has_audio.set()
+        self._now_playing_at(published[-1].chunk_id)
+        listeners = self.listener_count
+        if not listeners and self._timed_once:
+            return  # nobody waited for these: no fan-out, no timing
         for chunk in published:
             self.metrics.observe_chunk_jitter(self.name, (now - chunk.timestamp) * 1000)
-        if published:
-            self._has_audio.set()
-            self._now_playing_at(published[-1].chunk_id)
-            self.tick(now)
-            core.record_tick(published[-1], now, (time.time() - now) * 1000, self.listener_count)
-            if self.full_gc is not None and self.full_gc.due(now):
-                # behind the other stations' fan-out of this tick, if it is due too
-                asyncio.get_running_loop().call_soon(self.full_gc.collect, time.time())
+        self._timed_once = True
+        if not listeners:
+            return
+        self.tick(now)
+        core.record_tick(published[-1], now, (time.time() - now) * 1000, listeners)
+        if self.full_gc is not None and self.full_gc.due(now):
+            # behind the other stations' fan-out of this tick, if it is due too
+            asyncio.get_running_loop().call_soon(self.full_gc.collect, time.time())
 
     # ---- now playing ----------------------------------------------------------------------
 
@@ -301,6 +329,7 @@ class StationFeed:
 
     def add(self, listener: Listener) -> None:
         self.listeners[listener.session.client_id] = listener
+        self._listener_joined.set()
 
     def remove(self, listener: Listener) -> None:
         client_id = listener.session.client_id
@@ -309,6 +338,7 @@ class StationFeed:
 
     def add_http(self, listener: HttpListener) -> None:
         self.http_listeners[listener.listener_id] = listener
+        self._listener_joined.set()
 
     def remove_http(self, listener: HttpListener) -> None:
         self.http_listeners.pop(listener.listener_id, None)

@@ -12,6 +12,9 @@ are exactly the encoder's packet sequence. A chunk may complete fewer or more pa
 holds: the resampler and the codec hold back a few samples (the first Opus chunk completes 4 packets,
 the following ones 5; an MP3 chunk completes 3 or 4 frames of 1,152 samples, at low bitrates now and
 then one fewer while LAME's bit reservoir holds a frame back).
+
+PyAV and lameenc are imported when an encoder is made: the replicas handle compressed forms but never
+encode, and FFmpeg's libraries would cost each of them memory for nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
-import av
-import lameenc
 import numpy as np
 
 from ..protocol import CHANNELS, CHUNK_BYTES, FRAMES_PER_CHUNK, SAMPLE_RATE
@@ -100,6 +101,9 @@ class PyAVEncoder(ChunkEncoder):
 
     def __init__(self, bitrate: int, options: dict[str, str], sample_format: str):
         super().__init__(bitrate)
+        import av
+
+        self._av = av
         context = av.CodecContext.create(self.codec_name, "w")
         context.sample_rate = self.sample_rate
         context.layout = "stereo"
@@ -114,7 +118,7 @@ class PyAVEncoder(ChunkEncoder):
 
     def _encode_chunk(self, pcm: bytes | memoryview) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
         samples = np.frombuffer(pcm, dtype="<i2").reshape(1, FRAMES_PER_CHUNK * CHANNELS)
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+        frame = self._av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
         frame.sample_rate = SAMPLE_RATE
         frame.time_base = self._input_time_base
         frame.pts = self.encoded_chunks * FRAMES_PER_CHUNK
@@ -170,6 +174,8 @@ class Mp3Encoder(ChunkEncoder):
             raise ValueError(f"quality must be 0-9, got {quality}")
         super().__init__(bitrate)
         self.quality = quality
+        import lameenc
+
         lame = lameenc.Encoder()  # lameenc writes no Xing/Info frame
         lame.set_bit_rate(self.bitrate // 1000)
         lame.set_in_sample_rate(SAMPLE_RATE)
