@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
-from auralis_ray.serve.local import free_port  # noqa: E402
+from auralis_ray.serve.local import free_port, wait_ready  # noqa: E402
 from auralis_ray.tools.loadtest.procmon import process_kind  # noqa: E402
 
 
@@ -68,21 +67,6 @@ def sample(procs: list[psutil.Process]) -> dict[int, dict]:
     return out
 
 
-def wait_ready(url: str, launcher: subprocess.Popen, timeout: float = 240.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if launcher.poll() is not None:
-            raise RuntimeError(f"auralis run exited ({launcher.returncode})")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"not ready after {timeout:.0f} s")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settle", type=float, default=20.0, help="seconds after ready before measuring")
@@ -105,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = f"http://127.0.0.1:{port}"
         started = time.time()
-        wait_ready(url, launcher)
+        wait_ready(url, timeout=240.0)
         ready_s = time.time() - started
         time.sleep(args.settle)
         record = json.loads((Path(state_dir) / "run.json").read_text())

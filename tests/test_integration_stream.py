@@ -151,6 +151,30 @@ async def test_station_control_needs_token_and_valid_values(auralis_server):
         assert after["default"] == {s["name"]: s["params"] for s in before}["default"]
 
 
+async def test_the_station_actor_of_both_stations_killed_listeners_of_each_play_on(auralis_server):
+    """One process holds both stations (server.station_actors = 1): killed, it restarts both at the
+    right chunk while the replicas play what they prefetched."""
+    import ray
+
+    tasks = await playing([(auralis_server.audio_url(f"grp{i}", format="binary", station=station), f"grp{i}")
+                           for i, station in enumerate(["default", "night"] * 2)], 10.0)
+    actor = ray.get_actor("stations-0", namespace="auralis")
+    assert sorted(await actor.stations.remote()) == ["default", "night"]
+    ray.kill(actor, no_restart=False)
+    await wait_until_async(lambda: _answers(actor), 30.0, "the station actor to come back", poll=0.2)
+    for session in await asyncio.gather(*tasks):
+        assert session.unannounced_gaps() == 0 and session.underruns(prebuffer_ms=500) == 0
+        assert session.order == list(range(session.order[0], session.order[0] + len(session.order)))
+        assert session.arrivals[-1] - session.timestamps[-1] < 0.5, "back at the live edge"
+
+
+async def _answers(actor) -> bool:
+    try:
+        return await asyncio.wait_for(actor.ping.remote(), 1.0) == "ok"
+    except Exception:
+        return False
+
+
 async def test_rolling_update_warns_listeners_who_resume_without_gap(auralis_server):
     """Runs last in this module: it replaces the ingress replica (same stations, same epoch)."""
     from ray import serve

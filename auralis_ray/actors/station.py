@@ -8,12 +8,13 @@ arguments, so a restarted actor (max_restarts) resumes every station at the righ
 asks its synthesis actor to re-render each from just past the live edge.
 
 What a compressed listener hears when this actor restarts (every station of its group restarts): the
-replicas play what they prefetched, then the restarted actor's chunks, which start a new compressed stream, at the same cut where the
-PCM stream switches to the new timeline. Its Opus and MP3 encoders are new: the last milliseconds the
-old encoders held back are never sent, and the new ones begin with their start-up delay (Opus 6.5 ms,
-which an Ogg decoder skips; MP3 13 ms) of near-silence. Its Ogg stream has a new serial number and new
-header pages (`CompressedForms.ogg_header`), which an HTTP listener receives before the new pages: a
-chained Ogg stream, as a player sees when an Icecast source reconnects.
+replicas play what they prefetched, then the restarted actor's chunks, which start a new compressed
+stream, at the same cut where the PCM stream switches to the new timeline. Its Opus and MP3 encoders
+are new: the last milliseconds the old encoders held back are never sent, and the new ones begin with
+their start-up delay (Opus 6.5 ms, which an Ogg decoder skips; MP3 13 ms) of near-silence. Its Ogg
+stream has a new serial number and new header pages (`CompressedForms.ogg_header`), which an HTTP
+listener receives before the new pages: a chained Ogg stream, as a player sees when an Icecast
+source reconnects.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class StationActor:
         metrics = get_metrics("station")
         self.specs = {spec.name: spec for spec in map(StationSpec.model_validate_json, specs_json)}
         self.params = {name: params_for(spec) for name, spec in self.specs.items()}
-        self.cores = {name: StationCore(name, epoch, station_settings(config), on_encode=metrics.observe_encoding_duration)
+        settings = station_settings(config)
+        self.cores = {name: StationCore(name, epoch, settings, on_encode=metrics.observe_encoding_duration)
                       for name in self.specs}
         self.gc = configure_gc(config.memory)
         self.sampler = ProcessSampler.for_component("station", config)
