@@ -74,15 +74,18 @@ def test_readiness_needs_the_live_edge_and_enough_ahead():
 
 def test_fetch_pace_and_failures():
     core = FeedCore(SETTINGS)
-    assert core.fetch_delay() == pytest.approx(p.CHUNK_SECONDS), "at the tick's pace until the feed holds audio"
+    assert core.fetch_delay(at(99.5)) == pytest.approx(p.CHUNK_SECONDS), "at the tick's pace until the feed holds audio"
     core.merge_fetch(EPOCH, chunks(90, 120), now=at(99.5))
-    assert core.fetch_delay() == SETTINGS.replica_fetch_interval_sec
+    assert core.fetch_delay(at(99.5)) == SETTINGS.replica_fetch_interval_sec
     assert [core.fetch_failed() for _ in range(3)] == [1, 2, 3]
-    assert core.fetch_delay() == pytest.approx(p.CHUNK_SECONDS), "retry at the tick's pace while the station is away"
+    assert core.fetch_delay(at(100)) == pytest.approx(p.CHUNK_SECONDS), "retry at the tick's pace while the station is away"
     status = core.status(at(101))
     assert (status.fetch_failures, status.seconds_since_station_answered) == (3, pytest.approx(0.15))
     core.merge_fetch(EPOCH, [], now=at(102))
-    assert core.fetch_failures == 0 and core.fetch_delay() == SETTINGS.replica_fetch_interval_sec
+    assert core.fetch_failures == 0 and core.fetch_delay(at(102)) == SETTINGS.replica_fetch_interval_sec
+    # a restarted station answers, but its new audio has not come yet: 10 ahead, under half the prefetch
+    core.merge_fetch(EPOCH, [], now=at(110))
+    assert core.fetch_delay(at(110)) == pytest.approx(p.CHUNK_SECONDS)
 
 
 def test_ticks_are_named_records_of_the_last_minute():

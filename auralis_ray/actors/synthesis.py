@@ -35,7 +35,8 @@ from .names import actor_namespace, station_actor_name
 
 log = logging.getLogger(__name__)
 
-# the render loop sleeps at most this long between looks at the stations' lead and queued changes
+# the render loop sleeps at most this long between looks at the stations' lead (a queued change
+# wakes it at once)
 IDLE_WAKE_SEC = 0.2
 
 
@@ -151,6 +152,8 @@ class SynthesisActor:
         self.gc = configure_gc(self.core.config.memory)
         self.sampler = ProcessSampler.for_component("synthesis", self.core.config)
         self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the render loop's, once it runs
+        self._changed: asyncio.Event | None = None  # set when a change is queued: the loop wakes at once
         for name in station_names:
             self._attach_existing(name)
         self._thread = threading.Thread(target=lambda: asyncio.run(self._render_loop()),
@@ -175,9 +178,16 @@ class SynthesisActor:
     def attach_station(self, name: str, epoch: float, next_chunk: int, params_json: str, seed: int) -> None:
         handle = self._station_actor(name)
         self.core.attach(name, epoch, next_chunk, StationParams.model_validate_json(params_json), seed, handle)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the render loop to apply a queued change (a restarted station waits for its audio)."""
+        if self._loop is not None and self._changed is not None:
+            self._loop.call_soon_threadsafe(self._changed.set)
 
     def set_params(self, name: str, params_json: str) -> None:
         self.core.set_params(name, StationParams.model_validate_json(params_json))
+        self._wake()
 
     def status(self) -> dict:
         now = time.time()
@@ -204,6 +214,8 @@ class SynthesisActor:
             _consume_result(push)
 
     async def _render_loop(self) -> None:
+        self._changed = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         push: asyncio.Task | None = None
         window_start, window_blocks = time.monotonic(), 0
         while not self._stop.is_set():
@@ -211,7 +223,11 @@ class SynthesisActor:
             self.sampler.sample(now)
             self.core.apply_commands()
             if not self.core.needs_render(now):
-                await asyncio.sleep(self.core.seconds_until_render(now, IDLE_WAKE_SEC))
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), self.core.seconds_until_render(now, IDLE_WAKE_SEC))
+                except asyncio.TimeoutError:
+                    pass
                 continue
             try:
                 rendered = await self.core.render()

@@ -179,7 +179,7 @@ class StationFeed:
                 self.metrics.inc_websocket_errors("station_fetch")
                 if failures in (1, 10) or failures % 100 == 0:
                     log.warning("fetch from station %s failed (%d): %r", self.name, failures, error)
-            await asyncio.sleep(core.fetch_delay())
+            await asyncio.sleep(core.fetch_delay(time.time()))
 
     def _merge(self, reply: dict) -> None:
         """Take a fetch's answer (`StationActor.fetch`)."""

@@ -135,10 +135,13 @@ class FeedCore:
         self.fetch_failures += 1
         return self.fetch_failures
 
-    def fetch_delay(self) -> float:
-        """Seconds until the next fetch: the fetch interval once the feed holds audio and the station
-        answers, one chunk's time until then."""
-        settled = self.has_audio and self.fetch_failures == 0
+    def fetch_delay(self, now: float) -> float:
+        """Seconds until the next fetch: the fetch interval while the station answers and the feed
+        holds at least half its prefetch past the live edge; one chunk's time until then (at start,
+        while the station is away, and while a restarted station's new audio has not come yet)."""
+        ahead = self.ahead_chunks(now)
+        settled = (self.has_audio and self.fetch_failures == 0 and ahead is not None
+                   and ahead >= self.settings.replica_prefetch_chunks // 2)
         return self.settings.replica_fetch_interval_sec if settled else CHUNK_SECONDS
 
     # ---- publishing -----------------------------------------------------------------------
