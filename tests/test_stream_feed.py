@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from auralis_ray.stream import protocol as p
+from auralis_ray.stream.codecs import CodecSettings
 from auralis_ray.stream.feed import READY_MAX_BEHIND_CHUNKS, TICK_HISTORY, FeedCore, TickRecord
 from auralis_ray.stream.pool import AudioChunkPool, EncodedChunk
 from auralis_ray.stream.schedule import publish_time
@@ -107,3 +108,25 @@ def test_status_reports_the_feed():
     status = core.status(at(100))
     assert (status.live_chunk_id, status.latest_published, status.ready, status.ahead_chunks,
             status.published_chunks) == (100, 100, True, 15, 1)
+
+
+def test_a_feed_with_compressed_listeners_fetches_the_forms_its_waiting_chunks_lack():
+    """A replica's first compressed listener: the chunks waiting ahead were fetched without compressed
+    forms; the next fetches start at the first of them, at the tick's pace, until every one has them."""
+    core = FeedCore(SETTINGS)
+    core.merge_fetch(EPOCH, chunks(90, 120), now=at(99.5))
+    assert core.fetch_after() == 120 and core.fetch_after(compressed=True) == 99  # 100 waits, without forms
+    assert core.fetch_delay(at(99.5), compressed=True) == pytest.approx(p.CHUNK_SECONDS)
+    pool = AudioChunkPool(2, codecs=CodecSettings(), station="s")
+    again = [pool.encode_chunk(c.chunk_id, c.timestamp, c.pcm) for c in chunks(100, 110)]
+    for chunk in again:
+        pool.compress(chunk)
+    core.merge_fetch(EPOCH, again, now=at(99.6))  # the join fetch: up to just past the live edge
+    assert all(core.held(c).compressed is not None for c in range(100, 111))
+    assert core.fetch_after(compressed=True) == 110 and core.fetch_after() == 120
+    rest = [pool.encode_chunk(c.chunk_id, c.timestamp, c.pcm) for c in chunks(111, 120)]
+    for chunk in rest:
+        pool.compress(chunk)
+    core.merge_fetch(EPOCH, rest, now=at(99.7))
+    assert core.fetch_after(compressed=True) == 120
+    assert core.fetch_delay(at(99.7), compressed=True) == SETTINGS.replica_fetch_interval_sec

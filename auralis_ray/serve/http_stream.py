@@ -117,7 +117,8 @@ class HttpStreamEndpoint:
             await send_error(send, 503, "server at capacity; try again later",
                              [(b"retry-after", str(RETRY_AFTER_FULL_SEC).encode())])
             return
-        if not await feed.wait_for_audio(AUDIO_WAIT_SEC, compressed=True):
+        settings = http_stream_settings(hub.config)
+        if not await feed.wait_for_audio(AUDIO_WAIT_SEC, compressed=True, burst_chunks=settings.burst_chunks):
             await send_error(send, 503, "the station has no audio yet",
                              [(b"retry-after", str(RETRY_AFTER_DRAIN_SEC).encode())])
             return
@@ -128,7 +129,7 @@ class HttpStreamEndpoint:
             await send({"type": "http.response.body", "body": b""})
             return
         session = HttpStreamSession(hub.new_http_listener_id(), feed.name, fmt, feed.ring,
-                                    http_stream_settings(hub.config), time.time(), icy=icy, title=feed.stream_title)
+                                    settings, time.time(), icy=icy, title=feed.stream_title)
         session.open(time.time())
         listener = HttpListener(session)
         hub.register_http(feed, listener)

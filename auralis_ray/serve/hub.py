@@ -45,6 +45,9 @@ _QUANTILES = (("p50", 0.50), ("p99", 0.99), ("max", 1.0))
 IDLE_PUBLISH_SEC = 0.3
 # the longest opening burst a listener takes (the largest tier's target depth)
 LONGEST_BURST_CHUNKS = max(tier.target_ms for tier in TIERS.values()) // p.CHUNK_DURATION_MS
+# a compressed listener's first fetch reaches this far past the live edge; the fetch loop brings the
+# compressed forms of the chunks further ahead right after (their publish time is further off)
+COMPRESSED_JOIN_AHEAD_CHUNKS = 2
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class StationFeed:
         # in the metrics export from the start; later ones only while somebody listens
         self._timed_once = False
         self._compressed_fetch = asyncio.Lock()
+        self._fetch_now = asyncio.Event()  # set: the fetch loop fetches at once
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -124,11 +128,12 @@ class StationFeed:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    async def wait_for_audio(self, timeout: float, compressed: bool = False, resume_from: int | None = None) -> bool:
+    async def wait_for_audio(self, timeout: float, compressed: bool = False, resume_from: int | None = None,
+                             burst_chunks: int = LONGEST_BURST_CHUNKS) -> bool:
         """Wait up to `timeout` seconds until the feed holds a chunk a new listener can start from;
         False if it still holds none. `compressed`: the listener takes compressed forms, so the chunks
-        of its opening burst (or from `resume_from` on) are fetched with them where they have none
-        (the station makes them only while somebody listens to them)."""
+        of its opening burst (`burst_chunks`, or from `resume_from` on) are fetched with them where
+        they have none (the station makes them only while somebody listens to them)."""
         if not self.core.has_audio:
             try:
                 await asyncio.wait_for(self._has_audio.wait(), timeout)
@@ -136,25 +141,27 @@ class StationFeed:
                 return False
         if compressed:
             live = self.core.live_id(time.time())
-            first = live - LONGEST_BURST_CHUNKS + 1 if resume_from is None else min(resume_from + 1, live)
+            first = live - burst_chunks + 1 if resume_from is None else min(resume_from + 1, live)
             await self._fetch_compressed(first)
         self.publish(time.time())  # an idle feed publishes in batches: bring the ring to the live edge
         return True
 
     async def _fetch_compressed(self, first_id: int) -> None:
-        """Fetch the held chunks from `first_id` on again, with compressed forms, if one lacks them (one
-        fetch at a time: listeners joining together wait for the same one)."""
+        """Fetch the held chunks from `first_id` to just past the live edge again, with compressed
+        forms, if one lacks them (one fetch at a time: listeners joining together wait for the same
+        one); the fetch loop then brings the forms of the chunks waiting further ahead, at once."""
         async with self._compressed_fetch:
             if not self.core.lacks_compressed(first_id):
                 return
             try:
                 reply = await asyncio.wait_for(
-                    self.station.fetch.remote(self.name, first_id - 1, self.core.settings.replica_prefetch_chunks,
-                                              True), self.fetch_timeout_sec)
+                    self.station.fetch.remote(self.name, first_id - 1, COMPRESSED_JOIN_AHEAD_CHUNKS, True),
+                    self.fetch_timeout_sec)
             except Exception as error:  # the listener starts without them: its first chunks are skipped
                 log.warning("fetching compressed forms from station %s failed: %r", self.name, error)
                 return
             self._merge(reply)
+            self._fetch_now.set()
 
     # ---- the station actor ----------------------------------------------------------------
 
@@ -169,8 +176,9 @@ class StationFeed:
         core = self.core
         while True:
             try:
-                fetch = self.station.fetch.remote(self.name, core.fetch_after(),
-                                                  core.settings.replica_prefetch_chunks, self.wants_compressed)
+                compressed = self.wants_compressed
+                fetch = self.station.fetch.remote(self.name, core.fetch_after(compressed),
+                                                  core.settings.replica_prefetch_chunks, compressed)
                 self._merge(await asyncio.wait_for(fetch, self.fetch_timeout_sec))
             except asyncio.CancelledError:
                 raise
@@ -179,7 +187,11 @@ class StationFeed:
                 self.metrics.inc_websocket_errors("station_fetch")
                 if failures in (1, 10) or failures % 100 == 0:
                     log.warning("fetch from station %s failed (%d): %r", self.name, failures, error)
-            await asyncio.sleep(core.fetch_delay(time.time()))
+            self._fetch_now.clear()
+            try:
+                await asyncio.wait_for(self._fetch_now.wait(), core.fetch_delay(time.time(), self.wants_compressed))
+            except asyncio.TimeoutError:
+                pass
 
     def _merge(self, reply: dict) -> None:
         """Take a fetch's answer (`StationActor.fetch`)."""

@@ -94,7 +94,8 @@ class AudioEndpoint:
             await send({"type": "websocket.close", "code": refused.close_code})
             return
         fmt = query["fmt"]
-        await feed.wait_for_audio(2.0, compressed=fmt == p.OPUS_FORMAT, resume_from=query["resume_from"])
+        await feed.wait_for_audio(2.0, compressed=fmt == p.OPUS_FORMAT, resume_from=query["resume_from"],
+                                  burst_chunks=TIERS[query["tier"]].target_ms // p.CHUNK_DURATION_MS)
         codec = p.opus_codec(hub.config.encoding.opus_bitrate_kbps * 1000) if fmt == p.OPUS_FORMAT else None
         session = ClientSession(
             client_id=client_id, station=feed.name, fmt=fmt, ring=feed.ring,

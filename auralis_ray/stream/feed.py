@@ -78,10 +78,17 @@ class FeedCore:
         """Whether the ring holds a chunk a new listener can start from."""
         return self.ring.latest_id is not None
 
-    def fetch_after(self) -> int:
+    def fetch_after(self, compressed: bool = False) -> int:
         """The chunk_id the next fetch asks for chunks after: -1 (all the station holds) until a fetch
-        has been answered, then the newest known."""
-        return self.newest_known if self.fetched else -1
+        has been answered, then the newest known; with `compressed` (the feed has compressed
+        listeners), the chunk before the first waiting one that has no compressed forms yet."""
+        if not self.fetched:
+            return -1
+        if compressed:
+            lacking = next((chunk.chunk_id for chunk in self.pending if chunk.compressed is None), None)
+            if lacking is not None:
+                return lacking - 1
+        return self.newest_known
 
     def merge_fetch(self, epoch: float, chunks: Iterable[EncodedChunk], now: float) -> int:
         """Take one fetch's answer; return how many chunks now wait for their publish time.
@@ -135,13 +142,16 @@ class FeedCore:
         self.fetch_failures += 1
         return self.fetch_failures
 
-    def fetch_delay(self, now: float) -> float:
+    def fetch_delay(self, now: float, compressed: bool = False) -> float:
         """Seconds until the next fetch: the fetch interval while the station answers and the feed
-        holds at least half its prefetch past the live edge; one chunk's time until then (at start,
-        while the station is away, and while a restarted station's new audio has not come yet)."""
+        holds at least half its prefetch past the live edge (with `compressed`, in compressed forms
+        too); one chunk's time until then (at start, while the station is away, while a restarted
+        station's new audio has not come yet, and while waiting chunks lack the compressed forms a
+        new compressed listener needs)."""
         ahead = self.ahead_chunks(now)
         settled = (self.has_audio and self.fetch_failures == 0 and ahead is not None
-                   and ahead >= self.settings.replica_prefetch_chunks // 2)
+                   and ahead >= self.settings.replica_prefetch_chunks // 2
+                   and not (compressed and self.fetch_after(compressed) < self.newest_known))
         return self.settings.replica_fetch_interval_sec if settled else CHUNK_SECONDS
 
     # ---- publishing -----------------------------------------------------------------------
