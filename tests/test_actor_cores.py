@@ -218,6 +218,24 @@ def test_a_compressed_fetch_after_a_quiet_spell_compresses_the_fixed_chunks_it_a
     assert station.pool.compressed_streams == 1
 
 
+def test_the_compressed_stream_goes_on_over_chunks_fixed_before_it_started():
+    """A replica's first compressed listener fetches forms up to just past the live edge, while
+    another replica has already fixed chunks further ahead without them: the next fetch from either
+    continues the one stream over those chunks, without a jump."""
+    station = StationCore("s", EPOCH, station_settings(load_config()))
+    start = station.next_needed_chunk(publish_time(EPOCH, 100))
+    station.ingest(start, steady(100, 60), now=publish_time(EPOCH, 100))
+    now = publish_time(EPOCH, 110)
+    station.fetch(start - 1, horizon_chunks=30, now=now, compressed=False)  # a replica fixes up to 140
+    assert station.fixed_upto == 140 and station.pool.compressed_count == 0
+    station.fetch(100, horizon_chunks=5, now=now)  # the first compressed listener: forms for 101..115
+    assert station.pool.next_compressed_id == 116
+    later = station.fetch(140, horizon_chunks=35, now=now, compressed=False)  # the other replica's next fetch
+    assert later[0][0] == 141 and all(len(w) == 8 for w in later)
+    assert all(station.ring.get(c).compressed is not None for c in range(116, 141))
+    assert station.pool.compressed_streams == 1
+
+
 def test_a_hole_in_the_timeline_starts_a_new_compressed_stream():
     station = StationCore("s", EPOCH, station_settings(load_config()))
     start = station.next_needed_chunk(publish_time(EPOCH, 100))

@@ -47,7 +47,7 @@ IDLE_PUBLISH_SEC = 0.3
 LONGEST_BURST_CHUNKS = max(tier.target_ms for tier in TIERS.values()) // p.CHUNK_DURATION_MS
 # a compressed listener's first fetch reaches this far past the live edge; the fetch loop brings the
 # compressed forms of the chunks further ahead right after (their publish time is further off)
-COMPRESSED_JOIN_AHEAD_CHUNKS = 2
+COMPRESSED_JOIN_AHEAD_CHUNKS = 5
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,7 @@ class StationFeed:
         """One actor call per fetch interval: everything new up to the prefetch horizon."""
         core = self.core
         while True:
+            self._fetch_now.clear()  # a wake from here on asks for the fetch after this one
             try:
                 compressed = self.wants_compressed
                 fetch = self.station.fetch.remote(self.name, core.fetch_after(compressed),
@@ -187,7 +188,6 @@ class StationFeed:
                 self.metrics.inc_websocket_errors("station_fetch")
                 if failures in (1, 10) or failures % 100 == 0:
                     log.warning("fetch from station %s failed (%d): %r", self.name, failures, error)
-            self._fetch_now.clear()
             try:
                 await asyncio.wait_for(self._fetch_now.wait(), core.fetch_delay(time.time(), self.wants_compressed))
             except asyncio.TimeoutError:

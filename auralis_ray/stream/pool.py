@@ -160,6 +160,11 @@ class AudioChunkPool:
         self.encoded_count += 1
         return EncodedChunk(chunk_id, timestamp, binary, json_head)
 
+    @property
+    def next_compressed_id(self) -> int | None:
+        """The chunk the compressed stream continues with (None before the first)."""
+        return None if self.compressed_stream is None else self.compressed_stream.next_chunk_id
+
     def can_compress(self, chunk_id: int) -> bool:
         """Whether a chunk can still get compressed forms: the encoders have not passed it."""
         stream = self.compressed_stream

@@ -70,6 +70,7 @@ class StationCore:
         # a replica with compressed listeners asks for them once a fetch interval: three may go amiss
         self.demand_hold_sec = COMPRESSED_DEMAND_FETCHES * settings.replica_fetch_interval_sec
         self.compressed_wanted_until = float("-inf")  # compressed forms are made until then
+        self.compressing = False  # the compressed stream runs: every fixed chunk since its start has forms
         self.crossfades = 0
         self.sections: list[NowPlaying] = []  # what plays from which chunk on, oldest first
 
@@ -135,8 +136,16 @@ class StationCore:
             return
         last_id = min(last_id, self.ring.latest_id)
         if self.compressed_wanted(now):
-            self._compress(self.fixed_upto + 1, last_id)
+            self._compress(self._stream_continues_from(self.fixed_upto + 1), last_id)
+        else:
+            self.compressing = False
         self.fixed_upto = max(self.fixed_upto, last_id)
+
+    def _stream_continues_from(self, first_id: int) -> int:
+        """Where compressing toward `first_id` starts: while the compressed stream runs (wanted since it
+        started), at the first chunk it has not reached, so it goes on without a jump."""
+        next_id = self.pool.next_compressed_id
+        return min(first_id, next_id) if self.compressing and next_id is not None else first_id
 
     def _compress(self, first_id: int, last_id: int) -> None:
         """Give the held chunks `first_id`..`last_id` that have none their compressed forms, in order.
@@ -149,6 +158,7 @@ class StationCore:
             start = time.perf_counter()
             self.pool.compress(chunk)
             self._observe(start)
+            self.compressing = True
 
     def _crossfade(self, first_chunk_id: int, new_pcm: bytes) -> bool:
         """Blend a new timeline's first chunks into the held end of the old one (equal power), in place;
@@ -180,7 +190,8 @@ class StationCore:
             self.compressed_wanted_until = max(self.compressed_wanted_until, now + self.demand_hold_sec)
         if chunks:
             if compressed:  # the fixed ones first, in order
-                self._compress(chunks[0].chunk_id, min(self.fixed_upto, chunks[-1].chunk_id))
+                self._compress(self._stream_continues_from(chunks[0].chunk_id),
+                               min(self.fixed_upto, chunks[-1].chunk_id))
             self._fix_through(chunks[-1].chunk_id, now)
         return [c.to_transfer() for c in chunks]
 
