@@ -10,10 +10,11 @@ to a replica, or its publish time, whichever comes first, fixes it, and nothing 
 chunk; the crossfade blends only chunks not yet fixed.
 
 Compressed forms are made only while somebody listens to them: a replica's fetch says whether it has
-compressed listeners, and for `COMPRESSED_DEMAND_FETCHES` fetch intervals after such a fetch the station compresses
-each chunk as it fixes it, in chunk_id order. A fetch that wants compressed forms also gets them for
-the fixed chunks it asks for that have none yet (a replica's first compressed listener after a quiet
-spell), from the first of them on: the encoders start a new stream there. A chunk's compressed forms,
+compressed listeners, and for `COMPRESSED_DEMAND_FETCHES` fetch intervals after such a fetch the
+station compresses each chunk as it fixes it, in chunk_id order. A fetch that wants compressed forms
+also gets them for the fixed chunks it asks for that have none yet (a replica's first compressed
+listener after a quiet spell), from the first of them on: the encoders start a new stream there, and
+while it runs it goes on over every chunk fixed since, without a jump. A chunk's compressed forms,
 once made, never change. With no compressed listener anywhere the encoders rest, which is most of
 what a station costs at rest.
 
@@ -126,7 +127,8 @@ class StationCore:
             self.on_encode(time.perf_counter() - started)
 
     def compressed_wanted(self, now: float) -> bool:
-        """Whether a replica asked for compressed forms within `compressed_demand_hold_sec`."""
+        """Whether a replica asked for compressed forms within the last `COMPRESSED_DEMAND_FETCHES` fetch
+        intervals."""
         return now < self.compressed_wanted_until
 
     def _fix_through(self, last_id: int, now: float) -> None:
