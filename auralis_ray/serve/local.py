@@ -29,9 +29,9 @@ def _cores() -> int:
 # browser, a build) would preempt the fan-out of audio; the bare baseline it is compared to runs at 0.
 # Each process reports its metrics to Ray's export every 5 s (Ray's default is 10 s): the station and
 # synthesis actors start seconds before the system is ready, and their series must be in the export
-# soon after; every 2 s cost the dashboard agent, which takes in every report, 2.5 % of a core more at
-# rest (BENCHMARKS.md). Serve's controller looks at its deployments every 0.5 s (Serve's default is
-# 0.1 s): at 0.1 s it alone took 5 % of a core at rest; replicas still restart within a second.
+# soon after; every 2 s cost the dashboard agent, which takes in every report, about 1 % of a core
+# more at rest. Serve's controller looks at its deployments every 0.5 s (Serve's default is 0.1 s,
+# at which it took 3.9 % of a core at rest against 1.8 %; BENCHMARKS.md, "At rest").
 RAY_ENV: dict[str, str] = {"RAY_worker_niceness": "0", "RAY_metrics_report_interval_ms": "5000",
                            "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5"}
 

@@ -112,9 +112,10 @@ async def start_replica(config: PerformanceConfig, app: Any) -> Replica:
                       owner=replica_id or secrets.token_hex(8))
     server = config.server
     door = None if server.shared_port is None else SharedPort(server.shared_host, server.shared_port)
-    direct_ingress = uses_direct_ingress()
+    direct_ingress = uses_direct_ingress()  # without it there is no Serve server to find or watch
     lifecycle = ReplicaLifecycle(hub, app, drain_timeout_sec=config.concurrency.drain_timeout_sec, shared_door=door,
-                                 watch_shutdown=direct_ingress, find_server_timeout_sec=30.0 if direct_ingress else 0.0)
+                                 watch_shutdown=direct_ingress,
+                                 find_server_timeout_sec=30.0 if direct_ingress else 0.0)
     hub.start()
     lifecycle.start()
     return Replica(config, hub, lifecycle, replica_id, gc_pauses, full_gc, started_at=time.time())
