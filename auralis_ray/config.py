@@ -86,6 +86,9 @@ class ConcurrencyConfig(_Section):
     client_queue_max_chunks: int = Field(default=40, ge=2)
     # Direct writes: unsent bytes a listener's socket may hold before its frames wait in the outbox
     send_backlog_max_bytes: int = Field(default=65536, ge=4096)
+    # HTTP stream listeners get this many chunks per write (2: one send every 200 ms; players buffer
+    # seconds, and each send costs the replica about as much as the bytes it carries)
+    http_chunks_per_write: int = Field(default=2, ge=1, le=10)
     # Write pre-framed frames straight to the socket when the ASGI server allows (see serve/direct.py)
     enable_direct_writes: bool = True
     # A listener that cannot take a frame for this long is disconnected

@@ -134,6 +134,47 @@ def test_the_backlog_counts_the_socket_and_the_chunks_not_taken():
     assert session.over_backlog(0) and session.largest_backlog > SETTINGS.backlog_max_bytes
 
 
+@pytest.mark.parametrize("fmt", list(StreamFormat))
+def test_after_the_burst_a_write_waits_for_chunks_per_write_chunks_and_takes_them_in_one_step(fmt):
+    station = Station()
+    station.publish(0, 9)
+    settings = HttpStreamSettings(burst_chunks=4, backlog_max_bytes=65_536, chunks_per_write=2)
+    live = HttpStreamSession("http:live", "s", fmt, station.ring, settings, now=0.0)
+    general = HttpStreamSession("http:general", "s", fmt, station.ring, settings, now=0.0)
+    for session in (live, general):
+        session.open(0.0)
+        assert session.ready_to_write(), "the opening burst goes at once"
+    assert live.take_live(0.0) is None, "the burst: more than one write's chunks, and the Ogg header pages"
+    assert joined(live.take(0.0)) == joined(general.take(0.0))
+    station.publish(10, 10)
+    assert not live.ready_to_write() and live.chunks_due() == 1, "one chunk waits for the next"
+    station.publish(11, 11)
+    assert live.ready_to_write()
+    bodies = live.take_live(1.1)
+    assert len(bodies) == 2 and joined(bodies) == joined(general.take(1.1)), "the same bytes as the general path"
+    assert all(body is station.ring.get(cid).compressed.mp3 or body is station.ring.get(cid).compressed.ogg_pages
+               for body, cid in zip(bodies, (10, 11))), "the shared bytes, not copies"
+    assert (live.chunks_sent, live.bytes_sent) == (general.chunks_sent, general.bytes_sent) == (6, live.bytes_sent)
+    station.publish(12, 14)
+    assert live.take_live(1.4) is None, "three due: more than one write's worth goes the general way"
+    with pytest.raises(ValueError, match="chunks_per_write"):
+        HttpStreamSettings(burst_chunks=4, backlog_max_bytes=65_536, chunks_per_write=0)
+
+
+def test_icy_metadata_and_a_new_ogg_stream_take_the_general_path():
+    station = Station()
+    station.publish(0, 9)
+    icy = listener(station, StreamFormat.MP3, "http:icy", icy=True, title="t")
+    ogg = listener(station, StreamFormat.OGG_OPUS, "http:ogg")
+    for session in (icy, ogg):
+        session.take(0.0)
+    station.publish(10, 10)
+    assert icy.take_live(1.0) is None, "an ICY block may fall inside the chunk"
+    assert ogg.take_live(1.0) == [station.ring.get(10).compressed.ogg_pages]
+    station.publish(20, 20)  # a restarted station actor: a jump, and a new Ogg stream with its own header pages
+    assert ogg.take_live(2.0) is None and joined(ogg.take(2.0)).startswith(station.ring.get(20).compressed.ogg_header)
+
+
 def test_chunks_without_compressed_forms_are_skipped_and_a_closed_stream_sends_nothing():
     station = Station()
     station.publish(0, 4, compressed=False)

@@ -131,17 +131,14 @@ class BodyWriter(DirectWriter):
                 pass
 
     def write(self, pieces: list[bytes | memoryview]) -> None:
+        """The pieces, in one write (nothing for no bytes: an empty chunk would end the body)."""
+        size = sum(len(piece) for piece in pieces)
+        if not size:
+            return
         if self.chunked:
-            self.transport.writelines([chunk_size_line(sum(len(piece) for piece in pieces)), *pieces, CRLF])
+            self.transport.writelines([chunk_size_line(size), *pieces, CRLF])
         else:
             self.transport.writelines(pieces)
-
-    def write_one(self, body: bytes) -> None:
-        """`write([body])`, for the common tick."""
-        if self.chunked:
-            self.transport.writelines((chunk_size_line(len(body)), body, CRLF))
-        else:
-            self.transport.write(body)
 
 
 CRLF = b"\r\n"

@@ -37,7 +37,9 @@ SHARED_HEADERS = [(b"cache-control", b"no-store"), (b"access-control-allow-origi
 
 
 def http_stream_settings(config) -> HttpStreamSettings:
-    return HttpStreamSettings(burst_chunks=BURST_CHUNKS, backlog_max_bytes=config.concurrency.send_backlog_max_bytes)
+    concurrency = config.concurrency
+    return HttpStreamSettings(burst_chunks=BURST_CHUNKS, backlog_max_bytes=concurrency.send_backlog_max_bytes,
+                              chunks_per_write=concurrency.http_chunks_per_write)
 
 
 async def send_answer(send, status: int, body: bytes, content_type: str,

@@ -99,11 +99,12 @@ class HttpListener:
         session, writer = self.session, self.writer
         if not self.streaming or session.closing is not None or writer is not None and writer.closed:
             return False
-        if writer is not None and writer.has_room():  # the common tick: the newest chunk, written at once
-            body = session.take_live(now)
-            if body is not None:
-                if body:
-                    writer.write_one(body)
+        if not session.ready_to_write():  # the next tick brings the rest of the write
+            return False
+        if writer is not None and writer.has_room():  # the common write: the chunks due, at once
+            bodies = session.take_live(now)
+            if bodies is not None:
+                writer.write(bodies)
                 return False
         if session.over_backlog(0 if writer is None else writer.backlog):
             self.drop()

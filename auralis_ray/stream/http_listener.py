@@ -8,7 +8,9 @@ out next: each chunk's compressed form, encoded once by the station and shared b
   whole MP3 frames, or whole Ogg pages after the stream's header pages (OpusHead, OpusTags). Where
   the station's Ogg stream changes (a restarted station actor starts a new one), the new header
   pages go first: a chained Ogg stream.
-- After the burst it gets each chunk when the replica publishes it, in real time.
+- After the burst it gets the chunks as the replica publishes them, in real time, `chunks_per_write`
+  at a time: one socket write per `chunks_per_write` chunks (each write costs the replica about as
+  much as the bytes it carries; a player buffers seconds).
 - The bytes the socket has not sent yet are its backlog; past `backlog_max_bytes` the listener
   has stopped reading and is dropped (an HTTP stream has no way to announce a skip).
 - An MP3 listener that asked for ICY metadata gets a metadata block every `icy_metaint` audio
@@ -46,6 +48,11 @@ class HttpStreamSettings:
     burst_chunks: int  # chunks before the newest that a new listener starts with
     backlog_max_bytes: int  # unsent bytes past which a listener is dropped
     icy_metaint: int = ICY_METAINT
+    chunks_per_write: int = 1  # chunks that wait for one another to go out in one write
+
+    def __post_init__(self):
+        if self.chunks_per_write < 1:
+            raise ValueError("chunks_per_write must be at least 1")
 
 
 Piece = bytes | memoryview
@@ -106,6 +113,10 @@ class HttpStreamSession:
     def has_due(self) -> bool:
         return self.chunks_due() > 0
 
+    def ready_to_write(self) -> bool:
+        """Whether a write is due: `chunks_per_write` chunks wait (the opening burst holds more)."""
+        return self.chunks_due() >= self.settings.chunks_per_write
+
     def take(self, now: float) -> list[Piece]:
         """Every chunk due, as the bytes to send, in order (shared bytes; views of them between ICY
         blocks). Nothing once the stream is closing."""
@@ -141,31 +152,31 @@ class HttpStreamSession:
         self.bytes_sent += sum(len(piece) for piece in pieces)
         return pieces
 
-    def take_live(self, now: float) -> bytes | None:
-        """The common tick in one step: the newest chunk's body, when it is the only chunk due and
-        needs nothing around it (no ICY block, no new Ogg header pages). Same effects as `take`;
-        None: use `take`."""
+    def take_live(self, now: float) -> list[bytes] | None:
+        """The common write in one step: the bodies of the chunks due, when at most `chunks_per_write`
+        are due and they need nothing around them (no ICY block, no new Ogg header pages). Same
+        effects as `take`; None: use `take`."""
         cursor, ring = self.cursor, self.ring
         position = ring.write_position
-        if cursor is None or position is None or cursor.read_position != position - 1 or self.icy is not None \
-                or self.closing is not None:
+        if cursor is None or position is None or self.icy is not None or self.closing is not None:
             return None
-        chunk = ring.get(position - 1)
-        forms = None if chunk is None else chunk.compressed
-        if forms is None:
+        first = cursor.read_position
+        if not 0 < position - first <= self.settings.chunks_per_write:
             return None
-        if self.fmt is StreamFormat.MP3:
-            body = forms.mp3
-        elif forms.ogg_header == self.ogg_header:
-            body = forms.ogg_pages
-        else:
-            return None
+        mp3 = self.fmt is StreamFormat.MP3
+        bodies = []
+        for chunk_id in range(first, position):
+            chunk = ring.get(chunk_id)
+            forms = None if chunk is None else chunk.compressed
+            if forms is None or not mp3 and forms.ogg_header != self.ogg_header:
+                return None
+            bodies.append(forms.mp3 if mp3 else forms.ogg_pages)
         cursor.read_position = position
-        cursor.chunks_read += 1
+        cursor.chunks_read += len(bodies)
         cursor.last_read_time = now
-        self.chunks_sent += 1
-        self.bytes_sent += len(body)
-        return body
+        self.chunks_sent += len(bodies)
+        self.bytes_sent += sum(len(body) for body in bodies)
+        return bodies
 
     def set_title(self, title: str) -> None:
         """The StreamTitle the next ICY metadata block announces."""
