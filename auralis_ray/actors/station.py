@@ -32,6 +32,7 @@ from ..monitor.priority import lower_priority
 from ..monitor.process import ProcessSampler
 from ..music.now_playing import NowPlaying
 from ..music.params import StationParams
+from ..stream.codecs.encoders import load_codec_libraries
 from ..stream.station import StationCore
 from .names import actor_namespace
 
@@ -56,6 +57,7 @@ class StationActor:
         settings = station_settings(config)
         self.cores = {name: StationCore(name, epoch, settings, on_encode=metrics.observe_encoding_duration)
                       for name in self.specs}
+        load_codec_libraries()  # now, not while a compressed listener waits for its first chunk
         self.gc = configure_gc(config.memory)
         self.sampler = ProcessSampler.for_component("station", config)
         self.synthesis_name = synthesis_name

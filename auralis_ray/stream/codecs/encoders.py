@@ -14,7 +14,9 @@ the following ones 5; an MP3 chunk completes 3 or 4 frames of 1,152 samples, at 
 then one fewer while LAME's bit reservoir holds a frame back).
 
 PyAV and lameenc are imported when an encoder is made: the replicas handle compressed forms but never
-encode, and FFmpeg's libraries would cost each of them memory for nothing.
+encode, and FFmpeg's libraries would cost each of them memory for nothing. A process that encodes
+loads them when it starts (`load_codec_libraries`), so that its first compressed listener does not
+wait for them.
 """
 
 from __future__ import annotations
@@ -217,6 +219,12 @@ class Mp3Encoder(ChunkEncoder):
 MP3_HEADER_BYTES = 4
 _MPEG1_LAYER3_BITRATES_KBPS = (None, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, None)
 _MPEG1_SAMPLE_RATES = (44_100, 48_000, 32_000, None)
+
+
+def load_codec_libraries() -> None:
+    """Import PyAV and lameenc and open one encoder of each (about 80 ms and 22 MB, once per process)."""
+    OpusEncoder()
+    Mp3Encoder()
 
 
 def mp3_frame_length(header: bytes | bytearray) -> int:
