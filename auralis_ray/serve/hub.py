@@ -187,7 +187,9 @@ class StationFeed:
                 failures = core.fetch_failed()
                 self.metrics.inc_websocket_errors("station_fetch")
                 if failures in (1, 10) or failures % 100 == 0:
-                    log.warning("fetch from station %s failed (%d): %r", self.name, failures, error)
+                    # before its first audio the station actor is still starting (imports, codecs)
+                    level = logging.WARNING if core.has_audio else logging.INFO
+                    log.log(level, "fetch from station %s failed (%d): %r", self.name, failures, error)
             try:
                 await asyncio.wait_for(self._fetch_now.wait(), core.fetch_delay(time.time(), self.wants_compressed))
             except asyncio.TimeoutError:
