@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # the render loop sleeps at most this long between looks at the stations' lead (a queued change
 # wakes it at once)
 IDLE_WAKE_SEC = 0.2
+ATTACH_TIMEOUT_SEC = 30  # how long synthesis waits for a station actor that is up to say where it stands
 
 
 @dataclass
@@ -154,9 +155,7 @@ class SynthesisActor:
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None  # the render loop's, once it runs
         self._changed: asyncio.Event | None = None  # set when a change is queued: the loop wakes at once
-        for name in station_names:
-            self._attach_existing(name)
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._render_loop()),
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run(station_names)),
                                         name="auralis-render", daemon=True)
         self._thread.start()
 
@@ -165,10 +164,16 @@ class SynthesisActor:
         config = self.core.config
         return ray.get_actor(station_actor_name(config, name), namespace=actor_namespace(config))
 
-    def _attach_existing(self, name: str) -> None:
+    async def _run(self, station_names: list[str]) -> None:
+        """Attach the stations that are already up (the others attach themselves when they start),
+        then render."""
+        await asyncio.gather(*(self._attach_existing(name) for name in station_names))
+        await self._render_loop()
+
+    async def _attach_existing(self, name: str) -> None:
         try:
             handle = self._station_actor(name)
-            info = ray.get(handle.attach_info.remote(name), timeout=30)
+            info = await asyncio.wait_for(handle.attach_info.remote(name), ATTACH_TIMEOUT_SEC)
         except Exception as error:  # the station is not up yet: it attaches itself when it starts
             log.info("station %s not attached yet: %s", name, error)
             return
