@@ -86,6 +86,9 @@ class ConcurrencyConfig(_Section):
     client_queue_max_chunks: int = Field(default=40, ge=2)
     # Direct writes: unsent bytes a listener's socket may hold before its frames wait in the outbox
     send_backlog_max_bytes: int = Field(default=65536, ge=4096)
+    # The kernel's send buffer of a WebSocket listener's socket (the kernel doubles it: 256 KiB, 1.5 s
+    # of PCM); left to itself it grows to 4 MiB, and a listener that stops reading is noticed that late
+    websocket_send_buffer_bytes: int = Field(default=131072, ge=4096)
     # HTTP stream listeners get this many chunks per write (2: one send every 200 ms; players buffer
     # seconds, and each send costs the replica about as much as the bytes it carries)
     http_chunks_per_write: int = Field(default=2, ge=1, le=10)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 import uvicorn
 import websockets
 
 from auralis_ray.serve.direct import DirectWriter, find_transport
 from auralis_ray.serve.local import free_port
 from auralis_ray.stream.pool import AudioChunkPool, ws_frame
+
+pytestmark = pytest.mark.realtime
 
 CHUNK = AudioChunkPool().encode_chunk(4, 1.5, bytes(17640))
 
@@ -44,7 +47,7 @@ async def test_frames_written_to_the_transport_arrive_as_websocket_messages():
         await send({"type": "websocket.accept"})
         transport = find_transport(send)
         found["transport"] = transport
-        writer = DirectWriter(transport, 65536)
+        writer = DirectWriter(transport, 65536, send_buffer_bytes=131072)
         writer.write([ws_frame('{"type":"hello"}'), CHUNK.websocket_frame("binary", 0, "normal"),
                       CHUNK.websocket_frame("json", 2, "stable")])
         await receive()  # until the client goes
@@ -74,7 +77,8 @@ async def test_backlog_of_a_listener_that_never_reads():
     async def app(scope, receive, send):
         await receive()
         await send({"type": "websocket.accept"})
-        writer = DirectWriter(find_transport(send), 65536)
+        writer = DirectWriter(find_transport(send), 65536, send_buffer_bytes=32768)
+        state["send_buffer"] = writer.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         frame = CHUNK.websocket_frame("binary", 0, "normal")
         for _ in range(2000):  # 35 MB: far past what the kernel buffers take
             if not writer.has_room():
@@ -100,3 +104,4 @@ async def test_backlog_of_a_listener_that_never_reads():
         server.should_exit = True
         await task
     assert state["room"] is False and state["backlog"] > 65536 and state["closed"]
+    assert state["send_buffer"] == 2 * 32768  # held (Linux doubles what is asked), not left to grow to MBs

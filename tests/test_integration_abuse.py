@@ -83,8 +83,9 @@ def _tiny_receive_window_socket(http_url: str) -> socket.socket:
 
 async def test_stalled_listener_is_disconnected_and_released(auralis_server):
     """A listener whose socket stops draining: once the buffers between it and the replica are full
-    (kernel, HAProxy: several MB, tens of seconds of audio) its sends block, it is skipped forward,
-    then disconnected after the stall timeout (4 s in tests) and forgotten."""
+    (the socket's kernel send buffer, held to `concurrency.websocket_send_buffer_bytes`, and the
+    replica's backlog: about 2 s of PCM) its sends block, it is skipped forward, then disconnected
+    after the stall timeout (4 s in tests) and forgotten."""
     sock = _tiny_receive_window_socket(auralis_server.http_url)
     async with websockets.connect(auralis_server.audio_url("stuck"), sock=sock, max_queue=1, max_size=2**22):
         async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:

@@ -14,6 +14,8 @@ from auralis_ray.tools.loadtest.frames import AudioFrame, decode_opus
 from listeners import decode
 from waiting import wait_until
 
+pytestmark = pytest.mark.realtime
+
 FULL_BURST = 10  # chunks: one normal tier target
 LISTENERS = 20
 SETTLE_S = 0.5

@@ -17,6 +17,8 @@ from auralis_ray.tools.loadtest.httpbody import ChunkedBody, HttpStreamError, St
 from auralis_ray.tools.loadtest.report import format_report
 from auralis_ray.tools.loadtest.stalls import StallDetector
 
+pytestmark = pytest.mark.realtime
+
 TONE = tone_chunk()
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from auralis_ray.tools.loadtest.stamped import KERNEL_STAMPS, SO_TIMESTAMPNS, StampedSocketTransport, kernel_stamp
 
+pytestmark = pytest.mark.realtime
+
 
 def test_kernel_stamp_reads_a_timespec_and_ignores_other_messages():
     payload = struct.pack("@qq", 1_700_000_000, 250_000_000)

@@ -8,6 +8,8 @@ import json
 import signal
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +95,19 @@ def test_a_port_held_by_something_else_stops_the_start_with_one_line(tmp_path):
     assert len(errors) == 1, run.output()
     assert f"port {run.port}" in errors[0] and "listeners" in errors[0] and "pid" in errors[0]
     assert "Traceback" not in run.output()
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="the kernel schedules no autogroups")
+def test_the_sessions_it_starts_keep_its_niceness():
+    """`nice make run`: the sessions the supervisor starts (Ray, `serve run`) get its niceness."""
+    started = subprocess.run(
+        [sys.executable, "-c",
+         "import os, subprocess; from auralis_ray.serve.launcher import share_niceness\n"
+         "niceness = os.nice(3)\n"
+         "child = subprocess.Popen(['sleep', '30'], start_new_session=True)\n"
+         "share_niceness(child.pid)\n"
+         "print(niceness, open(f'/proc/{child.pid}/autogroup').read().split()[-1]); child.kill()"],
+        capture_output=True, text=True, timeout=30, cwd=REPO)
+    assert started.returncode == 0, started.stderr
+    own, session = map(int, started.stdout.split())
+    assert own > 0 and session == own  # a new session's group starts at 0 unless given it

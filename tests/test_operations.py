@@ -127,10 +127,17 @@ def test_prometheus_counts_the_listeners_and_an_underrun_alert_goes_pending(syst
     async def scenario():
         sockets = [await websockets.connect(f"ws://127.0.0.1:{system.port}/ws/audio/prom{i}?format=binary",
                                             max_size=None) for i in range(listeners)]
+        readers = []
+
+        async def keep_reading(socket):  # a player keeps taking its audio, or the server drops it as stalled
+            async for _ in socket:
+                pass
+
         try:
             for socket in sockets:  # each hears its connection_established
                 while json.loads(await socket.recv())["type"] != "connection_established":
                     pass
+            readers.extend(asyncio.create_task(keep_reading(socket)) for socket in sockets)
 
             def counted():
                 result = query(prometheus, 'sum(ray_active_websocket_connections{component="ingress"})')
@@ -151,6 +158,7 @@ def test_prometheus_counts_the_listeners_and_an_underrun_alert_goes_pending(syst
         finally:
             for socket in sockets:
                 await socket.close()
+            await asyncio.gather(*readers, return_exceptions=True)
 
     alerts = asyncio.run(scenario())
     assert alerts[0]["labels"]["station"] == "default"

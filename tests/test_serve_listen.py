@@ -31,6 +31,8 @@ from auralis_ray.stream.schedule import live_chunk_id, publish_time
 from stream_reading import read_for
 from waiting import wait_until_async
 
+pytestmark = pytest.mark.realtime
+
 SECTION_CHUNKS = 25  # the fake station starts a new section every 2.5 s
 
 

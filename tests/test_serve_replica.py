@@ -24,6 +24,8 @@ from auralis_ray.stream.pool import AudioChunkPool
 from auralis_ray.stream.schedule import live_chunk_id, publish_time
 from waiting import wait_until_async
 
+pytestmark = pytest.mark.realtime
+
 SILENCE = np.zeros(p.SAMPLES_PER_CHUNK, dtype="<i2").tobytes()
 
 
@@ -66,6 +68,9 @@ class FakeTransport:
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
+
+    def get_extra_info(self, name: str, default=None):
+        return default  # no socket behind it
 
     def get_write_buffer_size(self) -> int:
         return self.backlog
@@ -149,7 +154,7 @@ async def test_one_broken_listener_is_closed_and_the_others_go_on(hub):
 
 async def test_direct_writes_take_the_common_tick_and_stall_on_a_full_socket(hub):
     transport = FakeTransport()
-    listener = listen(hub, "direct", DirectWriter(transport, backlog_limit=1000))
+    listener = listen(hub, "direct", DirectWriter(transport, backlog_limit=1000, send_buffer_bytes=4096))
     listener.flush(time.time())  # connection_established and the opening burst
     burst = len(transport.written)
     await wait_until_async(lambda: len(transport.written) > burst + 1, 2.0, "chunks written by the tick")

@@ -15,6 +15,8 @@ from auralis_ray.serve.shared_port import (SharedPort, bind_shared, door_config,
 from auralis_ray.stream.registry import ClientIdRegistry
 from waiting import wait_until_async
 
+pytestmark = pytest.mark.realtime
+
 # ---- client_id registry ---------------------------------------------------------------------------
 
 

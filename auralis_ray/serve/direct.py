@@ -82,11 +82,23 @@ def find_http_body_transport(send: Any, max_depth: int = 4) -> tuple[asyncio.Tra
 
 
 class DirectWriter:
-    """Writes complete frames to one listener's transport and reports its backlog."""
+    """Writes complete frames to one listener's transport and reports its backlog.
 
-    def __init__(self, transport: asyncio.Transport, backlog_limit: int):
+    The kernel's send buffer of the socket is held to `send_buffer_bytes` (the kernel doubles it).
+    Left to itself it grows to megabytes (the PCM stream's 23 s, a compressed stream's minutes), so a
+    listener that stops reading would hold that much and be noticed that late; so bounded, its
+    backlog reaches the limit within seconds.
+    """
+
+    def __init__(self, transport: asyncio.Transport, backlog_limit: int, send_buffer_bytes: int):
         self.transport = transport
         self.backlog_limit = backlog_limit
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
+            except OSError:  # not a TCP socket: the transport's own backlog still bounds it
+                pass
 
     @property
     def backlog(self) -> int:
@@ -113,22 +125,12 @@ class DirectWriter:
 class BodyWriter(DirectWriter):
     """Writes an HTTP stream's body to its transport: each write one chunk of the chunked transfer
     coding when the response is chunked (the shared pieces are not copied where the event loop
-    writes a list at once).
-
-    The kernel's send buffer of the socket is set to `backlog_limit` as well. Left to itself it grows
-    to megabytes (minutes of a 128 kbit/s stream), so a listener that stops reading would be noticed
-    only minutes later; so bounded, its backlog reaches the limit within seconds.
+    writes a list at once). The socket's kernel send buffer is held to `backlog_limit` too.
     """
 
     def __init__(self, transport: asyncio.Transport, chunked: bool, backlog_limit: int):
-        super().__init__(transport, backlog_limit)
+        super().__init__(transport, backlog_limit, send_buffer_bytes=backlog_limit)
         self.chunked = chunked
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, backlog_limit)
-            except OSError:  # not a TCP socket: the transport's own backlog still bounds it
-                pass
 
     def write(self, pieces: list[bytes | memoryview]) -> None:
         """The pieces, in one write (nothing for no bytes: an empty chunk would end the body)."""

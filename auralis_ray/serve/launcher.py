@@ -167,6 +167,20 @@ def describe(process: psutil.Process | None) -> str:
 # ---- the run --------------------------------------------------------------------------------------
 
 
+def share_niceness(session_leader: int) -> None:
+    """Give the process session that `session_leader` leads this process's niceness.
+
+    Linux schedules each session as one group (autogroup) that starts at niceness 0 whatever its
+    processes' own, so without this `nice make run` would leave Ray's processes at full priority.
+    """
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > 0:
+        try:
+            Path(f"/proc/{session_leader}/autogroup").write_text(str(niceness))
+        except OSError:  # no autogroups here (another OS, or a kernel without them): nothing to share
+            pass
+
+
 class LocalRun:
     """One local Auralis system: start, wait for ready, stop; and clean-up of an earlier run."""
 
@@ -296,12 +310,14 @@ class LocalRun:
              f"--dashboard-port={self.ports.dashboard}", f"--ray-client-server-port={self.ports.ray_client}",
              f"--temp-dir={self.ray_temp_dir}", "--disable-usage-stats"],
             env=env, start_new_session=True)
+        share_niceness(self.ray_start.pid)
         self.save_state(serve_pid=None)
         if self.ray_start.wait() != 0:
             raise RuntimeError(f"`ray start` failed (exit {self.ray_start.returncode}); its output is above")
         self.serve = subprocess.Popen(
             [str(bin_dir / "serve"), "run", f"--address=127.0.0.1:{self.ports.ray}", str(serve_config)],
             env=env, start_new_session=True)
+        share_niceness(self.serve.pid)
         self.save_state(serve_pid=self.serve.pid)
         self.wait_ready(ready_timeout)
 

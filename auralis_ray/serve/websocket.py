@@ -107,7 +107,8 @@ class AudioEndpoint:
             session.queue_now_playing(feed.now_playing_message)
         conc = hub.config.concurrency
         transport = find_transport(send) if conc.enable_direct_writes else None
-        writer = None if transport is None else DirectWriter(transport, conc.send_backlog_max_bytes)
+        writer = None if transport is None else DirectWriter(transport, conc.send_backlog_max_bytes,
+                                                             conc.websocket_send_buffer_bytes)
         listener = hub.register(feed, session, writer)
         session.pump(time.time())
         sender = listener.start_sender(self._send_loop(hub, listener, send))
