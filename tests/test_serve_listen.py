@@ -21,11 +21,13 @@ from auralis_ray.config import load_config
 from auralis_ray.monitor.metrics import PerformanceMetrics
 from auralis_ray.serve import state
 from auralis_ray.serve.app import app
+from auralis_ray.serve.http_stream import send_buffer_bytes
 from auralis_ray.serve.hub import ListenerHub
 from auralis_ray.serve.lifecycle import ReplicaLifecycle
 from auralis_ray.serve.local import free_port
 from auralis_ray.stream import protocol as p
 from auralis_ray.stream.codecs import CodecSettings, IcyDemuxer, decode_opus_frame, page_packets, parse_pages
+from auralis_ray.stream.http_listener import StreamFormat
 from auralis_ray.stream.pool import AudioChunkPool, EncodedChunk
 from auralis_ray.stream.schedule import live_chunk_id, publish_time
 from stream_reading import read_for
@@ -242,6 +244,12 @@ async def test_http_listeners_count_toward_capacity_then_get_503_with_retry_afte
                         refused = json.loads(await w2.recv())
                         await w2.wait_closed()
                     assert refused["error_code"] == "SERVER_OVERLOAD" and w2.close_code == p.CloseCode.TRY_AGAIN_LATER
+
+
+def test_an_http_streams_kernel_send_buffer_is_one_second_of_it():
+    encoding = load_config().encoding.model_copy(update={"mp3_bitrate_kbps": 320, "opus_bitrate_kbps": 6})
+    assert send_buffer_bytes(encoding, StreamFormat.MP3) == 40_000
+    assert send_buffer_bytes(encoding, StreamFormat.OGG_OPUS) == 4096  # the least a socket is given
 
 
 async def test_a_listener_that_stops_reading_is_dropped_and_another_keeps_real_time(served):

@@ -125,11 +125,11 @@ class DirectWriter:
 class BodyWriter(DirectWriter):
     """Writes an HTTP stream's body to its transport: each write one chunk of the chunked transfer
     coding when the response is chunked (the shared pieces are not copied where the event loop
-    writes a list at once). The socket's kernel send buffer is held to `backlog_limit` too.
+    writes a list at once).
     """
 
-    def __init__(self, transport: asyncio.Transport, chunked: bool, backlog_limit: int):
-        super().__init__(transport, backlog_limit, send_buffer_bytes=backlog_limit)
+    def __init__(self, transport: asyncio.Transport, chunked: bool, backlog_limit: int, send_buffer_bytes: int):
+        super().__init__(transport, backlog_limit, send_buffer_bytes)
         self.chunked = chunked
 
     def write(self, pieces: list[bytes | memoryview]) -> None:

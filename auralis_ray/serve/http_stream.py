@@ -42,6 +42,14 @@ def http_stream_settings(config) -> HttpStreamSettings:
                               chunks_per_write=concurrency.http_chunks_per_write)
 
 
+def send_buffer_bytes(encoding, fmt: StreamFormat) -> int:
+    """The kernel's send buffer of a stream's socket: one second of it, which the kernel doubles. Left
+    to itself it grows to megabytes (minutes of the stream), and a listener that stops reading is
+    noticed that late."""
+    kbps = encoding.mp3_bitrate_kbps if fmt is StreamFormat.MP3 else encoding.opus_bitrate_kbps
+    return max(4096, kbps * 1000 // 8)
+
+
 async def send_answer(send, status: int, body: bytes, content_type: str,
                       headers: list[tuple[bytes, bytes]] = ()) -> None:
     """A whole answer: status, the shared headers, `headers`, the body (none for HEAD: the server leaves it)."""
@@ -142,7 +150,8 @@ class HttpStreamEndpoint:
             found = find_http_body_transport(send) if hub.config.concurrency.enable_direct_writes else None
             if found is not None:
                 transport, chunked = found
-                listener.writer = BodyWriter(transport, chunked, hub.config.concurrency.send_backlog_max_bytes)
+                listener.writer = BodyWriter(transport, chunked, hub.config.concurrency.send_backlog_max_bytes,
+                                             send_buffer_bytes(hub.config.encoding, fmt))
             else:
                 listener.sender = asyncio.create_task(self._send_loop(listener, send))
                 waits.add(listener.sender)
