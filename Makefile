@@ -58,21 +58,11 @@ test-tools:
 		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null 2>&1)) || \
 		{ echo "could not install:$$missing"; [ "$$CI" != true ] || exit 1; }; fi
 
-# Two lanes side by side. The tests that check a stream against the clock (Ray and Serve, the browser,
-# the cluster, the `realtime` ones) run at normal priority; the rest (units, `make run` stopped and
-# started, Prometheus, the clean install) at the lowest, on the CPU the first lane leaves. Both lanes'
-# outcomes decide; `pytest` alone runs the whole suite in one lane.
-LIVE_TESTS = (integration or browser or cluster or realtime) and not (operations or install)
+# The suite in lanes side by side (tests/lanes.py): the real-time checks at normal priority, the
+# rest at niceness 19; `pytest` alone runs it in one lane.
 test: $(STAMP) test-tools
 	node --test tests/web/
-	@mkdir -p build; \
-	nice -n 19 $(BIN)/python -m pytest -q -ra --timeout=600 -p no:cacheprovider -m "not ($(LIVE_TESTS))" \
-		> build/test-background.log 2>&1 & background=$$!; \
-	$(BIN)/python -m pytest -q -ra --timeout=600 -m "$(LIVE_TESTS)"; live=$$?; \
-	wait $$background; rest=$$?; \
-	echo "---- the lowest-priority lane, run beside the one above ----"; \
-	cat build/test-background.log; \
-	exit $$(( live != 0 || rest != 0 ))
+	$(BIN)/python tests/lanes.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

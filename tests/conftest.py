@@ -26,6 +26,12 @@ class Server:
         return f"{self.ws_url}/ws/audio/{client_id}" + (f"?{q}" if q else "")
 
 
+def pytest_collection_modifyitems(items):
+    """The browser tests run last. Chromium needs the most CPU headroom of any real-time check, and by
+    then the lanes beside this one (`make test`, tests/lanes.py) are past their heavy starts."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture(scope="session")
 def auralis_server():
     """The system as `make run` serves it, two stations: listeners and HTTP through the replicas' shared

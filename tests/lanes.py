@@ -1,0 +1,57 @@
+"""`make test`: the suite in lanes side by side, each a pytest run over a set of markers.
+
+The tests that check a stream against the clock run at (or near) normal priority, one lane per
+system they start (the session's Ray and Serve; the multi-node cluster). The rest check no timing and run at
+niceness 19, on the CPU the first lanes leave. The first lane's output streams; each other lane's
+follows when all are done. Every lane's outcome decides the exit status.
+
+    python tests/lanes.py [pytest arguments for every lane]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOGS = REPO / "build"
+
+PASSED = (0, 5)  # 5: no test of the lane was selected (`-k` given to every lane)
+REALTIME = "(integration or browser or cluster or realtime) and not (operations or install)"
+STOP_START = "tests/test_make_run.py"
+LANES = [  # (name, niceness, marker expression, further pytest arguments)
+    ("real-time checks on the session's Ray and Serve", 0, f"({REALTIME}) and not cluster", []),
+    # a little below the first lane: the session's checks (the browser, ffmpeg) are the strictest
+    ("real-time checks on the multi-node cluster", 5, "cluster", []),
+    ("`make run` stopped and started", 19, "operations", [STOP_START]),
+    ("the other operations on `make run` (Prometheus, the Ray dashboard)", 19, "operations",
+     [f"--ignore={STOP_START}"]),
+    ("units and the clean install", 19, f"not ({REALTIME}) and not operations", []),
+]
+
+
+def command(niceness: int, markers: str, extra: list[str]) -> list[str]:
+    pytest = [sys.executable, "-m", "pytest", "-q", "-ra", "--timeout=600", "-m", markers, *extra]
+    return (["nice", "-n", str(niceness)] if niceness else []) + pytest
+
+
+def main(extra: list[str]) -> int:
+    LOGS.mkdir(exist_ok=True)
+    (first_name, first_niceness, first_markers, first_args), *others = LANES
+    started = []
+    for index, (name, niceness, markers, args) in enumerate(others, start=1):
+        log = LOGS / f"test-lane-{index}.log"
+        lane = command(niceness, markers, ["-p", "no:cacheprovider", *args, *extra])
+        with log.open("w") as out:  # the child keeps its own handle
+            started.append((name, log, subprocess.Popen(lane, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)))
+    print(f"---- {first_name} ----", flush=True)
+    failed = subprocess.call(command(first_niceness, first_markers, [*first_args, *extra]), cwd=REPO) not in PASSED
+    for name, log, process in started:
+        failed |= process.wait() not in PASSED
+        print(f"---- {name} (run beside the first) ----\n{log.read_text()}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
