@@ -59,7 +59,7 @@ test-tools:
 		{ echo "could not install:$$missing"; [ "$$CI" != true ] || exit 1; }; fi
 
 # The suite in lanes side by side (tests/lanes.py): the real-time checks at normal priority, the
-# rest at niceness 19; `pytest` alone runs it in one lane.
+# rest below them; `pytest` alone runs it in one lane.
 test: $(STAMP) test-tools
 	node --test tests/web/
 	$(BIN)/python tests/lanes.py

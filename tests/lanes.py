@@ -1,9 +1,10 @@
 """`make test`: the suite in lanes side by side, each a pytest run over a set of markers.
 
 The tests that check a stream against the clock run at (or near) normal priority, one lane per
-system they start (the session's Ray and Serve; the multi-node cluster). The rest check no timing and run at
-niceness 19, on the CPU the first lanes leave. The first lane's output streams; each other lane's
-follows when all are done. Every lane's outcome decides the exit status.
+system they start (the session's Ray and Serve; the multi-node cluster). The rest check no timing
+and run below them, on the CPU the first lanes leave: the operator's tests, which start `make run`,
+at niceness 10, the units and the clean install at 19. The first lane's output streams; each other
+lane's follows when all are done. Every lane's outcome decides the exit status.
 
     python tests/lanes.py [pytest arguments for every lane]
 """
@@ -24,8 +25,9 @@ LANES = [  # (name, niceness, marker expression, further pytest arguments)
     ("real-time checks on the session's Ray and Serve", 0, f"({REALTIME}) and not cluster", []),
     # a little below the first lane: the session's checks (the browser, ffmpeg) are the strictest
     ("real-time checks on the multi-node cluster", 5, "cluster", []),
-    ("`make run` stopped and started", 19, "operations", [STOP_START]),
-    ("the other operations on `make run` (Prometheus, the Ray dashboard)", 19, "operations",
+    # `ray start` gives its raylet 30 s to register: a lane that starts Ray is not at the lowest priority
+    ("`make run` stopped and started", 10, "operations", [STOP_START]),
+    ("the other operations on `make run` (Prometheus, the Ray dashboard)", 10, "operations",
      [f"--ignore={STOP_START}"]),
     ("units and the clean install", 19, f"not ({REALTIME}) and not operations", []),
 ]

@@ -25,7 +25,8 @@ def test_parse_exposition():
                                       "ray_y": [{}]}
 
 
-@pytest.mark.timeout(120)  # a Ray of its own, no Serve: checks no timing, so `make test` runs it at nice 19
+@pytest.mark.integration
+@pytest.mark.timeout(120)
 def test_ray_exports_all_eleven_metrics_with_ray_prefix():
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     result = subprocess.run(
