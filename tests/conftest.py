@@ -27,8 +27,8 @@ class Server:
 
 
 def pytest_collection_modifyitems(items):
-    """The browser tests run last. Chromium needs the most CPU headroom of any real-time check, and by
-    then the lanes beside this one (`make test`, tests/lanes.py) are past their heavy starts."""
+    """The browser tests run last: Chromium needs the most CPU headroom of any real-time check, and late
+    in `make test` the lanes beside this one (tests/lanes.py) have the least left to do."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
