@@ -42,12 +42,16 @@ def http_stream_settings(config) -> HttpStreamSettings:
                               chunks_per_write=concurrency.http_chunks_per_write)
 
 
+def bitrate_kbps(encoding, fmt: StreamFormat) -> int:
+    """The stream's bitrate, kbit/s, as the encoding section sets it."""
+    return encoding.mp3_bitrate_kbps if fmt is StreamFormat.MP3 else encoding.opus_bitrate_kbps
+
+
 def send_buffer_bytes(encoding, fmt: StreamFormat) -> int:
     """The kernel's send buffer of a stream's socket: one second of it, which the kernel doubles. Left
     to itself it grows to megabytes (minutes of the stream), and a listener that stops reading is
     noticed that late."""
-    kbps = encoding.mp3_bitrate_kbps if fmt is StreamFormat.MP3 else encoding.opus_bitrate_kbps
-    return max(4096, kbps * 1000 // 8)
+    return max(4096, bitrate_kbps(encoding, fmt) * 1000 // 8)
 
 
 async def send_answer(send, status: int, body: bytes, content_type: str,
@@ -174,8 +178,7 @@ class HttpStreamEndpoint:
 
     @staticmethod
     def stream_headers(hub: ListenerHub, feed: StationFeed, fmt: StreamFormat, icy: bool) -> list[tuple[bytes, bytes]]:
-        encoding = hub.config.encoding
-        kbps = encoding.mp3_bitrate_kbps if fmt is StreamFormat.MP3 else encoding.opus_bitrate_kbps
+        kbps = bitrate_kbps(hub.config.encoding, fmt)
         headers = [(b"content-type", fmt.media_type.encode()), *SHARED_HEADERS, (b"connection", b"close"),
                    (b"icy-name", f"Auralis {feed.name}".encode()), (b"icy-br", str(kbps).encode())]
         if icy:
