@@ -118,67 +118,66 @@ def keep(name: str, record: dict) -> None:
     (ARTIFACTS / name).write_text(json.dumps(record, indent=2) + "\n")
 
 
-def play_20_seconds(*plays: tuple[PlayerPage, str]) -> list[tuple[dict, dict]]:
-    """Play every given player at once for PLAY_SECONDS at the browser's own rate, sampling each one's
-    state every second, and check each one's play; returns each one's stats at the start and the end."""
-    for player, _ in plays:
-        assert player.stats()["state"] in ("idle", "stopped")
-    starts = [player.play() for player, _ in plays]
-    native_rate = plays[0][0].page.evaluate(
+def play_20_seconds(player: PlayerPage, screenshot: str) -> tuple[dict, dict, int]:
+    """Play for PLAY_SECONDS at the browser's own rate, sampling the state every second; returns the
+    stats at the start and at the end, and that rate."""
+    page = player.page
+    assert player.stats()["state"] in ("idle", "stopped")
+    start = player.play()
+    native_rate = page.evaluate(
         "async () => { const c = new AudioContext(); const r = c.sampleRate; await c.close(); return r; }"
     )
-    for start in starts:
-        assert start["sampleRate"] == native_rate, "the context must run at the browser's own rate"
+    assert start["sampleRate"] == native_rate, "the context must run at the browser's own rate"
 
-    states = [[] for _ in plays]
+    states = []
     t_end = time.monotonic() + PLAY_SECONDS
     while time.monotonic() < t_end:
         time.sleep(1)  # the behaviour under test: 20 s of play, its state sampled every second
-        for seen, (player, _) in zip(states, plays):
-            seen.append(player.stats()["state"])
-    ends = [player.stats() for player, _ in plays]
+        states.append(player.stats()["state"])
+    end = player.stats()
 
     ARTIFACTS.mkdir(exist_ok=True)
-    for (player, screenshot), start, end, seen in zip(plays, starts, ends, states):
-        page = player.page
-        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
-        received = end["chunksReceived"] - start["chunksReceived"]
-        assert end["underruns"] == 0, end
-        assert received >= MIN_CHUNKS, f"{received} chunks in {PLAY_SECONDS} s: {end}"
-        assert set(seen) == {"playing"}, seen
-        assert end["gaps"] == 0, end
-        assert end["bufferedMs"] > 0, end
-        assert end["tier"] in ("minimal", "normal", "stable", "defensive")
-        # the status panel shows live numbers, not the placeholders
-        assert page.locator("#st-chunks").inner_text() != "0"
-        assert page.locator("#st-rate").inner_text() == f"{native_rate} Hz"
-        assert page.locator("#st-format").inner_text() == end["formatLabel"]
-        assert not player.console_errors, player.console_errors
-    return list(zip(starts, ends))
+    page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+
+    received = end["chunksReceived"] - start["chunksReceived"]
+    assert end["underruns"] == 0, end
+    assert received >= MIN_CHUNKS, f"{received} chunks in {PLAY_SECONDS} s: {end}"
+    assert set(states) == {"playing"}, states
+    assert end["gaps"] == 0, end
+    assert end["bufferedMs"] > 0, end
+    assert end["tier"] in ("minimal", "normal", "stable", "defensive")
+    # the status panel shows live numbers, not the placeholders
+    assert page.locator("#st-chunks").inner_text() != "0"
+    assert page.locator("#st-rate").inner_text() == f"{native_rate} Hz"
+    assert page.locator("#st-format").inner_text() == end["formatLabel"]
+    assert not player.console_errors, player.console_errors
+    return start, end, native_rate
 
 
-def test_plays_20_seconds_of_opus_and_of_pcm_at_once_without_underruns(player, browser_context, auralis_server):
-    """Opus is the default: the worker's AudioDecoder decodes it at 48 kHz, the worklet resamples. A
-    second tab plays binary PCM at the same time."""
+def test_plays_20_seconds_of_opus_without_underruns(player):
+    """Opus is the default: the worker's AudioDecoder decodes it at 48 kHz, the worklet resamples."""
     assert player.page.evaluate("() => window.auralisListenMode()") == "websocket"
-    pcm = PlayerPage(browser_context, auralis_server.http_url + "/?format=binary")
-    try:
-        (opus_start, opus_end), (pcm_start, pcm_end) = play_20_seconds((player, "player.png"),
-                                                                       (pcm, "player-pcm.png"))
-        keep("player-opus.json", {"start": opus_start, "end": opus_end})
-        keep("player-pcm.json", {"start": pcm_start, "end": pcm_end})
-        assert "format=binary" in pcm.ws_urls[-1], pcm.ws_urls
-        assert pcm_end["format"] == "binary" and pcm_end["formatLabel"] == "PCM 1411 kbit/s", pcm_end
-        pcm.stop()
-    finally:
-        pcm.page.close()
+    start, end, _ = play_20_seconds(player, "player.png")
+    keep("player-opus.json", {"start": start, "end": end})
     assert "format=opus" in player.ws_urls[-1], player.ws_urls
-    assert opus_end["format"] == "opus", opus_end
-    assert opus_end["codec"]["name"] == "opus" and opus_end["codec"]["sample_rate"] == 48000, opus_end
-    assert re.fullmatch(r"Opus \d+ kbit/s", opus_end["formatLabel"]), opus_end
+    assert end["format"] == "opus", end
+    assert end["codec"]["name"] == "opus" and end["codec"]["sample_rate"] == 48000, end
+    assert re.fullmatch(r"Opus \d+ kbit/s", end["formatLabel"]), end
     # now playing: the station, and what it plays in words
     assert player.page.locator("#np-station").inner_text() == "default"
     player.page.wait_for_function("() => document.getElementById('np-text').textContent.includes('bpm')", timeout=10000)
+
+
+def test_plays_20_seconds_of_pcm_without_underruns(browser_context, auralis_server):
+    p = PlayerPage(browser_context, auralis_server.http_url + "/?format=binary")
+    try:
+        start, end, _ = play_20_seconds(p, "player-pcm.png")
+        keep("player-pcm.json", {"start": start, "end": end})
+        assert "format=binary" in p.ws_urls[-1], p.ws_urls
+        assert end["format"] == "binary" and end["formatLabel"] == "PCM 1411 kbit/s", end
+        p.stop()
+    finally:
+        p.page.close()
 
 
 def test_server_side_disconnect_resumes_without_gap(player, auralis_server):
