@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from auralis_ray.serve.local import free_port, wait_ready
+from auralis_ray.serve.local import RAY_ENV, free_port, wait_ready
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from listeners import Session, playing  # noqa: E402
@@ -191,9 +191,10 @@ class ClusterProcess:
     """The test side of the driver."""
 
     def __init__(self):
-        # Serve's own proxy on the head only (one machine cannot host a per-node HAProxy each);
-        # replicas serve their own ports and the shared port (direct ingress)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0",
+        # Ray as cluster.yaml starts it on every node (workers at nice 0, not behind Ray's own
+        # processes); Serve's own proxy on the head only (one machine cannot host a per-node HAProxy
+        # each); replicas serve their own ports and the shared port (direct ingress)
+        env = {**os.environ, **RAY_ENV, "PYTHONUNBUFFERED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0",
                "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"}
         self.log = open(ARTIFACTS / "cluster-driver.log", "w")
         self.proc = subprocess.Popen([sys.executable, __file__], cwd=ROOT, env=env, text=True,

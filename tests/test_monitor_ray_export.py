@@ -25,7 +25,7 @@ def test_parse_exposition():
                                       "ray_y": [{}]}
 
 
-@pytest.mark.integration
+@pytest.mark.own_ray
 @pytest.mark.timeout(120)
 def test_ray_exports_all_eleven_metrics_with_ray_prefix():
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}

@@ -167,13 +167,14 @@ def describe(process: psutil.Process | None) -> str:
 # ---- the run --------------------------------------------------------------------------------------
 
 
-def share_niceness(session_leader: int) -> None:
-    """Give the process session that `session_leader` leads this process's niceness.
+def share_niceness(session_leader: int, niceness: int | None = None) -> None:
+    """Give the process session that `session_leader` leads this process's niceness (or `niceness`).
 
     Linux schedules each session as one group (autogroup) that starts at niceness 0 whatever its
     processes' own, so without this `nice make run` would leave Ray's processes at full priority.
     """
-    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness is None:
+        niceness = os.getpriority(os.PRIO_PROCESS, 0)
     if niceness > 0:
         try:
             Path(f"/proc/{session_leader}/autogroup").write_text(str(niceness))
