@@ -58,9 +58,10 @@ test-tools:
 		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null 2>&1)) || \
 		{ echo "could not install:$$missing"; [ "$$CI" != true ] || exit 1; }; fi
 
-# The suite in lanes (tests/lanes.py): the real-time checks on the session's Ray beside the operator's
-# tests, then the multi-node cluster alone; the units and the clean install beside all of them at
-# niceness 19. `pytest` alone runs it in one lane.
+# The suite in lanes (tests/lanes.py): the real-time checks on the session's Ray, then on the
+# multi-node cluster, at normal priority; beside them the tests with a Ray of their own (the
+# operator's) at niceness 10 and the units with the clean install at 19. `pytest` alone runs it in
+# one lane.
 test: $(STAMP) test-tools
 	node --test tests/web/
 	$(BIN)/python tests/lanes.py
