@@ -118,9 +118,9 @@ def keep(name: str, record: dict) -> None:
     (ARTIFACTS / name).write_text(json.dumps(record, indent=2) + "\n")
 
 
-def play_20_seconds(player: PlayerPage, screenshot: str) -> tuple[dict, dict, int]:
+def play_20_seconds(player: PlayerPage, screenshot: str) -> tuple[dict, dict]:
     """Play for PLAY_SECONDS at the browser's own rate, sampling the state every second; returns the
-    stats at the start and at the end, and that rate."""
+    stats at the start and at the end."""
     page = player.page
     assert player.stats()["state"] in ("idle", "stopped")
     start = player.play()
@@ -151,13 +151,13 @@ def play_20_seconds(player: PlayerPage, screenshot: str) -> tuple[dict, dict, in
     assert page.locator("#st-rate").inner_text() == f"{native_rate} Hz"
     assert page.locator("#st-format").inner_text() == end["formatLabel"]
     assert not player.console_errors, player.console_errors
-    return start, end, native_rate
+    return start, end
 
 
 def test_plays_20_seconds_of_opus_without_underruns(player):
     """Opus is the default: the worker's AudioDecoder decodes it at 48 kHz, the worklet resamples."""
     assert player.page.evaluate("() => window.auralisListenMode()") == "websocket"
-    start, end, _ = play_20_seconds(player, "player.png")
+    start, end = play_20_seconds(player, "player.png")
     keep("player-opus.json", {"start": start, "end": end})
     assert "format=opus" in player.ws_urls[-1], player.ws_urls
     assert end["format"] == "opus", end
@@ -171,7 +171,7 @@ def test_plays_20_seconds_of_opus_without_underruns(player):
 def test_plays_20_seconds_of_pcm_without_underruns(browser_context, auralis_server):
     p = PlayerPage(browser_context, auralis_server.http_url + "/?format=binary")
     try:
-        start, end, _ = play_20_seconds(p, "player-pcm.png")
+        start, end = play_20_seconds(p, "player-pcm.png")
         keep("player-pcm.json", {"start": start, "end": end})
         assert "format=binary" in p.ws_urls[-1], p.ws_urls
         assert end["format"] == "binary" and end["formatLabel"] == "PCM 1411 kbit/s", end

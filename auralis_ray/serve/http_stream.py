@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any
 
+from ..config import EncodingConfig
 from ..stream import protocol as p
 from ..stream.adaptive import TIERS
 from ..stream.http_listener import HttpStreamSession, HttpStreamSettings, StreamFormat
@@ -42,12 +43,12 @@ def http_stream_settings(config) -> HttpStreamSettings:
                               chunks_per_write=concurrency.http_chunks_per_write)
 
 
-def bitrate_kbps(encoding, fmt: StreamFormat) -> int:
+def bitrate_kbps(encoding: EncodingConfig, fmt: StreamFormat) -> int:
     """The stream's bitrate, kbit/s, as the encoding section sets it."""
     return encoding.mp3_bitrate_kbps if fmt is StreamFormat.MP3 else encoding.opus_bitrate_kbps
 
 
-def send_buffer_bytes(encoding, fmt: StreamFormat) -> int:
+def send_buffer_bytes(encoding: EncodingConfig, fmt: StreamFormat) -> int:
     """The kernel's send buffer of a stream's socket: one second of it, which the kernel doubles. Left
     to itself it grows to megabytes (minutes of the stream), and a listener that stops reading is
     noticed that late."""
