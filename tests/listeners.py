@@ -125,6 +125,10 @@ def rms(pcm: bytes) -> float:
 
 # ---- listeners that reconnect -------------------------------------------------------------------
 
+LATE_MS = 50.0  # PROTOCOL.md: 99 % of live chunks within 50 ms of their schedule
+BACK_CHUNKS = 20  # 2 s of chunks on schedule: a listener that has recovered from a fault
+
+
 @dataclass
 class Session:
     """A Recording over several connections: reconnects with resume_from = last chunk_id received."""
@@ -156,27 +160,44 @@ class Session:
         return {"on_schedule_after_s": round(max(late) - since, 3) if late else 0.0,
                 "max_silence_s": None if silence is None else round(silence, 3)}
 
+    def on_schedule_since(self, since: float, chunks: int = BACK_CHUNKS, late_ms: float = LATE_MS) -> bool:
+        """The last `chunks` chunks arrived after `since`, consecutive, each within `late_ms` of its schedule."""
+        if len(self.order) < chunks or self.arrivals[-chunks] < since:
+            return False
+        ids = self.order[-chunks:]
+        return (ids == list(range(ids[0], ids[0] + chunks))
+                and all((a - t) * 1000 <= late_ms for a, t in zip(self.arrivals[-chunks:], self.timestamps[-chunks:])))
 
-async def listen_resuming(url: str, seconds: float, client_id: str, silent_timeout: float = 4.0,
+
+@dataclass
+class Deadline:
+    """When listening stops (a time.time()); a test brings it forward once it has heard what it waits for."""
+
+    at: float
+
+    def remaining(self) -> float:
+        return self.at - time.time()
+
+
+async def listen_resuming(url: str, until: Deadline, client_id: str, silent_timeout: float = 4.0,
                           resume: bool = True, rec: Session | None = None) -> Session:
-    """Listen for `seconds`, reconnecting (with resume_from unless `resume` is False, in which case the
+    """Listen until `until`, reconnecting (with resume_from unless `resume` is False, in which case the
     first close ends it), recording into `rec` (a new one if None)."""
     rec = rec if rec is not None else Session(client_id)
-    deadline = time.time() + seconds
     last: int | None = None
-    while time.time() < deadline:
+    while until.remaining() > 0:
         target = url if last is None or not resume else f"{url}&resume_from={last}"
         code = None
         try:
             async with websockets.connect(target, max_size=2**22, open_timeout=5) as ws:
                 while True:
-                    remaining = deadline - time.time()
+                    remaining = until.remaining()
                     if remaining <= 0:
                         return rec
                     try:
                         frame = await asyncio.wait_for(ws.recv(), min(remaining, silent_timeout))
                     except asyncio.TimeoutError:
-                        if time.time() >= deadline:
+                        if until.remaining() <= 0:
                             return rec
                         break  # an open but silent socket is dead: reconnect
                     now = time.time()
@@ -206,14 +227,40 @@ async def listen_resuming(url: str, seconds: float, client_id: str, silent_timeo
 PLAYING_CHUNKS = 20  # the opening burst (one normal tier target: 10 chunks) and 1 s at the live edge
 
 
+@dataclass
+class Playing:
+    """Listeners started together by `playing`, each recording into its Session until `deadline`."""
+
+    sessions: list[Session]
+    tasks: list[asyncio.Task]
+    deadline: Deadline
+
+    async def recordings(self) -> list[Session]:
+        """Every Session, once each listener has stopped (at the deadline, or closed without resume)."""
+        await asyncio.gather(*self.tasks)
+        return self.sessions
+
+    async def until_on_schedule(self, since: float) -> list[Session]:
+        """Every Session, once each listener has heard BACK_CHUNKS chunks on schedule since `since` (it
+        stops then) or has stopped at the deadline."""
+        def back_or_stopped() -> bool:
+            return all(s.on_schedule_since(since) or t.done() for s, t in zip(self.sessions, self.tasks))
+
+        await wait_until_async(back_or_stopped, max(self.deadline.remaining(), 0) + 10.0,
+                               f"{len(self.sessions)} listeners back on schedule or stopped")
+        self.deadline.at = min(self.deadline.at, time.time())
+        return await self.recordings()
+
+
 async def playing(listeners: list[tuple[str, str]], seconds: float, resume: bool = True,
-                  timeout: float = 30.0) -> list[asyncio.Task]:
-    """`listen_resuming` for each (url, client_id), started together; the tasks are returned once every
-    listener has heard PLAYING_CHUNKS chunks (or ended). Await them for the Sessions."""
+                  timeout: float = 30.0) -> Playing:
+    """`listen_resuming` for each (url, client_id), started together, for at most `seconds`; returned
+    once every listener has heard PLAYING_CHUNKS chunks (or ended)."""
     sessions = [Session(client_id) for _, client_id in listeners]
-    tasks = [asyncio.create_task(listen_resuming(url, seconds, client_id, resume=resume, rec=session))
+    deadline = Deadline(time.time() + seconds)
+    tasks = [asyncio.create_task(listen_resuming(url, deadline, client_id, resume=resume, rec=session))
              for (url, client_id), session in zip(listeners, sessions)]
     await wait_until_async(
         lambda: all(len(s.order) >= PLAYING_CHUNKS or t.done() for s, t in zip(sessions, tasks)), timeout,
         f"{len(listeners)} listeners to hear {PLAYING_CHUNKS} chunks each")
-    return tasks
+    return Playing(sessions, tasks, deadline)

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 async def _never_read(url: str, hold: float) -> None:
-    async with websockets.connect(url, max_queue=1, max_size=2**22) as ws:
+    # leaves after `hold` without waiting for the close handshake, which an unread socket delays
+    async with websockets.connect(url, max_queue=1, max_size=2**22, close_timeout=0.5) as ws:
         await ws.send(json.dumps({"type": "ping", "timestamp": 0}))
         await asyncio.sleep(hold)  # the abuse itself: connected for `hold` seconds, reading nothing
 
@@ -87,7 +88,8 @@ async def test_stalled_listener_is_disconnected_and_released(auralis_server):
     replica's backlog: about 2 s of PCM) its sends block, it is skipped forward, then disconnected
     after the stall timeout (4 s in tests) and forgotten."""
     sock = _tiny_receive_window_socket(auralis_server.http_url)
-    async with websockets.connect(auralis_server.audio_url("stuck"), sock=sock, max_queue=1, max_size=2**22):
+    async with websockets.connect(auralis_server.audio_url("stuck"), sock=sock, max_queue=1, max_size=2**22,
+                                  close_timeout=0.5):  # the server's close waits behind unread audio
         async with httpx.AsyncClient(base_url=auralis_server.http_url) as http:
             async def listed() -> bool:
                 details = (await http.get("/api/metrics")).json()["listener_details"]

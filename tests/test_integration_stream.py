@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import pytest
@@ -156,13 +157,13 @@ async def test_the_station_actor_of_both_stations_killed_listeners_of_each_play_
     right chunk while the replicas play what they prefetched."""
     import ray
 
-    tasks = await playing([(auralis_server.audio_url(f"grp{i}", format="binary", station=station), f"grp{i}")
-                           for i, station in enumerate(["default", "night"] * 2)], 10.0)
+    group = await playing([(auralis_server.audio_url(f"grp{i}", format="binary", station=station), f"grp{i}")
+                           for i, station in enumerate(["default", "night"] * 2)], 20.0)
     actor = ray.get_actor("stations-0", namespace="auralis")
     assert sorted(await actor.stations.remote()) == ["default", "night"]
     ray.kill(actor, no_restart=False)
     await wait_until_async(lambda: _answers(actor), 30.0, "the station actor to come back", poll=0.2)
-    for session in await asyncio.gather(*tasks):
+    for session in await group.until_on_schedule(time.time()):
         assert session.unannounced_gaps() == 0 and session.underruns(prebuffer_ms=500) == 0
         assert session.order == list(range(session.order[0], session.order[0] + len(session.order)))
         assert session.arrivals[-1] - session.timestamps[-1] < 0.5, "back at the live edge"
@@ -182,12 +183,14 @@ async def test_rolling_update_warns_listeners_who_resume_without_gap(auralis_ser
     from auralis_ray.serve.app import build_app
 
     urls = [auralis_server.audio_url(f"roll{i}", format="binary" if i % 2 else "json") for i in range(5)]
-    tasks = await playing([(u + ("&" if "?" in u else "?") + "station=default", f"roll{i}")
-                           for i, u in enumerate(urls)], 22.0)
+    group = await playing([(u + ("&" if "?" in u else "?") + "station=default", f"roll{i}")
+                           for i, u in enumerate(urls)], 30.0)
     overrides = auralis_server.overrides
     new_version = {**overrides, "server": {**overrides["server"], "revision": "2"}}  # a new revision: a new version
     await asyncio.to_thread(serve.run, build_app(new_version), name="auralis", route_prefix="/")
-    sessions = await asyncio.gather(*tasks)
+    await wait_until_async(lambda: all(s.reconnects for s in group.sessions), 20.0,
+                           "every listener to move to the new version's replica")
+    sessions = await group.until_on_schedule(time.time())
     for session in sessions:
         assert session.of_type("shutdown_warning"), "the replaced replica must warn its listeners"
         assert session.reconnects and session.unannounced_gaps() == 0

@@ -113,9 +113,13 @@ def test_prometheus_scrapes_the_system_and_loads_the_alert_rules(system, prometh
                 if t["health"] == "up" and t["scrapeUrl"].endswith(f":{system.metrics_port}/metrics")]
 
     wait_until(node_export_up, 60, lambda: f"Prometheus to scrape the node's export: {ask(f'{prometheus}/targets')}")
-    groups = ask(f"{prometheus}/rules")["groups"]
-    rules = [rule for group in groups for rule in group["rules"]]
-    assert rules and all(rule["health"] == "ok" for rule in rules), rules
+
+    def evaluated_rules():  # a rule's health is "unknown" until its group's first evaluation
+        rules = [rule for group in ask(f"{prometheus}/rules")["groups"] for rule in group["rules"]]
+        return rules if rules and all(rule["health"] != "unknown" for rule in rules) else None
+
+    rules = wait_until(evaluated_rules, 60, "Prometheus to evaluate every alert rule")
+    assert all(rule["health"] == "ok" for rule in rules), rules
     assert {"BufferUnderruns", "PhraseGenerationStalled"} <= {rule["name"] for rule in rules}
 
 
