@@ -201,6 +201,8 @@ async def listen_resuming(url: str, until: Deadline, client_id: str, silent_time
                             return rec
                         break  # an open but silent socket is dead: reconnect
                     now = time.time()
+                    if now >= until.at:  # brought forward while this listener waited: not recorded
+                        return rec
                     kind, message, cid, _pcm, ts = decode(frame)
                     if kind == "audio":
                         rec.order.append(cid)

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from auralis_ray.serve.local import RAY_ENV
 from auralis_ray.tools.export_probe import expected_series, parse_exposition
 
 
@@ -28,7 +29,8 @@ def test_parse_exposition():
 @pytest.mark.own_ray
 @pytest.mark.timeout(120)
 def test_ray_exports_all_eleven_metrics_with_ray_prefix():
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # Ray as Auralis runs it (its metrics report interval among the rest)
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **RAY_ENV}
     result = subprocess.run(
         [sys.executable, "-m", "auralis_ray.tools.export_probe", "--timeout", "30"],
         capture_output=True, text=True, timeout=110, env=env,

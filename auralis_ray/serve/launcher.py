@@ -115,7 +115,8 @@ def session_processes(session: int, since: float = 0.0) -> list[psutil.Process]:
 
 
 def end_processes(processes: list[psutil.Process], grace: float) -> None:
-    """SIGTERM, then SIGKILL what is still there after `grace` seconds."""
+    """SIGTERM, then SIGKILL what is still there after `grace` seconds. A run's Ray keeps nothing that
+    outlives it, and its GCS server does not end on SIGTERM, so a long grace only delays the stop."""
     for process in processes:
         try:
             process.terminate()
@@ -186,7 +187,7 @@ class LocalRun:
     """One local Auralis system: start, wait for ready, stop; and clean-up of an earlier run."""
 
     def __init__(self, ports: RunPorts, config_path: Path, state_dir: Path, drain_seconds: float = 1.0,
-                 stop_grace: float = 3.0):
+                 stop_grace: float = 1.0):
         self.ports = ports
         self.config_path = config_path
         self.state_dir = state_dir
