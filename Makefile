@@ -10,11 +10,11 @@ STAMP := $(VENV)/.installed-stamp
 # Ray's GCS on a non-default port, so a `make run` and a test run can coexist
 RAY_PORT ?= 6390
 SERVE_CONFIG ?= configs/serve.yaml
-# `make run` is `auralis run` (auralis_ray/serve/launcher.py): it starts Ray and `serve run` with the
-# system environment in auralis_ray/serve/local.py (`system_env`), keeps Ray's token and the run's
-# record in build/, and stops everything on Ctrl-C or SIGTERM. Listeners come in through the replicas'
-# shared port only; a variable given on the command line or in the environment wins, e.g. Serve's own
-# door (HAProxy on $(SERVE_PORT)) beside it:
+# `make run` is `auralis run` (auralis_ray/serve/launcher.py): it starts Ray, hands Serve the config
+# (`serve run --non-blocking`) with the system environment in auralis_ray/serve/local.py
+# (`system_env`), keeps Ray's token and the run's record in build/, and stops everything on Ctrl-C or
+# SIGTERM. Listeners come in through the replicas' shared port only; a variable given on the command
+# line or in the environment wins, e.g. Serve's own door (HAProxy on $(SERVE_PORT)) beside it:
 # make run RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_ENABLE_DIRECT_INGRESS=1
 DASHBOARD_PORT ?= 8265
 RAY_CLIENT_PORT ?= 10001

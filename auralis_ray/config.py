@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .music.params import StationParams
 from .stream.adaptive import TIER_ORDER
 from .stream.protocol import CHUNK_SECONDS
 
@@ -239,6 +240,17 @@ class StationSpec(_Section):
     mode: str | None = None
     bpm: float | None = None
     intensity: float | None = None
+
+    @model_validator(mode="after")
+    def _playable(self) -> "StationSpec":
+        """A known preset, and overrides the station's parameters accept."""
+        self.params()
+        return self
+
+    def params(self) -> StationParams:
+        """The parameters the station starts with: its preset's, with its own fields over them."""
+        return StationParams.from_preset(self.preset, key=self.key, mode=self.mode, bpm=self.bpm,
+                                         intensity=self.intensity)
 
 
 class ServerConfig(_Section):

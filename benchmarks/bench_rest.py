@@ -35,8 +35,8 @@ from auralis_ray.tools.loadtest.procmon import process_kind  # noqa: E402
 
 
 def run_processes(session_leaders: set[int]) -> list[psutil.Process]:
-    """Every process of the run: those in the process sessions of the launcher, its Ray and its
-    `serve run` (each leads a session of its own)."""
+    """Every process of the run: those in the process sessions of the launcher and of its Ray (each
+    leads a session of its own)."""
     sessions = set()
     for pid in session_leaders:
         try:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         ready_s = time.time() - started
         time.sleep(args.settle)
         record = json.loads((Path(state_dir) / "run.json").read_text())
-        procs = run_processes({launcher.pid, record["ray_session"], record["serve_pid"]})
+        procs = run_processes({launcher.pid, record["ray_session"]})
         before, t0 = sample(procs), time.time()
         time.sleep(args.window)
         after, wall = sample(procs), time.time() - t0

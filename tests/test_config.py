@@ -30,6 +30,8 @@ def test_environment_overrides_nested(monkeypatch):
     ({"AURALIS__BUFFER__INITIAL_TIER": "huge"}, "AURALIS__BUFFER__INITIAL_TIER"),
     ({"AURALIS__BUFFER__JITTER_EMA_ALPHA": "abc"}, "AURALIS__BUFFER__JITTER_EMA_ALPHA"),
     ({"AURALIS__SERVER__STATIONS": '[{"name":"a"},{"name":"a"}]'}, "server.stations"),
+    ({"AURALIS__SERVER__STATIONS": '[{"name":"a","preset":"loud"}]'}, "unknown preset 'loud'"),
+    ({"AURALIS__SERVER__STATIONS": '[{"name":"a","bpm":500}]'}, "server.stations.0.bpm"),
     ({"AURALIS__BUFFER__REPLICA_FETCH_INTERVAL_SEC": "2.5"}, "buffer.replica_fetch_interval_sec"),
     ({"AURALIS__BUFFER__READY_AHEAD_CHUNKS": "25"}, "buffer.ready_ahead_chunks"),
 ])

@@ -97,9 +97,22 @@ def test_a_port_held_by_something_else_stops_the_start_with_one_line(tmp_path):
     assert "Traceback" not in run.output()
 
 
+def test_a_bad_setting_in_the_serve_config_stops_the_start_before_ray(tmp_path):
+    config = small_serve_config(tmp_path)
+    config.write_text(config.read_text().replace("preset: focus", "preset: loud"))
+    run = MakeRun(tmp_path / "build", config)
+    run.start()
+    assert run.process.wait(timeout=60) != 0
+    errors = [line for line in run.output().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, run.output()
+    assert "server.stations.0" in errors[0] and "unknown preset 'loud'" in errors[0], errors[0]
+    assert "Traceback" not in run.output() and "ray start" not in run.output()
+    assert run.run_state() is None
+
+
 @pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="the kernel schedules no autogroups")
 def test_the_sessions_it_starts_keep_its_niceness():
-    """`nice make run`: the sessions the supervisor starts (Ray, `serve run`) get its niceness."""
+    """`nice make run`: the session the supervisor starts (Ray's) gets its niceness."""
     started = subprocess.run(
         [sys.executable, "-c",
          "import os, subprocess; from auralis_ray.serve.launcher import share_niceness\n"

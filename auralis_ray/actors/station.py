@@ -39,10 +39,6 @@ from .names import actor_namespace
 log = logging.getLogger(__name__)
 
 
-def params_for(spec: StationSpec) -> StationParams:
-    return StationParams.from_preset(spec.preset, key=spec.key, mode=spec.mode, bpm=spec.bpm, intensity=spec.intensity)
-
-
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
 class StationActor:
     """A group of stations as one Ray actor (one process): takes each station's PCM from synthesis and
@@ -53,7 +49,7 @@ class StationActor:
         lower_priority(config.concurrency.ahead_of_live_niceness)
         metrics = get_metrics("station")
         self.specs = {spec.name: spec for spec in map(StationSpec.model_validate_json, specs_json)}
-        self.params = {name: params_for(spec) for name, spec in self.specs.items()}
+        self.params = {name: spec.params() for name, spec in self.specs.items()}
         settings = station_settings(config)
         self.cores = {name: StationCore(name, epoch, settings, on_encode=metrics.observe_encoding_duration)
                       for name in self.specs}

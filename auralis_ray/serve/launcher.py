@@ -3,18 +3,21 @@
     auralis run [--port 8000] [--serve-port 8001] [--metrics-port 8080] [--ray-port 6390]
     auralis stop
 
-`auralis run` starts Ray (`ray start --head`) and `serve run` in a process session of their own, so
-the terminal's Ctrl-C reaches only this supervisor, which then stops them in order:
-every replica's listeners get `shutdown_warning` and a 1012 close, then `serve run` and every
-process of the Ray session (raylet, GCS, dashboard, workers, Serve's HAProxy where it runs) are ended. The
-session is written to `<state_dir>/run.json` while it runs, so a later `auralis run` or
-`auralis stop` ends what a stop cut short (SIGKILL) left behind. A port held by anything else
-stops the start with one line that names the holder and the fix.
+`auralis run` starts Ray (`ray start --head`) in a process session of its own, so the terminal's
+Ctrl-C reaches only this supervisor, and hands it the Serve config with `serve run --non-blocking`,
+which exits once Serve has the config: no driver process stays. Nor does Ray's log monitor, which
+would forward the workers' logs to a driver (they stay in the session's log files and the
+dashboard's Logs view). On a stop every replica's listeners get `shutdown_warning` and a 1012
+close, then every process of the Ray session (raylet, GCS, dashboard, workers, Serve's HAProxy
+where it runs) is ended. The session is written to `<state_dir>/run.json`
+while it runs, so a later `auralis run` or `auralis stop` ends what a stop cut short (SIGKILL) left
+behind. A port held by anything else stops the start with one line that names the holder and the fix.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import secrets
@@ -34,6 +37,7 @@ from pathlib import Path
 import psutil
 import yaml
 
+from ..config import ConfigError, load_config
 from ..versions import UnsupportedVersion, check_versions
 from .local import serves_own_door, system_env
 
@@ -47,6 +51,7 @@ RAY_CLIENT_PORT = 10001
 PROMETHEUS_PORT = 9090  # where `make monitor` serves Prometheus
 SERVICE_DISCOVERY_FILE = "prom_metrics_service_discovery.json"  # Ray's head writes it in its session dir
 RAY_ADDRESS_FILE = "ray_current_cluster"  # the address `ray.init()` dials when given none
+STATUS_AFTER_S = 30.0  # not ready this long after the deploy: ask Serve whether it failed
 
 
 class StartRefused(RuntimeError):
@@ -86,10 +91,9 @@ class RunPorts:
 
 @dataclass(frozen=True)
 class RunState:
-    """What a running `auralis run` started: the process session of its Ray and its `serve run`."""
+    """What a running `auralis run` started: the process session of its Ray."""
 
     ray_session: int  # the session id (setsid) every Ray process of this run carries
-    serve_pid: int | None
     started_at: float
 
 
@@ -195,7 +199,7 @@ class LocalRun:
         self.stop_grace = stop_grace
         self.control_token = os.environ.get("AURALIS__SERVER__CONTROL_TOKEN") or secrets.token_urlsafe(24)
         self.ray_start: subprocess.Popen | None = None
-        self.serve: subprocess.Popen | None = None
+        self.gcs: psutil.Process | None = None
         self.state: RunState | None = None
         self.stopping = threading.Event()  # set by a signal: a start in progress gives up
 
@@ -241,11 +245,8 @@ class LocalRun:
 
     @staticmethod
     def processes_of(state: RunState) -> list[psutil.Process]:
-        """Every live process of a run: its Ray session's and its `serve run`'s (a session of its own)."""
-        processes = session_processes(state.ray_session, state.started_at)
-        if state.serve_pid is not None:
-            processes += session_processes(state.serve_pid, state.started_at)
-        return processes
+        """Every live process of a run: those of its Ray session."""
+        return session_processes(state.ray_session, state.started_at)
 
     def check_ports(self) -> None:
         env = self.environment()
@@ -274,7 +275,14 @@ class LocalRun:
         return env
 
     def write_serve_config(self) -> Path:
+        """The run's Serve config, its Auralis arguments checked here first: a bad value stops the start
+        with the setting named, before Ray starts."""
         config = yaml.safe_load(self.config_path.read_text())
+        for application in config.get("applications", []):
+            try:
+                load_config(**application.get("args", {}))
+            except ConfigError as error:
+                raise StartRefused(" ".join(f"{self.config_path}: {error}".split())) from None
         config.setdefault("http_options", {})["port"] = self.ports.serve
         if not serves_own_door(self.environment()):
             config["proxy_location"] = "Disabled"  # listeners come in through the shared port only
@@ -305,43 +313,85 @@ class LocalRun:
         serve_config = self.write_serve_config()
         env = self.environment()
         bin_dir = Path(sys.executable).parent
-        # a session of their own: the terminal's Ctrl-C reaches this supervisor, which stops them in order
+        # a session of its own: the terminal's Ctrl-C reaches this supervisor, which stops it in order
         self.ray_start = subprocess.Popen(
             [str(bin_dir / "ray"), "start", "--head", f"--port={self.ports.ray}",
              f"--metrics-export-port={self.ports.metrics}", "--dashboard-host=127.0.0.1",
              f"--dashboard-port={self.ports.dashboard}", f"--ray-client-server-port={self.ports.ray_client}",
-             f"--temp-dir={self.ray_temp_dir}", "--disable-usage-stats"],
+             "--include-log-monitor=False", f"--temp-dir={self.ray_temp_dir}", "--disable-usage-stats"],
             env=env, start_new_session=True)
         share_niceness(self.ray_start.pid)
-        self.save_state(serve_pid=None)
+        self.save_state()
         if self.ray_start.wait() != 0:
             raise RuntimeError(f"`ray start` failed (exit {self.ray_start.returncode}); its output is above")
-        self.serve = subprocess.Popen(
-            [str(bin_dir / "serve"), "run", f"--address=127.0.0.1:{self.ports.ray}", str(serve_config)],
-            env=env, start_new_session=True)
-        share_niceness(self.serve.pid)
-        self.save_state(serve_pid=self.serve.pid)
+        self.gcs = self.gcs_server()
+        deploy = subprocess.run([str(bin_dir / "serve"), "run", "--non-blocking",
+                                 f"--address=127.0.0.1:{self.ports.ray}", str(serve_config)], env=env)
+        if deploy.returncode != 0:
+            raise RuntimeError(f"`serve run` failed (exit {deploy.returncode}); its output is above")
         self.wait_ready(ready_timeout)
 
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.dashboard}"
+
+    def gcs_server(self) -> psutil.Process | None:
+        """The run's GCS server: while it lives, the run's Ray does."""
+        for process in self.processes_of(self.state):
+            try:
+                if process.name() == "gcs_server":
+                    return process
+            except psutil.Error:
+                continue
+        return None
+
+    def ray_is_running(self) -> bool:
+        return self.gcs is not None and self.gcs.is_running() and self.gcs.status() != psutil.STATUS_ZOMBIE
+
+    def application_status(self) -> tuple[str, str] | None:
+        """The Auralis application's Serve status and message, from the dashboard (None: not known yet)."""
+        request = urllib.request.Request(f"{self.dashboard_url}/api/serve/applications/", headers={
+            "Authorization": f"Bearer {self.ray_token_path.read_text().strip()}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                applications = json.loads(answer.read()).get("applications") or {}
+        except (OSError, ValueError):
+            return None
+        for details in applications.values():
+            return details.get("status", ""), details.get("message", "")
+        return None
+
     def wait_ready(self, timeout: float) -> None:
-        """Until `/readyz` answers 200; a stop request or `serve run` exiting ends the wait."""
-        deadline = time.monotonic() + timeout
+        """Until `/readyz` answers 200; a stop request, Ray ending or a failed deployment ends the wait.
+        Serve's status is asked only once the system is slower than usual to become ready: the
+        dashboard's Serve module loads Serve's schemas (about 65 MB) on the first question."""
+        begun = time.monotonic()
+        deadline = begun + timeout
+        checks = itertools.count()
         while not self.stopping.wait(0.5):
-            if self.serve.poll() is not None:
-                raise RuntimeError(f"`serve run` exited ({self.serve.returncode}); its output is above")
+            if not self.ray_is_running():
+                raise RuntimeError(f"Ray's GCS server exited; Ray's logs are in {self.logs_dir}")
             try:
                 with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as answer:
                     if answer.status == 200:
                         return
             except OSError:
                 pass
+            if time.monotonic() - begun > STATUS_AFTER_S and next(checks) % 4 == 0:
+                status = self.application_status()
+                if status is not None and status[0] == "DEPLOY_FAILED":
+                    raise RuntimeError(f"Serve could not deploy the application: {status[1]}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.url}/readyz did not answer 200 within {timeout:.0f} s")
+                raise RuntimeError(f"{self.url}/readyz did not answer 200 within {timeout:.0f} s; "
+                                   f"Ray's logs are in {self.logs_dir}")
 
-    def save_state(self, serve_pid: int | None) -> None:
-        self.state = RunState(ray_session=self.ray_start.pid, serve_pid=serve_pid,
-                              started_at=psutil.Process(self.ray_start.pid).create_time()
-                              if self.state is None else self.state.started_at)
+    @property
+    def logs_dir(self) -> Path:
+        return self.ray_temp_dir / "session_latest" / "logs"
+
+    def save_state(self) -> None:
+        self.state = RunState(ray_session=self.ray_start.pid,
+                              started_at=psutil.Process(self.ray_start.pid).create_time())
         self.state_path.write_text(json.dumps(asdict(self.state)))
 
     def banner(self) -> str:
@@ -350,7 +400,8 @@ class LocalRun:
             f"Auralis is ready: {self.url}/ (web player), ws://127.0.0.1:{self.ports.listeners}/ws/audio/<client_id>",
             f"  station control token: {self.control_token}",
             f"  Ray metrics (Prometheus): http://127.0.0.1:{self.ports.metrics}/metrics  (make monitor: Prometheus on it)",
-            f"  Ray dashboard: http://127.0.0.1:{self.ports.dashboard}  (sign in with the token in {self.ray_token_path})",
+            f"  Ray dashboard: {self.dashboard_url}  (sign in with the token in {self.ray_token_path})",
+            f"  logs: {self.logs_dir} (and the dashboard's Logs view)",
             "  Ctrl-C stops everything",
             "",
         ])
@@ -391,11 +442,8 @@ class LocalRun:
                 pass
 
     def stop(self) -> None:
-        if self.serve is not None and self.serve.poll() is None:
+        if self.ray_is_running():
             self.drain_listeners()
-        if self.serve is not None:
-            self.serve.kill()  # a driver that only waits: nothing of it needs a clean exit
-            self.serve.wait()
         if self.state is not None:
             end_processes(self.processes_of(self.state), self.stop_grace)
         self.forget_cluster_address()
@@ -452,8 +500,8 @@ def run(args: argparse.Namespace) -> int:
             if not stopping.is_set():
                 print(local.banner(), flush=True)
             while not stopping.wait(0.5):
-                if local.serve.poll() is not None:
-                    print(f"error: `serve run` exited ({local.serve.returncode}); stopping", file=sys.stderr)
+                if not local.ray_is_running():
+                    print("error: Ray's GCS server exited; stopping", file=sys.stderr)
                     code = 1
                     break
     finally:
