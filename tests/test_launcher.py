@@ -1,0 +1,70 @@
+"""`make run`'s supervisor without Ray: what it tells an operator whose deployment failed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psutil
+import pytest
+
+from auralis_ray.serve import launcher
+from auralis_ray.serve.launcher import LocalRun, RunPorts
+from make_run import service_port
+
+TOKEN = "launcher-test-token"
+
+
+class FakeServeApi(BaseHTTPRequestHandler):
+    """The dashboard's Serve REST API answering with one application in `status`, behind Ray's token."""
+
+    status = "DEPLOY_FAILED"
+
+    def do_GET(self):
+        if self.path != "/api/serve/applications/" or self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self.send_error(404 if self.headers.get("Authorization") else 401)
+            return
+        body = json.dumps({"applications": {"auralis": {
+            "status": self.status, "message": "ModuleNotFoundError: No module named 'auralis_gone'"}}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def dashboard():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeServeApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def local_run(tmp_path, dashboard_port: int) -> LocalRun:
+    run = LocalRun(RunPorts(listeners=service_port(), dashboard=dashboard_port), tmp_path / "serve.yaml", tmp_path)
+    run.ray_token_path.write_text(TOKEN + "\n")
+    run.gcs = psutil.Process()  # a process that lives: Ray is up, the listeners' port never answers
+    return run
+
+
+def test_a_failed_deployment_ends_the_wait_with_serves_message(tmp_path, dashboard, monkeypatch):
+    monkeypatch.setattr(launcher, "STATUS_AFTER_S", 0.0)
+    run = local_run(tmp_path, dashboard.server_address[1])
+    with pytest.raises(RuntimeError, match="could not deploy the application: ModuleNotFoundError"):
+        run.wait_ready(timeout=30)
+
+
+def test_a_deployment_still_going_is_waited_for_until_the_timeout(tmp_path, dashboard, monkeypatch):
+    monkeypatch.setattr(launcher, "STATUS_AFTER_S", 0.0)
+    monkeypatch.setattr(FakeServeApi, "status", "DEPLOYING")
+    run = local_run(tmp_path, dashboard.server_address[1])
+    assert run.application_status() == ("DEPLOYING", "ModuleNotFoundError: No module named 'auralis_gone'")
+    with pytest.raises(RuntimeError, match="did not answer 200 within 2 s"):
+        run.wait_ready(timeout=2)
