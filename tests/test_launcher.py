@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -68,3 +69,13 @@ def test_a_deployment_still_going_is_waited_for_until_the_timeout(tmp_path, dash
     assert run.application_status() == ("DEPLOYING", "ModuleNotFoundError: No module named 'auralis_gone'")
     with pytest.raises(RuntimeError, match="did not answer 200 within 2 s"):
         run.wait_ready(timeout=2)
+
+
+def test_ray_ending_ends_the_wait_and_names_its_logs(tmp_path, dashboard):
+    run = local_run(tmp_path, dashboard.server_address[1])
+    child = subprocess.Popen(["sleep", "30"])
+    run.gcs = psutil.Process(child.pid)
+    child.kill()
+    child.wait()
+    with pytest.raises(RuntimeError, match="GCS server exited; Ray's logs are in .*session_latest/logs"):
+        run.wait_ready(timeout=30)

@@ -346,7 +346,10 @@ class LocalRun:
         return None
 
     def ray_is_running(self) -> bool:
-        return self.gcs is not None and self.gcs.is_running() and self.gcs.status() != psutil.STATUS_ZOMBIE
+        try:
+            return self.gcs is not None and self.gcs.is_running() and self.gcs.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:  # it ended between the two questions
+            return False
 
     def application_status(self) -> tuple[str, str] | None:
         """The Auralis application's Serve status and message, from the dashboard (None: not known yet)."""
@@ -357,9 +360,8 @@ class LocalRun:
                 applications = json.loads(answer.read()).get("applications") or {}
         except (OSError, ValueError):
             return None
-        for details in applications.values():
-            return details.get("status", ""), details.get("message", "")
-        return None
+        details = next(iter(applications.values()), None)  # the config holds one application
+        return None if details is None else (details.get("status", ""), details.get("message", ""))
 
     def wait_ready(self, timeout: float) -> None:
         """Until `/readyz` answers 200; a stop request, Ray ending or a failed deployment ends the wait.
