@@ -4,14 +4,14 @@
     auralis stop
 
 `auralis run` starts Ray (`ray start --head`) in a process session of its own, so the terminal's
-Ctrl-C reaches only this supervisor, and hands it the Serve config with `serve run --non-blocking`,
-which exits once Serve has the config: no driver process stays. Nor does Ray's log monitor, which
-would forward the workers' logs to a driver (they stay in the session's log files and the
-dashboard's Logs view). On a stop every replica's listeners get `shutdown_warning` and a 1012
-close, then every process of the Ray session (raylet, GCS, dashboard, workers, Serve's HAProxy
-where it runs) is ended. The session is written to `<state_dir>/run.json`
-while it runs, so a later `auralis run` or `auralis stop` ends what a stop cut short (SIGKILL) left
-behind. A port held by anything else stops the start with one line that names the holder and the fix.
+Ctrl-C reaches only this supervisor, and hands Serve the config with `serve run --non-blocking`,
+which exits once Serve has it: no driver process stays. Nor does Ray's log monitor, which would
+forward the workers' logs to a driver (they stay in the session's log files and the dashboard's
+Logs view). On a stop every replica's listeners get `shutdown_warning` and a 1012 close, then every
+process of the Ray session (raylet, GCS, dashboard, workers, Serve's HAProxy where it runs) is
+ended. The session is written to `<state_dir>/run.json` while it runs, so a later `auralis run` or
+`auralis stop` ends what a stop cut short (SIGKILL) left behind. A port held by anything else, or a
+bad Auralis setting in the Serve config, stops the start with one line that names it and the fix.
 """
 
 from __future__ import annotations
