@@ -79,3 +79,13 @@ def test_ray_ending_ends_the_wait_and_names_its_logs(tmp_path, dashboard):
     child.wait()
     with pytest.raises(RuntimeError, match="GCS server exited; Ray's logs are in .*session_latest/logs"):
         run.wait_ready(timeout=30)
+
+
+def test_a_run_record_with_more_fields_is_still_read_and_its_ray_session_ended(tmp_path):
+    """A record an earlier version wrote (it named a driver too): the Ray session it names is ended."""
+    sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    run = LocalRun(RunPorts(listeners=service_port()), tmp_path / "serve.yaml", tmp_path, stop_grace=1.0)
+    run.state_path.write_text(json.dumps({"ray_session": sleeper.pid, "serve_pid": None,
+                                          "started_at": psutil.Process(sleeper.pid).create_time()}))
+    assert run.end_leftovers() == 1
+    assert sleeper.wait(timeout=10) is not None and not run.state_path.exists()

@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import psutil
@@ -232,9 +232,10 @@ class LocalRun:
         """End what an earlier run of this checkout left behind; return how many processes."""
         if not self.state_path.exists():
             return 0
-        try:
-            state = RunState(**json.loads(self.state_path.read_text()))
-        except (ValueError, TypeError):
+        try:  # a record of an earlier version may hold more: only the Ray session is needed
+            record = json.loads(self.state_path.read_text())
+            state = RunState(**{field.name: record[field.name] for field in fields(RunState)})
+        except (ValueError, TypeError, KeyError):
             self.state_path.unlink()
             return 0
         leftovers = self.processes_of(state)
