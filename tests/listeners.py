@@ -151,7 +151,7 @@ class Session:
     def of_type(self, kind: str) -> list[dict]:
         return [m for m in self.messages if m["type"] == kind]
 
-    def recovery(self, since: float, late_ms: float = 50.0) -> dict:
+    def recovery(self, since: float, late_ms: float = LATE_MS) -> dict:
         """After `since`: the longest silence, and when chunks arrived on schedule again."""
         after = [(a, t) for a, t in zip(self.arrivals, self.timestamps) if a >= since]
         late = [a for a, t in after if (a - t) * 1000 > late_ms]

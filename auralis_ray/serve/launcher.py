@@ -17,7 +17,6 @@ bad Auralis setting in the Serve config, stops the start with one line that name
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import secrets
@@ -279,17 +278,16 @@ class LocalRun:
         """The run's Serve config, its Auralis arguments checked here first: a bad value stops the start
         with the setting named, before Ray starts."""
         config = yaml.safe_load(self.config_path.read_text())
-        for application in config.get("applications", []):
-            try:
-                load_config(**application.get("args", {}))
-            except ConfigError as error:
-                raise StartRefused(" ".join(f"{self.config_path}: {error}".split())) from None
         config.setdefault("http_options", {})["port"] = self.ports.serve
         if not serves_own_door(self.environment()):
             config["proxy_location"] = "Disabled"  # listeners come in through the shared port only
         for application in config.get("applications", []):
-            server = application.setdefault("args", {}).setdefault("server", {})
-            server["shared_port"] = self.ports.listeners
+            args = application.setdefault("args", {})
+            try:
+                load_config(**args)
+            except ConfigError as error:
+                raise StartRefused(" ".join(f"{self.config_path}: {error}".split())) from None
+            args.setdefault("server", {})["shared_port"] = self.ports.listeners
         path = self.state_dir / "serve.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
@@ -368,9 +366,8 @@ class LocalRun:
         """Until `/readyz` answers 200; a stop request, Ray ending or a failed deployment ends the wait.
         Serve's status is asked only once the system is slower than usual to become ready: the
         dashboard's Serve module loads Serve's schemas (about 65 MB) on the first question."""
-        begun = time.monotonic()
-        deadline = begun + timeout
-        checks = itertools.count()
+        deadline = time.monotonic() + timeout
+        ask_serve_at = time.monotonic() + STATUS_AFTER_S
         while not self.stopping.wait(0.5):
             if not self.ray_is_running():
                 raise RuntimeError(f"Ray's GCS server exited; Ray's logs are in {self.logs_dir}")
@@ -380,7 +377,8 @@ class LocalRun:
                         return
             except OSError:
                 pass
-            if time.monotonic() - begun > STATUS_AFTER_S and next(checks) % 4 == 0:
+            if time.monotonic() >= ask_serve_at:
+                ask_serve_at = time.monotonic() + 2.0
                 status = self.application_status()
                 if status is not None and status[0] == "DEPLOY_FAILED":
                     raise RuntimeError(f"Serve could not deploy the application: {status[1]}")
