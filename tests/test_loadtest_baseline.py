@@ -2,6 +2,7 @@
 Ogg Opus HTTP stream listeners, ~3 s each; and the baseline's opus frames are the project's encoder's."""
 
 import asyncio
+import os
 
 import pytest
 from websockets.sync.client import connect
@@ -94,6 +95,11 @@ async def test_generator_against_baseline_has_no_gaps_and_expected_chunk_counts(
     # 17,656 B binary frames ten times a second; 128 kbit/s of Opus packets, about 16 kB/s
     assert by_format["binary"] == pytest.approx(176_560, rel=0.06)
     assert 14_000 < by_format["opus"] < 17_500 and by_format["binary"] > 10 * by_format["opus"]
+
+
+def test_the_baseline_runs_in_a_session_of_its_own_as_a_server_under_test_does(baseline):
+    _, pid = baseline
+    assert os.getsid(pid) == pid != os.getsid(0)
 
 
 @pytest.mark.timeout(60)

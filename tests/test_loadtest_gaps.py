@@ -56,7 +56,7 @@ def _session(window=(10.0, 20.0)):
 
 def test_session_splits_burst_from_live_and_measures_window_lateness():
     s = _session()
-    s.on_established(server_time=9.010, now=9.012)
+    s.on_established(server_time=9.010, arrived_at=9.012)
     for k in range(10):  # burst: published before the server greeted us
         s.on_audio(k, 8.0 + k * 0.1, now=9.015)
     s.on_audio(10, 9.1, now=9.105)  # live, before the window
@@ -74,18 +74,38 @@ def test_session_splits_burst_from_live_and_measures_window_lateness():
 
 def test_lateness_goes_by_arrival_at_the_socket_and_the_read_is_kept_beside_it():
     s = _session()
-    s.on_established(server_time=9.010, now=9.012)
+    s.on_established(server_time=9.010, arrived_at=9.012)
     s.on_audio(11, 10.0, now=10.070, arrived_at=10.004)  # reached the socket 4 ms late, read at 70 ms
     s.on_audio(12, 10.1, now=10.150, arrived_at=10.130)
     assert [round(v, 6) for v in s.window_lateness_ms()] == [4.0, 30.0]
     assert [round(v, 6) for v in s.window_lateness_ms(by_read=True)] == [70.0, 50.0]
-    assert abs(s.summary().first_audio_ms - 1070.0) < 1e-6, "first audio goes by the read"
+    summary = s.summary()
+    assert summary.first_audio_ms == pytest.approx(1004.0)  # by the arrival
+    assert summary.first_audio_read_ms == pytest.approx(1070.0)
+
+
+def test_the_player_goes_by_arrival_so_a_generator_reading_in_bunches_hears_no_underrun():
+    """Chunks reach the socket every 100 ms; the generator, behind the server, reads them a second at
+    a time. A listener elsewhere hears them as they arrive: no underrun."""
+    s = _session()
+    s.on_established(server_time=9.0, arrived_at=9.0)
+    for k in range(40):
+        arrived = 9.0 + k * 0.1
+        s.on_audio(k, arrived, now=9.0 + (k // 10 + 1) * 1.0, arrived_at=arrived)
+    s.finish(13.0)
+    assert s.summary().underruns == 0
+    by_read = _session()
+    by_read.on_established(server_time=9.0, arrived_at=9.0)
+    for k in range(40):  # the same reads, where the socket gives no stamp (arrival = read)
+        by_read.on_audio(k, 9.0 + k * 0.1, now=9.0 + (k // 10 + 1) * 1.0)
+    by_read.finish(13.0)
+    assert by_read.summary().underruns > 0  # what the player would have counted by the read
 
 
 def test_session_counts_gaps_skips_and_protocol_errors():
     s = _session()
     s.on_audio(0, 9.0, now=9.01)  # audio before connection_established
-    s.on_established(server_time=9.0, now=9.02)
+    s.on_established(server_time=9.0, arrived_at=9.02)
     s.on_audio(1, 9.1, now=9.1)
     s.on_audio(3, 9.3, now=9.3)  # unannounced
     s.on_error("BUFFER_OVERRUN")

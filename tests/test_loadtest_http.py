@@ -146,8 +146,9 @@ def test_http_session_holding_real_time():
     s.finish(20.5)
     summary = s.summary()
     assert summary.connected and summary.failure is None
-    assert summary.established_ms == pytest.approx(2.0) and summary.first_byte_ms == pytest.approx(5.0)
-    assert summary.first_audio_ms == pytest.approx(5.0)  # the burst brings whole chunks at once
+    assert summary.established_ms == pytest.approx(2.0) and summary.first_byte_ms == pytest.approx(4.0)
+    assert summary.first_audio_ms == pytest.approx(4.0)  # the burst brings whole chunks at once
+    assert summary.first_audio_read_ms == pytest.approx(5.0)
     assert summary.window_audio_s == pytest.approx(10.0, abs=0.11)
     assert summary.window_bytes == pytest.approx(160_000, abs=1_600)
     assert summary.underruns == 0 and summary.stalls == 0 and summary.longest_silence_ms < 101

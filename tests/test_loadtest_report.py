@@ -270,3 +270,34 @@ def test_listener_processes_yield_priority_and_never_raise_it():
     kept = subprocess.run(["nice", "-n", "12", sys.executable, "-c", code.format(3)], capture_output=True,
                           text=True, check=True)
     assert int(kept.stdout) >= 12  # already lower: left as it is
+
+
+def _autogroup_niceness(pid: int | str = "self") -> int | None:
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:
+            return int(f.read().split()[-1])  # "/autogroup-123 nice 7"
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("group_leader", [False, True])
+def test_listener_processes_yield_to_other_sessions_without_touching_the_callers(group_leader):
+    """A listener process starts a session of its own whose scheduling group yields; one that leads a
+    process group cannot, and leaves its session's group (the caller's) as it found it."""
+    import subprocess
+    import sys
+
+    code = ("import os; from auralis_ray.monitor.priority import yield_to_other_sessions\n"
+            "sid = os.getsid(0); n = yield_to_other_sessions(7)\n"
+            "path = '/proc/self/autogroup'\n"
+            "group = open(path).read().split()[-1] if os.path.exists(path) else -1\n"
+            "print(n, int(os.getsid(0) == os.getpid()), int(os.getsid(0) != sid), group)")
+    ours = _autogroup_niceness()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         process_group=0 if group_leader else None).stdout.split()
+    niceness, leads_session, moved = map(int, out[:3])
+    assert niceness == max(7, os.getpriority(os.PRIO_PROCESS, 0))
+    assert (leads_session, moved) == ((0, 0) if group_leader else (1, 1))
+    if ours is not None:  # a kernel with autogroups
+        assert int(out[3]) == (ours if group_leader else 7)
+        assert _autogroup_niceness() == ours  # the caller's group is unchanged either way

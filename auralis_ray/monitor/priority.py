@@ -6,6 +6,7 @@ Free of Ray, so the load generator (an outside client) uses it too.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def lower_priority(niceness: int) -> int:
@@ -24,3 +25,26 @@ def lower_priority(niceness: int) -> int:
         except (ProcessLookupError, PermissionError):
             continue  # a thread that ended meanwhile
     return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def yield_to_other_sessions(niceness: int) -> int:
+    """Lower this process's priority against every other process session, not only its own: start a
+    session of its own, give that session's scheduling group `niceness`, then `lower_priority`.
+    Return the niceness in force.
+
+    Linux shares the CPU between sessions (autogroups) before it shares it between a session's
+    processes, so a thread's niceness yields only to its own session: a server in a session of its
+    own (Ray's processes under `make run`) would meet a niced client as an equal. A process that
+    already leads a process group cannot start a session; it keeps its session's group as it is.
+    """
+    if niceness > 0:
+        try:
+            os.setsid()
+        except OSError:
+            pass  # a process-group leader: its session (the caller's) is not this process's to change
+        else:
+            try:
+                Path("/proc/self/autogroup").write_text(str(niceness))
+            except OSError:
+                pass  # no autogroups here (another OS, or a kernel without them)
+    return lower_priority(niceness)

@@ -334,7 +334,10 @@ async def _publish(server: BaselineServer, origin: str, bound: int, ready: async
 def baseline_subprocess(host: str = "127.0.0.1", start_timeout_s: float = 20.0,
                         http: bool = False) -> Iterator[tuple[str, int]]:
     """Start the baseline in its own process on a free port; yield (url, pid). `http`: it serves the
-    HTTP streams (url http://...) instead of WebSockets (ws://...)."""
+    HTTP streams (url http://...) instead of WebSockets (ws://...).
+
+    The baseline runs in a process session of its own, as a server under test does (`make run`
+    starts Ray's processes in one), so the niced listener processes yield to both alike."""
     package_root = str(Path(__file__).resolve().parents[3])  # importable even if not installed
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(
@@ -343,6 +346,7 @@ def baseline_subprocess(host: str = "127.0.0.1", start_timeout_s: float = 20.0,
         stdout=subprocess.PIPE,
         text=True,
         env=env,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + start_timeout_s

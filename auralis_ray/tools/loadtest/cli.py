@@ -39,9 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tier", choices=tuple(TIER_TARGET_MS), default="normal")
     parser.add_argument("--procs", type=int, default=1, help="worker processes to split listeners across")
     parser.add_argument("--nice", type=int, default=10,
-                        help="priority (nice 0-19) of the listener processes: lateness comes from the kernel's "
-                             "arrival stamps, so the generator yields the cores to the server it measures; "
-                             "0 competes with it as an equal")
+                        help="priority (nice 0-19) of the listener processes, each in a process session of "
+                             "its own: what listeners hear is timed by the kernel's arrival stamps, so the "
+                             "generator yields the cores to the server it measures; 0 competes with it "
+                             "as an equal")
     parser.add_argument("--ramp-rate", type=float, default=200.0, help="connections opened per second")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds between ramp end and window")
     parser.add_argument("--idle", type=float, default=LoadTestConfig.idle_s, help="seconds of idle server measurement")

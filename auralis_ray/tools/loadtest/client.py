@@ -55,7 +55,7 @@ from auralis_ray.tools.loadtest.procmon import (
 )
 from auralis_ray.tools.loadtest.report import MB, LoadReport, ProcessUsage, build_report
 from auralis_ray.tools.loadtest.session import ListenerRecord, ListenerSession, ListenerSummary
-from auralis_ray.monitor.priority import lower_priority
+from auralis_ray.monitor.priority import yield_to_other_sessions
 
 START_MARGIN_S = 0.2  # between deciding t0 and the first connection
 RSS_SAMPLE_S = 2.0
@@ -141,7 +141,7 @@ def _handle(session: ListenerSession, message: bytes, text: bool, arrived_at: fl
     if isinstance(event, AudioFrame):
         session.on_audio(event.chunk_id, event.timestamp, now, arrived_at, size=len(message))
     elif event.type == "connection_established":
-        session.on_established(event.body.get("server_time"), now)
+        session.on_established(event.body.get("server_time"), arrived_at)
     elif event.type == "error":
         session.on_error(str(event.body.get("error_code")))
 
@@ -169,6 +169,7 @@ class ListenerProtocol(Listener):
         self.transport = transport  # type: ignore[assignment]
         self.ws.send_request(self.ws.connect())
         self._send_pending()
+        self.session.on_request_sent(time.time())
 
     def receive(self, data: bytes, arrived_at: float, read_at: float) -> None:
         try:
@@ -305,7 +306,7 @@ async def run_listeners(
 # -- worker processes -----------------------------------------------------------------
 
 def _worker_main(config: LoadTestConfig, indices: list[int], run_id: str, conn: Any) -> None:
-    lower_priority(config.nice)
+    yield_to_other_sessions(config.nice)
     conn.send(("ready", os.getpid()))
     schedule = conn.recv()
     if schedule is None:

@@ -48,10 +48,11 @@ class LoadTestConfig:
     station: str = "default"
     tier: str = "normal"
     procs: int = 1  # worker processes the listeners are split across
-    # The listener processes' scheduling priority (nice, 0-19). Lateness is taken from the kernel's
-    # arrival stamps, not from when the generator reads, and the generator stands in for listeners
-    # on other machines: on a shared machine it yields the cores to the server under test rather
-    # than competing with it as an equal (0).
+    # The listener processes' scheduling priority (nice, 0-19), each in a process session of its own
+    # (`yield_to_other_sessions`). What listeners hear is timed by the kernel's arrival stamps, not
+    # by when the generator reads, and the generator stands in for listeners on other machines: on
+    # a shared machine it yields the cores to the server under test rather than competing with it
+    # as an equal (0).
     nice: int = 10
     ramp_rate: float = 200.0  # connections opened per second
     settle_s: float = 1.0  # after the last connection opens, before the window starts

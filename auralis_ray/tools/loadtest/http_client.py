@@ -9,6 +9,7 @@ that `httpbody.StreamResponse` writes, then reads the body as it arrives, times 
 from __future__ import annotations
 
 import asyncio
+import time
 from urllib.parse import urlsplit
 
 from auralis_ray.tools.loadtest.audioclock import Mp3Clock, OggOpusClock, StreamFormatError
@@ -46,13 +47,14 @@ class HttpListenerProtocol(Listener):
     def connection_made(self, transport: StampedSocketTransport | asyncio.Transport) -> None:
         self.transport = transport
         transport.write(self.response.request)
+        self.session.on_request_sent(time.time())
 
     def receive(self, data: bytes, arrived_at: float, read_at: float) -> None:
         try:
             had_head = self.response.head is not None
             pieces = self.response.feed(data)
             if not had_head and self.response.head is not None:
-                self._on_head(self.response.head.status, read_at)
+                self._on_head(self.response.head.status, arrived_at)
                 if self.response.head.status != 200:
                     return
             if pieces:
@@ -69,8 +71,8 @@ class HttpListenerProtocol(Listener):
         return False
 
     # -- the listener's own actions -------------------------------------------------------------
-    def _on_head(self, status: int, now: float) -> None:
-        self.session.on_response(status, now)
+    def _on_head(self, status: int, arrived_at: float) -> None:
+        self.session.on_response(status, arrived_at)
         if status == 200:
             self.opened.set_result(None)
         else:

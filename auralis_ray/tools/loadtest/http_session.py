@@ -25,30 +25,30 @@ class HttpListenerSession(ListenerRecord):
         self.audio_s = 0.0
         self.chunks = 0  # whole chunk_s of audio received, handed to the player
 
-    def on_response(self, status: int, now: float) -> None:
+    def on_response(self, status: int, arrived_at: float) -> None:
         """The response head arrived: connected when it is a 200, failed otherwise."""
         self.status = status
         if status == 200:
-            self.established_at = now
+            self.established_at = arrived_at
         else:
             self.on_failed(f"HTTP {status}")
 
     def on_body(self, size: int, audio_s: float, arrived_at: float, now: float) -> None:
         """`size` body bytes completing `audio_s` seconds of audio, read at `now`, that reached the
-        socket at `arrived_at`. The player and first audio go by the read, silences by the arrival."""
+        socket at `arrived_at`."""
         if self.finished or self.established_at is None:
             return
         if self.first_byte_at is None:
-            self.first_byte_at = now
+            self.first_byte_at = arrived_at
         self.body_bytes += size
         self.audio_s += audio_s
         self._arrived(size, audio_s, arrived_at)
         # a whole number of chunks, with a nanosecond's slack for the float sum of many pieces
         whole = int(self.audio_s / self.chunk_s + 1e-9)
         if whole > self.chunks and self.first_audio_at is None:
-            self.first_audio_at = now
+            self.first_audio_at, self.first_audio_read_at = arrived_at, now
         for _ in range(whole - self.chunks):
-            self.player.push(now)
+            self.player.push(arrived_at)
         self.chunks = max(self.chunks, whole)
 
     def _own_summary(self) -> dict[str, Any]:

@@ -94,8 +94,10 @@ class LoadReport:
     ticks_in_window: int
     ticks_with_late_chunks: int
     worst_ticks: list[LateChunk]
+    request_sent_ms: Percentiles  # handshake start → request written: the connect and the generator's delay
     established_ms: Percentiles
     first_audio_ms: Percentiles
+    first_audio_read_ms: Percentiles  # by when the generator read it
     unannounced_gaps: int
     missing_chunks: int
     announced_skips: int
@@ -266,8 +268,11 @@ def build_report(
         ticks_in_window=ticks,
         ticks_with_late_chunks=late_count,
         worst_ticks=worst,
+        request_sent_ms=summarize([s.request_sent_ms for s in connected if s.request_sent_ms is not None]),
         established_ms=summarize([s.established_ms for s in connected if s.established_ms is not None]),
         first_audio_ms=summarize([s.first_audio_ms for s in connected if s.first_audio_ms is not None]),
+        first_audio_read_ms=summarize(
+            [s.first_audio_read_ms for s in connected if s.first_audio_read_ms is not None]),
         unannounced_gaps=sum(s.unannounced_gaps for s in summaries),
         missing_chunks=sum(s.missing_chunks for s in summaries),
         announced_skips=sum(s.announced_skips for s in summaries),
@@ -363,6 +368,9 @@ def _rows(r: LoadReport) -> list[tuple[str, str]]:
         ("closed early (close codes)", f"{r.listeners_closed_early} ({', '.join(r.close_codes) or '-'})"),
         *(_stream_rows(r) if http else _chunk_rows(r)),
         ("first audio p50/p99/max ms", f"{_fmt(fa.p50)}/{_fmt(fa.p99)}/{_fmt(fa.max)}"),
+        ("first audio read by generator: p99 ms", _fmt(r.first_audio_read_ms.p99)),
+        ("request sent (connect + generator) p50/p99 ms",
+         f"{_fmt(r.request_sent_ms.p50)}/{_fmt(r.request_sent_ms.p99)}"),
         *([] if http else [
             ("unannounced gaps (missing chunks)", f"{r.unannounced_gaps} ({r.missing_chunks})"),
             ("announced skips / out of order", f"{r.announced_skips} / {r.out_of_order}"),

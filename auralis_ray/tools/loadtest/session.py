@@ -2,6 +2,11 @@
 
 The asyncio edge (`client.py`, `http_client.py`) decodes what arrives and calls the matching
 `on_*` method with the arrival time; nothing here reads a clock or touches a socket.
+
+Everything a listener hears goes by the arrival: the kernel's stamp of when the bytes reached its
+socket. The load generator stands in for listeners on other machines and yields the CPU to the
+server it measures, so when it reads is its own queueing, not the server's; the read times are
+kept beside (lateness and first audio by the read) to show how far behind the generator ran.
 `ListenerRecord` holds what every listener records; `ListenerSession` is a WebSocket listener's
 (chunk ids, lateness, gaps), `http_session.HttpListenerSession` an HTTP stream listener's.
 """
@@ -26,8 +31,11 @@ class ListenerSummary:
     client_id: str
     connected: bool = False
     failure: str | None = None  # why it never got `connection_established` (HTTP: a 200 response)
+    # handshake start → request written: the connect, and the generator's own delay
+    request_sent_ms: float | None = None
     established_ms: float | None = None  # handshake start → connection_established (HTTP: response head)
     first_audio_ms: float | None = None  # handshake start → first audio chunk (HTTP: first 100 ms of audio)
+    first_audio_read_ms: float | None = None  # the same, by when the generator read it
     first_byte_ms: float | None = None  # HTTP: handshake start → first byte of the response body
     chunks: int = 0
     live_chunks: int = 0  # chunks after the initial burst
@@ -70,8 +78,10 @@ class ListenerRecord:
         self.player = SimulatedPlayer(prebuffer_chunks, chunk_s)
         self.silences = StallDetector(stall_s)
         self.handshake_start: float | None = None
+        self.request_sent_at: float | None = None
         self.established_at: float | None = None
         self.first_audio_at: float | None = None
+        self.first_audio_read_at: float | None = None
         self.failure: str | None = None
         self.bad_frames = 0
         self.closed_early = False
@@ -87,6 +97,10 @@ class ListenerRecord:
     # -- inputs ---------------------------------------------------------------------
     def on_handshake_start(self, now: float) -> None:
         self.handshake_start = now
+
+    def on_request_sent(self, now: float) -> None:
+        """The socket connected and the request (WebSocket upgrade or HTTP GET) was written."""
+        self.request_sent_at = now
 
     def on_failed(self, reason: str) -> None:
         self.failure = reason
@@ -139,8 +153,10 @@ class ListenerRecord:
             client_id=self.client_id,
             connected=connected,
             failure=self.failure if connected else (self.failure or self.never_connected),
+            request_sent_ms=self._since_start_ms(self.request_sent_at),
             established_ms=self._since_start_ms(self.established_at),
             first_audio_ms=self._since_start_ms(self.first_audio_at),
+            first_audio_read_ms=self._since_start_ms(self.first_audio_read_at),
             underruns=self.player.underruns,
             bad_frames=self.bad_frames,
             closed_early=self.closed_early,
@@ -171,12 +187,12 @@ class ListenerSession(ListenerRecord):
         self.error_codes: Counter[str] = Counter()
 
     # -- inputs ---------------------------------------------------------------------
-    def on_established(self, server_time: object, now: float) -> None:
+    def on_established(self, server_time: object, arrived_at: float) -> None:
         if self.established_at is not None:
             self.bad_frames += 1  # a second connection_established
             return
-        self.established_at = now
-        self.live_after = float(server_time) if isinstance(server_time, (int, float)) else now
+        self.established_at = arrived_at
+        self.live_after = float(server_time) if isinstance(server_time, (int, float)) else arrived_at
 
     def on_error(self, code: str) -> None:
         self.error_codes[code] += 1
@@ -185,8 +201,7 @@ class ListenerSession(ListenerRecord):
 
     def on_audio(self, chunk_id: int, timestamp: float, now: float, arrived_at: float | None = None,
                  size: int = 0) -> None:
-        """A chunk of `size` bytes read at `now` that reached the socket at `arrived_at` (default: `now`).
-        The player and first audio go by the read, lateness by the arrival."""
+        """A chunk of `size` bytes read at `now` that reached the socket at `arrived_at` (default: `now`)."""
         if self.finished:
             return
         if self.established_at is None:
@@ -194,9 +209,9 @@ class ListenerSession(ListenerRecord):
             return
         arrival = now if arrived_at is None else arrived_at
         if self.first_audio_at is None:
-            self.first_audio_at = now
+            self.first_audio_at, self.first_audio_read_at = arrival, now
         self.gaps.on_chunk(chunk_id)
-        self.player.push(now)
+        self.player.push(arrival)
         self._arrived(size, self.chunk_s, arrival)
         self.chunk_ids.append(chunk_id)
         self.timestamps.append(timestamp)
