@@ -89,6 +89,24 @@ def test_mp3_clock_times_bytes_at_the_first_frame_bitrate(mp3_chunks):
             Mp3Clock().feed(bad)
 
 
+def test_mp3_clock_resyncs_on_a_confirmed_frame_header_when_asked(mp3_chunks):
+    """A stream joined mid-frame (Icecast's burst): the bytes before the first header that the next
+    frame confirms are skipped, however the reads split them; a 0xFF inside a frame is not taken."""
+    stream = b"".join(mp3_chunks[10:])
+    first = len(mp3_chunks[10]) // 2 + 1
+    lead = b"\x17\xff\xfb\x90" + b"\x00" * 30  # a false header: no frame follows it
+    joined = lead + stream[first:]
+    true_start = len(lead) + stream[first:].index(b"\xff\xfb")
+    for size in (1, 5, 700, len(joined)):
+        clock = Mp3Clock(resync=True)
+        seconds = sum(clock.feed(piece) for piece in _pieces(joined, size))
+        assert clock.skipped == true_start and clock.bitrate == 128_000, size
+        assert seconds == pytest.approx((len(joined) - true_start) * 8 / 128_000)
+    with pytest.raises(StreamFormatError):
+        Mp3Clock().feed(joined)  # without resync such a stream is bad
+    assert Mp3Clock(resync=True).feed(b"\x00" * 5000) == 0.0  # no header yet: nothing counted
+
+
 def test_opus_packet_durations_follow_the_toc_byte():
     assert opus_packet_samples(31 << 3, None) == 960  # CELT 20 ms, one frame
     assert opus_packet_samples((16 << 3) | 1, None) == 240  # CELT 2.5 ms, two frames

@@ -5,8 +5,9 @@ Written from the formats' specifications, not from the server's encoders, so tha
 mistake in the framing shows here.
 
 - MP3 (`Mp3Clock`): a constant-bitrate stream; its first frame header (ISO 11172-3) gives the bitrate,
-  and its bytes are timed by it. The stream must start on that header (a new listener starts on a
-  frame boundary).
+  and its bytes are timed by it. The stream must start on that header (a new Auralis listener starts
+  on a frame boundary); with `resync` the bytes before the first header are skipped, as a player
+  does with a server whose burst starts mid-frame (Icecast's).
 - Ogg Opus (`OggOpusClock`): the pages (RFC 3533) are walked, and each Opus packet that starts on one
   adds the duration its TOC byte names (RFC 6716 section 3.1); the two header packets that begin each
   logical stream (OpusHead, OpusTags, RFC 7845) add none. The stream must start with an OpusHead page.
@@ -45,16 +46,35 @@ def mp3_bitrate(header: bytes) -> int:
     return kbps * 1000
 
 
-class Mp3Clock:
-    """Seconds of audio in a constant-bitrate MP3 stream's bytes, at its first frame's bitrate."""
+MPEG1_SAMPLE_RATES = (44_100, 48_000, 32_000, None)
 
-    def __init__(self) -> None:
+
+def mp3_frame_length(header: bytes) -> int | None:
+    """The length in bytes of the MPEG-1 Layer III frame whose header starts `header`; None where it
+    is not such a header."""
+    try:
+        bitrate = mp3_bitrate(bytes(header))
+    except StreamFormatError:
+        return None
+    rate = MPEG1_SAMPLE_RATES[(header[2] >> 2) & 0b11]
+    return None if rate is None else 144 * bitrate // rate + ((header[2] >> 1) & 1)
+
+
+class Mp3Clock:
+    """Seconds of audio in a constant-bitrate MP3 stream's bytes, at its first frame's bitrate.
+    `resync`: skip the bytes before the first frame header instead of refusing them."""
+
+    def __init__(self, resync: bool = False) -> None:
         self.bitrate: int | None = None
+        self.resync = resync
+        self.skipped = 0  # bytes before the first frame header (resync only)
         self._start = bytearray()  # the first bytes, until the first frame header is whole
 
     def feed(self, data: bytes) -> float:
         if self.bitrate is None:
             self._start += data
+            if self.resync and not self._skip_to_header():
+                return 0.0
             if len(self._start) < MP3_HEADER_BYTES:
                 return 0.0
             self.bitrate = mp3_bitrate(self._start)
@@ -62,6 +82,30 @@ class Mp3Clock:
             self._start = bytearray()
             return size * 8 / self.bitrate
         return len(data) * 8 / self.bitrate
+
+    def _skip_to_header(self) -> bool:
+        """Drop the bytes before the first frame header that the next frame's header confirms (a
+        0xFF inside a frame's data can look like a header). True once one is confirmed; a candidate
+        whose next frame has not arrived yet is kept for the next read."""
+        start = self._start
+        at, confirmed = start.find(0xFF), False
+        while at >= 0:
+            length = mp3_frame_length(start[at:at + MP3_HEADER_BYTES])
+            if length is None:
+                if len(start) - at < MP3_HEADER_BYTES:
+                    break  # a header may be split across reads
+            else:
+                after = start[at + length:at + length + MP3_HEADER_BYTES]
+                if len(after) < MP3_HEADER_BYTES:
+                    break  # the next frame has not arrived yet
+                if mp3_frame_length(after) is not None:
+                    confirmed = True
+                    break
+            at = start.find(0xFF, at + 1)
+        drop = len(start) if at < 0 else at
+        self.skipped += drop
+        del start[:drop]
+        return confirmed
 
 
 def opus_packet_samples(toc: int, frame_count_byte: int | None) -> int:

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="server process to measure, with its children (repeatable); "
                              "default: every ray::/raylet/gcs_server/serve process")
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate like a browser")
+    parser.add_argument("--mp3-resync", action="store_true",
+                        help="http-mp3: skip the bytes before the first frame header, for a server whose "
+                             "burst starts mid-frame (Icecast); without it such a stream counts as bad")
     parser.add_argument("--baseline", action="store_true",
                         help="also run the same load against the bare baseline")
     parser.add_argument("--max-server-us", type=float, default=None,
@@ -83,6 +86,7 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
         settle_s=args.settle,
         idle_s=args.idle,
         deflate=args.deflate,
+        mp3_resync=args.mp3_resync,
         server_pids=tuple(args.server_pid),
         label="target",
         goals=Goals(max_server_us_per_listener_per_100ms=args.max_server_us),

@@ -63,6 +63,9 @@ class LoadTestConfig:
     prebuffer_chunks: int = 5
     connect_timeout_s: float = 10.0
     deflate: bool = False  # offer permessage-deflate, as browsers do
+    # http-mp3: skip the bytes before the first frame header rather than count the stream bad (a
+    # server whose burst starts mid-frame, as Icecast's does); Auralis starts on a frame boundary
+    mp3_resync: bool = False
     stall_s: float = 1.0  # a silence longer than this, once audio flows, is a stall
     # how much less audio than the window's length a listener may receive in the window and still hold
     # real time: the sends at the window's two edges and a chunk's share of whole MP3 frames (3 or 4)

@@ -19,7 +19,9 @@ from auralis_ray.tools.loadtest.httpbody import HttpStreamError, StreamResponse
 from auralis_ray.tools.loadtest.listener import Listener, connect
 from auralis_ray.tools.loadtest.stamped import StampedSocketTransport
 
-CLOCKS = {"http-mp3": Mp3Clock, "http-opus": OggOpusClock}
+def clock_for(config: LoadTestConfig) -> Mp3Clock | OggOpusClock:
+    """The clock that times the stream's audio: MP3 (resyncing where asked) or Ogg Opus."""
+    return Mp3Clock(resync=config.mp3_resync) if config.format == "http-mp3" else OggOpusClock()
 
 
 class HttpStatusError(Exception):
@@ -94,5 +96,5 @@ async def open_http_listener(config: LoadTestConfig, session: HttpListenerSessio
     port = parts.port or (443 if secure else 80)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     response = StreamResponse(parts.netloc, target)
-    return await connect(HttpListenerProtocol(response, CLOCKS[config.format](), session), parts.hostname, port,
+    return await connect(HttpListenerProtocol(response, clock_for(config), session), parts.hostname, port,
                          secure)
