@@ -272,9 +272,10 @@ def test_listener_processes_yield_priority_and_never_raise_it():
     assert int(kept.stdout) >= 12  # already lower: left as it is
 
 
-def _autogroup_niceness(pid: int | str = "self") -> int | None:
+def _autogroup_niceness() -> int | None:
+    """This process's scheduling group's niceness; None without autogroups."""
     try:
-        with open(f"/proc/{pid}/autogroup") as f:
+        with open("/proc/self/autogroup") as f:
             return int(f.read().split()[-1])  # "/autogroup-123 nice 7"
     except OSError:
         return None

@@ -19,6 +19,7 @@ from auralis_ray.tools.loadtest.httpbody import HttpStreamError, StreamResponse
 from auralis_ray.tools.loadtest.listener import Listener, connect
 from auralis_ray.tools.loadtest.stamped import StampedSocketTransport
 
+
 def clock_for(config: LoadTestConfig) -> Mp3Clock | OggOpusClock:
     """The clock that times the stream's audio: MP3 (resyncing where asked) or Ogg Opus."""
     return Mp3Clock(resync=config.mp3_resync) if config.format == "http-mp3" else OggOpusClock()

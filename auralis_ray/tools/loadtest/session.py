@@ -2,13 +2,13 @@
 
 The asyncio edge (`client.py`, `http_client.py`) decodes what arrives and calls the matching
 `on_*` method with the arrival time; nothing here reads a clock or touches a socket.
+`ListenerRecord` holds what every listener records; `ListenerSession` is a WebSocket listener's
+(chunk ids, lateness, gaps), `http_session.HttpListenerSession` an HTTP stream listener's.
 
 Everything a listener hears goes by the arrival: the kernel's stamp of when the bytes reached its
 socket. The load generator stands in for listeners on other machines and yields the CPU to the
 server it measures, so when it reads is its own queueing, not the server's; the read times are
 kept beside (lateness and first audio by the read) to show how far behind the generator ran.
-`ListenerRecord` holds what every listener records; `ListenerSession` is a WebSocket listener's
-(chunk ids, lateness, gaps), `http_session.HttpListenerSession` an HTTP stream listener's.
 """
 
 from __future__ import annotations
