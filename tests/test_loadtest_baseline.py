@@ -88,6 +88,9 @@ async def test_generator_against_baseline_has_no_gaps_and_expected_chunk_counts(
         assert r.read_lateness_ms.count == r.lateness_ms.count
         assert r.lateness_ms.p50 <= r.read_lateness_ms.p50 and r.lateness_ms.max <= r.read_lateness_ms.max
         assert r.first_audio_ms.count == LISTENERS and r.first_audio_ms.max < 2000
+        # first audio by its arrival, the read beside it; the request went out before either
+        assert r.first_audio_read_ms.count == LISTENERS and r.first_audio_ms.p50 <= r.first_audio_read_ms.p50
+        assert r.request_sent_ms.count == LISTENERS and r.request_sent_ms.p50 <= r.first_audio_ms.p50
         assert r.server.pids == [pid] and r.server.cpu_percent is not None
         assert r.stalls == 0 and r.listeners_behind_real_time == 0
         assert r.to_json()
@@ -118,6 +121,7 @@ async def test_http_listeners_against_the_http_baseline(http_baseline):
         assert 0.9 < r.realtime_ratio_min <= r.realtime_ratio_p50 < 1.15
         assert 14_000 < r.bytes_per_s_per_listener.p50 < 18_000, r.format
         assert r.first_byte_ms.count == LISTENERS and r.first_audio_ms.max < 2000
+        assert r.request_sent_ms.count == LISTENERS and r.request_sent_ms.p50 <= r.first_byte_ms.p50
         assert r.server.pids == [pid] and r.server_cpu_marginal_us_per_listener_per_100ms is not None
         assert r.stream_url == f"{url}/listen/default.{r.format.removeprefix('http-')}"
         assert r.to_json()

@@ -167,9 +167,9 @@ class ListenerProtocol(Listener):
     # -- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.session.on_request_sent(time.time())  # before the write: the answer may arrive before it returns
         self.ws.send_request(self.ws.connect())
         self._send_pending()
-        self.session.on_request_sent(time.time())
 
     def receive(self, data: bytes, arrived_at: float, read_at: float) -> None:
         try:

@@ -49,8 +49,8 @@ class HttpListenerProtocol(Listener):
     # -- transport callbacks ------------------------------------------------------------------
     def connection_made(self, transport: StampedSocketTransport | asyncio.Transport) -> None:
         self.transport = transport
+        self.session.on_request_sent(time.time())  # before the write: the answer may arrive before it returns
         transport.write(self.response.request)
-        self.session.on_request_sent(time.time())
 
     def receive(self, data: bytes, arrived_at: float, read_at: float) -> None:
         try:

@@ -99,7 +99,7 @@ class ListenerRecord:
         self.handshake_start = now
 
     def on_request_sent(self, now: float) -> None:
-        """The socket connected and the request (WebSocket upgrade or HTTP GET) was written."""
+        """The socket connected and the request (WebSocket upgrade or HTTP GET) is being written."""
         self.request_sent_at = now
 
     def on_failed(self, reason: str) -> None:
