@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from auralis_ray.serve.launcher import share_niceness
+from auralis_ray.monitor.priority import share_niceness
 
 REPO = Path(__file__).resolve().parent.parent
 LOGS = REPO / "build"

@@ -115,7 +115,7 @@ def test_the_sessions_it_starts_keep_its_niceness():
     """`nice make run`: the session the supervisor starts (Ray's) gets its niceness."""
     started = subprocess.run(
         [sys.executable, "-c",
-         "import os, subprocess; from auralis_ray.serve.launcher import share_niceness\n"
+         "import os, subprocess; from auralis_ray.monitor.priority import share_niceness\n"
          "niceness = os.nice(3)\n"
          "child = subprocess.Popen(['sleep', '30'], start_new_session=True)\n"
          "share_niceness(child.pid)\n"

@@ -27,6 +27,21 @@ def lower_priority(niceness: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
+def share_niceness(session_leader: int, niceness: int | None = None) -> None:
+    """Give the process session that `session_leader` leads this process's niceness (or `niceness`).
+
+    Linux schedules each session as one group (autogroup) that starts at niceness 0 whatever its
+    processes' own, so without this `nice make run` would leave Ray's processes at full priority.
+    """
+    if niceness is None:
+        niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > 0:
+        try:
+            Path(f"/proc/{session_leader}/autogroup").write_text(str(niceness))
+        except OSError:  # no autogroups here (another OS, or a kernel without them): nothing to share
+            pass
+
+
 def yield_to_other_sessions(niceness: int) -> int:
     """Lower this process's priority against every other process session, not only its own: start a
     session of its own, give that session's scheduling group `niceness`, then `lower_priority`.
@@ -43,8 +58,5 @@ def yield_to_other_sessions(niceness: int) -> int:
         except OSError:
             pass  # a process-group leader: its session (the caller's) is not this process's to change
         else:
-            try:
-                Path("/proc/self/autogroup").write_text(str(niceness))
-            except OSError:
-                pass  # no autogroups here (another OS, or a kernel without them)
+            share_niceness(os.getpid(), niceness)
     return lower_priority(niceness)

@@ -37,6 +37,7 @@ import psutil
 import yaml
 
 from ..config import ConfigError, load_config
+from ..monitor.priority import share_niceness
 from ..versions import UnsupportedVersion, check_versions
 from .local import serves_own_door, system_env
 
@@ -169,21 +170,6 @@ def describe(process: psutil.Process | None) -> str:
 
 
 # ---- the run --------------------------------------------------------------------------------------
-
-
-def share_niceness(session_leader: int, niceness: int | None = None) -> None:
-    """Give the process session that `session_leader` leads this process's niceness (or `niceness`).
-
-    Linux schedules each session as one group (autogroup) that starts at niceness 0 whatever its
-    processes' own, so without this `nice make run` would leave Ray's processes at full priority.
-    """
-    if niceness is None:
-        niceness = os.getpriority(os.PRIO_PROCESS, 0)
-    if niceness > 0:
-        try:
-            Path(f"/proc/{session_leader}/autogroup").write_text(str(niceness))
-        except OSError:  # no autogroups here (another OS, or a kernel without them): nothing to share
-            pass
 
 
 class LocalRun:

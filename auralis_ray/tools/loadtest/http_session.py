@@ -45,8 +45,8 @@ class HttpListenerSession(ListenerRecord):
         self._arrived(size, audio_s, arrived_at)
         # a whole number of chunks, with a nanosecond's slack for the float sum of many pieces
         whole = int(self.audio_s / self.chunk_s + 1e-9)
-        if whole > self.chunks and self.first_audio_at is None:
-            self.first_audio_at, self.first_audio_read_at = arrived_at, now
+        if whole > self.chunks:
+            self._first_audio(arrived_at, now)
         for _ in range(whole - self.chunks):
             self.player.push(arrived_at)
         self.chunks = max(self.chunks, whole)

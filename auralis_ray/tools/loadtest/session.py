@@ -125,6 +125,11 @@ class ListenerRecord:
         self.silences.end(now)
         self.finished = True
 
+    def _first_audio(self, arrived_at: float, read_at: float) -> None:
+        """Audio has come: the first time, when it reached the socket and when it was read."""
+        if self.first_audio_at is None:
+            self.first_audio_at, self.first_audio_read_at = arrived_at, read_at
+
     def _arrived(self, size: int, audio_s: float, arrived_at: float) -> None:
         """`size` bytes holding `audio_s` seconds of audio reached the socket at `arrived_at`."""
         self.silences.on_arrival(arrived_at)
@@ -208,8 +213,7 @@ class ListenerSession(ListenerRecord):
             self.bad_frames += 1  # audio before connection_established
             return
         arrival = now if arrived_at is None else arrived_at
-        if self.first_audio_at is None:
-            self.first_audio_at, self.first_audio_read_at = arrival, now
+        self._first_audio(arrival, now)
         self.gaps.on_chunk(chunk_id)
         self.player.push(arrival)
         self._arrived(size, self.chunk_s, arrival)
