@@ -90,9 +90,9 @@ class ConcurrencyConfig(_Section):
     # The kernel's send buffer of a WebSocket listener's socket (the kernel doubles it: 256 KiB, 1.5 s
     # of PCM); left to itself it grows to 4 MiB, and a listener that stops reading is noticed that late
     websocket_send_buffer_bytes: int = Field(default=131072, ge=4096)
-    # HTTP stream listeners get this many chunks per write (2: one send every 200 ms; players buffer
-    # seconds, and each send costs the replica about as much as the bytes it carries)
-    http_chunks_per_write: int = Field(default=2, ge=1, le=10)
+    # HTTP stream listeners get this many chunks per write (4: one send every 400 ms; players buffer
+    # a second or more, and a send costs the replica about the same whatever it carries)
+    http_chunks_per_write: int = Field(default=4, ge=1, le=10)
     # Write pre-framed frames straight to the socket when the ASGI server allows (see serve/direct.py)
     enable_direct_writes: bool = True
     # A listener that cannot take a frame for this long is disconnected

@@ -1,5 +1,7 @@
-"""Compressed delivery without I/O: an HTTP stream listener (stream/http_listener.py), what a replica
-knows a station plays (stream/now_playing.py), and the WebSocket `opus` format of ClientSession."""
+"""Compressed delivery without I/O: an HTTP stream listener (stream/http_listener.py), the replica's
+fan-out to HTTP listeners (stream/http_fanout.py, the feed's tick in serve/hub.py, over fake
+transports), what a replica knows a station plays (stream/now_playing.py), and the WebSocket `opus`
+format of ClientSession."""
 
 from __future__ import annotations
 
@@ -9,13 +11,19 @@ import numpy as np
 import pytest
 
 from auralis_ray.config import load_config
-from auralis_ray.core_settings import session_settings
+from auralis_ray.core_settings import feed_settings, session_settings
+from auralis_ray.monitor.metrics import PerformanceMetrics
+from auralis_ray.serve.direct import BodyWriter
+from auralis_ray.serve.http_stream import http_stream_settings
+from auralis_ray.serve.hub import StationFeed
+from auralis_ray.serve.listener import HttpListener
 from auralis_ray.stream import protocol as p
 from auralis_ray.stream.broadcast import BroadcastRingBuffer
 from auralis_ray.stream.client import ClientSession
 from auralis_ray.stream.codecs import (OPUS_FRAME_SAMPLES, OPUS_SAMPLE_RATE, CodecSettings, IcyDemuxer,
                                       decode_opus_frame, page_packets, parse_pages)
 from auralis_ray.stream.codecs.ogg import FLAG_FIRST
+from auralis_ray.stream.http_fanout import LiveSpans, WriteWheel, chunked_body
 from auralis_ray.stream.http_listener import HttpStreamSession, HttpStreamSettings, StreamFormat
 from auralis_ray.stream.now_playing import NowPlayingTimeline
 from auralis_ray.stream.pool import AudioChunkPool, EncodedChunk
@@ -138,25 +146,30 @@ def test_the_backlog_counts_the_socket_and_the_chunks_not_taken():
 def test_after_the_burst_a_write_waits_for_chunks_per_write_chunks_and_takes_them_in_one_step(fmt):
     station = Station()
     station.publish(0, 9)
+    spans = LiveSpans(station.ring)
     settings = HttpStreamSettings(burst_chunks=4, backlog_max_bytes=65_536, chunks_per_write=2)
-    live = HttpStreamSession("http:live", "s", fmt, station.ring, settings, now=0.0)
-    general = HttpStreamSession("http:general", "s", fmt, station.ring, settings, now=0.0)
-    for session in (live, general):
+    live, twin, general = (HttpStreamSession(f"http:{name}", "s", fmt, station.ring, settings, now=0.0)
+                           for name in ("live", "twin", "general"))
+    for session in (live, twin, general):
         session.open(0.0)
         assert session.ready_to_write(), "the opening burst goes at once"
-    assert live.take_live(0.0) is None, "the burst: more than one write's chunks, and the Ogg header pages"
-    assert joined(live.take(0.0)) == joined(general.take(0.0))
+        assert session.next_write_id() == 10, "looked at on the next tick"
+    assert live.take_live(0.0, spans) is None, "the burst: more than one write's chunks, and the Ogg header pages"
+    assert joined(live.take(0.0)) == joined(twin.take(0.0)) == joined(general.take(0.0))
+    assert live.next_write_id() == 11, "due when the second chunk after the burst is published"
     station.publish(10, 10)
     assert not live.ready_to_write() and live.chunks_due() == 1, "one chunk waits for the next"
     station.publish(11, 11)
     assert live.ready_to_write()
-    bodies = live.take_live(1.1)
-    assert len(bodies) == 2 and joined(bodies) == joined(general.take(1.1)), "the same bytes as the general path"
-    assert all(body is station.ring.get(cid).compressed.mp3 or body is station.ring.get(cid).compressed.ogg_pages
-               for body, cid in zip(bodies, (10, 11))), "the shared bytes, not copies"
+    span = live.take_live(1.1, spans)
+    assert (span.first, span.end) == (10, 12) and span.body == joined(general.take(1.1)), "the general path's bytes"
+    assert twin.take_live(1.1, spans) is span, "one object for every listener writing the same chunks"
+    assert span.chunked == b"%x\r\n" % len(span.body) + span.body + b"\r\n", "one chunk of the chunked coding"
     assert live.chunks_sent == general.chunks_sent == 6 and live.bytes_sent == general.bytes_sent
+    assert live.next_write_id() == 13
     station.publish(12, 14)
-    assert live.take_live(1.4) is None, "three due: more than one write's worth goes the general way"
+    assert live.take_live(1.4, spans) is None, "three due: more than one write's worth goes the general way"
+    assert live.next_write_id() == 15, "overdue: looked at on the next tick"
     with pytest.raises(ValueError, match="chunks_per_write"):
         HttpStreamSettings(burst_chunks=4, backlog_max_bytes=65_536, chunks_per_write=0)
 
@@ -164,15 +177,134 @@ def test_after_the_burst_a_write_waits_for_chunks_per_write_chunks_and_takes_the
 def test_icy_metadata_and_a_new_ogg_stream_take_the_general_path():
     station = Station()
     station.publish(0, 9)
+    spans = LiveSpans(station.ring)
     icy = listener(station, StreamFormat.MP3, "http:icy", icy=True, title="t")
     ogg = listener(station, StreamFormat.OGG_OPUS, "http:ogg")
     for session in (icy, ogg):
         session.take(0.0)
     station.publish(10, 10)
-    assert icy.take_live(1.0) is None, "an ICY block may fall inside the chunk"
-    assert ogg.take_live(1.0) == [station.ring.get(10).compressed.ogg_pages]
+    assert icy.take_live(1.0, spans) is None, "an ICY block may fall inside the chunk"
+    assert ogg.take_live(1.0, spans).body == station.ring.get(10).compressed.ogg_pages
     station.publish(20, 20)  # a restarted station actor: a jump, and a new Ogg stream with its own header pages
-    assert ogg.take_live(2.0) is None and joined(ogg.take(2.0)).startswith(station.ring.get(20).compressed.ogg_header)
+    assert ogg.take_live(2.0, spans) is None and joined(ogg.take(2.0)).startswith(station.ring.get(20).compressed.ogg_header)
+
+
+def test_a_span_is_none_across_a_hole_chunks_without_forms_or_two_ogg_streams():
+    station = Station()
+    station.publish(0, 2)
+    station.publish(3, 3, compressed=False)
+    station.publish(5, 5)
+    spans = LiveSpans(station.ring)
+    assert spans.get(True, 0, 3).body == b"".join(station.ring.get(cid).compressed.mp3 for cid in range(3))
+    assert spans.get(True, 2, 4) is None, "chunk 3 has no compressed forms"
+    assert spans.get(True, 4, 6) is None, "chunk 4 is a hole"
+    restarted = Station()  # the same ids from another station actor: another Ogg stream
+    station.ring.write_chunk(restarted.chunk(6))
+    assert spans.get(False, 5, 6).ogg_header == station.ring.get(5).compressed.ogg_header
+    assert spans.get(False, 5, 7) is None, "two Ogg streams"
+    assert spans.get(True, 5, 7) is not None, "MP3 frames need no header"
+    assert chunked_body(b"") == b"", "an empty chunk would end the body"
+
+
+def test_the_write_wheel_gives_back_what_is_due_the_earliest_first_and_forgets_what_is_removed():
+    wheel: WriteWheel[str] = WriteWheel()
+    wheel.schedule("a", "A", 12)
+    wheel.schedule("b", "B", 11)
+    wheel.schedule("c", "C", 13)
+    wheel.schedule("a", "A", 11)  # filed again: only the newer filing counts
+    wheel.schedule("d", "D", 11)
+    wheel.remove("d")
+    wheel.remove("never filed")
+    assert len(wheel) == 3 and wheel.due_at("a") == 11 and "d" not in wheel
+    assert wheel.pop_due(10) == []
+    assert wheel.pop_due(12) == ["B", "A"] and len(wheel) == 1
+    assert wheel.pop_due(20) == ["C"] and len(wheel) == 0 and wheel.due_at("c") is None
+
+
+class BodyTransport:
+    """The methods of a transport that an HTTP stream's body writer uses; `backlog`: unsent bytes."""
+
+    def __init__(self):
+        self.writes: list[bytes] = []
+        self.backlog = 0
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def writelines(self, pieces) -> None:
+        self.writes.append(b"".join(bytes(piece) for piece in pieces))
+
+    def get_extra_info(self, name: str, default=None):
+        return default
+
+    def get_write_buffer_size(self) -> int:
+        return self.backlog
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def dechunk(writes: list[bytes]) -> bytes:
+    """The body that writes in the chunked transfer coding carry (each write is whole chunks)."""
+    body = b""
+    for data in writes:
+        while data:
+            size_line, _, data = data.partition(b"\r\n")
+            size = int(size_line, 16)
+            body, data = body + data[:size], data[size + 2:]
+    return body
+
+
+def test_the_feeds_tick_visits_each_http_listener_when_its_write_is_due_and_writes_shared_bytes():
+    config = load_config(concurrency={"http_chunks_per_write": 3})
+    feed = StationFeed("s", None, feed_settings(config), 1.0, PerformanceMetrics("ingress"))
+    station = Station()
+    for chunk_id in range(10):
+        feed.ring.write_chunk(station.chunk(chunk_id))
+    settings = http_stream_settings(config)
+    listeners = []
+    for n in range(4):
+        session = HttpStreamSession(f"http:{n}", "s", StreamFormat.MP3, feed.ring, settings, now=0.0)
+        session.open(0.0)
+        listener = HttpListener(session)
+        listener.writer = BodyWriter(BodyTransport(), True, settings.backlog_max_bytes, 4096)
+        feed.add_http(listener)
+        listeners.append(listener)
+    stuck = listeners[3]
+    for listener in listeners[:2]:  # two start now, one a tick later: another write phase
+        feed.start_http(listener, 0.0)
+    visited: list[str] = []
+    for listener in listeners:
+        send_due = listener.send_due
+        listener.send_due = lambda now, spans, send_due=send_due, name=listener.listener_id: (
+            visited.append(name), send_due(now, spans))[1]
+    for chunk_id in range(10, 40):
+        feed.ring.write_chunk(station.chunk(chunk_id))
+        if chunk_id == 11:
+            feed.start_http(listeners[2], 1.1)
+        if chunk_id == 20:
+            feed.start_http(stuck, 2.0)
+            stuck.writer.transport.backlog = settings.backlog_max_bytes + 1  # it stops reading
+        visited.clear()
+        feed.tick(chunk_id / 10)
+        if 11 < chunk_id < 20:  # the one that has not started is not looked at
+            assert visited == [listener.listener_id for listener in listeners[:3]
+                               if listener.session.cursor.read_position == chunk_id + 1], "only those due"
+    mp3 = [feed.ring.get(chunk_id).compressed.mp3 for chunk_id in range(40)]
+    first, second, third = (listener.writer.transport.writes for listener in listeners[:3])
+    assert dechunk(first) == dechunk(second) == b"".join(mp3), "every chunk once, in order"
+    assert dechunk(third) == b"".join(mp3[:39]), "the last chunk waits for the next two"
+    assert all(a is b for a, b in zip(first[1:], second[1:])), "one bytes object per write, for both"
+    assert len(first) == 1 + 10 and len(third) == 1 + 9, "the burst, then a write every 3 chunks"
+    assert not set(map(id, first[1:])) & set(map(id, third[1:])), "another phase, other spans"
+    assert stuck.dropped and stuck.writer.transport.aborted and len(stuck.writer.transport.writes) == 1, \
+        "dropped at its first write after the burst"
+    assert "http:3" not in feed.http_due
+    assert sorted(feed.http_due.due_at(f"http:{n}") for n in range(3)) == [41, 42, 42]
 
 
 def test_chunks_without_compressed_forms_are_skipped_and_a_closed_stream_sends_nothing():

@@ -25,6 +25,8 @@ import functools
 import socket
 from typing import Any
 
+from ..stream.http_fanout import LiveSpan
+
 # uvicorn's default WebSocket protocol (ws="auto" with `websockets` installed), the one measured and tested
 _PROTOCOL = ("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol")
 # uvicorn's HTTP/1.1 protocol on httptools (http="auto" with httptools installed): one request's response
@@ -141,6 +143,12 @@ class BodyWriter(DirectWriter):
             self.transport.writelines([chunk_size_line(size), *pieces, CRLF])
         else:
             self.transport.writelines(pieces)
+
+    def write_span(self, span: LiveSpan) -> None:
+        """A tick's common write: the span's bytes, framed as the response is, one shared object."""
+        data = span.chunked if self.chunked else span.body
+        if data:
+            self.transport.write(data)
 
 
 CRLF = b"\r\n"

@@ -160,7 +160,7 @@ class HttpStreamEndpoint:
             else:
                 listener.sender = asyncio.create_task(self._send_loop(listener, send))
                 waits.add(listener.sender)
-            listener.start(time.time())
+            feed.start_http(listener, time.time())
             waits |= {asyncio.create_task(wait_for_disconnect(receive)), asyncio.create_task(listener.ended.wait())}
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finish = listener.ended.is_set() and not listener.dropped

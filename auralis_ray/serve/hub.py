@@ -30,6 +30,7 @@ from ..stream.adaptive import TIER_ORDER, TIERS
 from ..stream.broadcast import BroadcastRingBuffer
 from ..stream.client import ClientSession
 from ..stream.feed import FeedCore, FeedStatus, TickRecord
+from ..stream.http_fanout import LiveSpans, WriteWheel
 from ..stream.now_playing import NowPlayingTimeline, Section
 from ..stream.pool import EncodedChunk
 from ..stream.settings import FeedSettings
@@ -99,6 +100,8 @@ class StationFeed:
         self.full_gc = full_gc
         self.listeners: dict[str, Listener] = {}
         self.http_listeners: dict[str, HttpListener] = {}
+        self.http_due: WriteWheel[HttpListener] = WriteWheel()  # each HTTP listener by its next write's chunk
+        self.http_spans = LiveSpans(self.core.ring)
         self.playing = NowPlayingTimeline()
         self.now_playing_message: str | None = None  # the current section's `now_playing`, encoded once
         self._has_audio = asyncio.Event()
@@ -317,14 +320,23 @@ class StationFeed:
                 log.exception("listener %s failed; closing it", session.client_id)
                 self.metrics.inc_websocket_errors("internal")
                 listener.close(p.CloseCode.POLICY_VIOLATION, "internal error")
-        for http_listener in list(self.http_listeners.values()):
+        latest = self.ring.latest_id
+        if latest is None:
+            return
+        for http_listener in self.http_due.pop_due(latest):
             try:
-                if http_listener.send_due(now):
+                if http_listener.send_due(now, self.http_spans):
                     self.metrics.inc_websocket_errors("stalled")
             except Exception:
                 log.exception("HTTP listener %s failed; dropping it", http_listener.listener_id)
                 self.metrics.inc_websocket_errors("internal")
                 http_listener.drop()
+            self._schedule_http(http_listener)
+
+    def _schedule_http(self, listener: HttpListener) -> None:
+        """File a listener of this feed under its next write (unless the stream has ended)."""
+        if not listener.ended.is_set() and self.http_listeners.get(listener.listener_id) is listener:
+            self.http_due.schedule(listener.listener_id, listener, listener.session.next_write_id())
 
     @property
     def listener_count(self) -> int:
@@ -354,8 +366,15 @@ class StationFeed:
         self.http_listeners[listener.listener_id] = listener
         self._listener_joined.set()
 
+    def start_http(self, listener: HttpListener, now: float) -> None:
+        """The listener's response has started: its opening burst, then a write every few ticks."""
+        listener.start(now, self.http_spans)
+        self._schedule_http(listener)
+
     def remove_http(self, listener: HttpListener) -> None:
-        self.http_listeners.pop(listener.listener_id, None)
+        if self.http_listeners.get(listener.listener_id) is listener:
+            del self.http_listeners[listener.listener_id]
+            self.http_due.remove(listener.listener_id)
 
 
 @dataclass(frozen=True)

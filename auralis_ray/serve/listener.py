@@ -12,6 +12,7 @@ import asyncio
 from typing import Coroutine
 
 from ..stream.client import ClientSession
+from ..stream.http_fanout import LiveSpans
 from ..stream.http_listener import HttpStreamSession
 from .direct import BodyWriter, DirectWriter
 
@@ -88,23 +89,23 @@ class HttpListener:
     def listener_id(self) -> str:
         return self.session.listener_id
 
-    def start(self, now: float) -> None:
+    def start(self, now: float, spans: LiveSpans) -> None:
         """The response has started: send the opening burst, then each chunk from the tick."""
         self.streaming = True
-        self.send_due(now)
+        self.send_due(now, spans)
 
-    def send_due(self, now: float) -> bool:
-        """Send what is due (the tick); True when the listener turned out to have stopped reading and
-        was dropped just now."""
+    def send_due(self, now: float, spans: LiveSpans) -> bool:
+        """Send what is due (the tick; `spans`: the tick's common writes); True when the listener turned
+        out to have stopped reading and was dropped just now."""
         session, writer = self.session, self.writer
         if not self.streaming or session.closing is not None or writer is not None and writer.closed:
             return False
         if not session.ready_to_write():  # the next tick brings the rest of the write
             return False
         if writer is not None and writer.has_room():  # the common write: the chunks due, at once
-            bodies = session.take_live(now)
-            if bodies is not None:
-                writer.write(bodies)
+            span = session.take_live(now, spans)
+            if span is not None:
+                writer.write_span(span)
                 return False
         if session.over_backlog(0 if writer is None else writer.backlog):
             self.drop()

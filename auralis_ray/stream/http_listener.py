@@ -9,8 +9,8 @@ out next: each chunk's compressed form, encoded once by the station and shared b
   the station's Ogg stream changes (a restarted station actor starts a new one), the new header
   pages go first: a chained Ogg stream.
 - After the burst it gets the chunks as the replica publishes them, in real time, `chunks_per_write`
-  at a time: one socket write per `chunks_per_write` chunks (each write costs the replica about as
-  much as the bytes it carries; a player buffers seconds).
+  at a time: one socket write per `chunks_per_write` chunks (a write costs the replica about the
+  same whatever it carries; a player buffers a second or more).
 - The bytes the socket has not sent yet are its backlog; past `backlog_max_bytes` the listener
   has stopped reading and is dropped (an HTTP stream has no way to announce a skip).
 - An MP3 listener that asked for ICY metadata gets a metadata block every `icy_metaint` audio
@@ -26,6 +26,7 @@ from enum import Enum
 
 from .broadcast import BroadcastRingBuffer, ClientCursor, Overrun
 from .codecs.icy import IcyInterleaver
+from .http_fanout import LiveSpan, LiveSpans
 
 ICY_METAINT = 16_000  # audio bytes between two ICY metadata blocks (Icecast's default)
 
@@ -152,10 +153,10 @@ class HttpStreamSession:
         self.bytes_sent += sum(len(piece) for piece in pieces)
         return pieces
 
-    def take_live(self, now: float) -> list[bytes] | None:
-        """The common write in one step: the bodies of the chunks due, when at most `chunks_per_write`
-        are due and they need nothing around them (no ICY block, no new Ogg header pages). Same
-        effects as `take`; None: use `take`."""
+    def take_live(self, now: float, spans: LiveSpans) -> LiveSpan | None:
+        """The common write in one step: the span of the chunks due (joined once for every listener,
+        `spans`), when at most `chunks_per_write` are due and they need nothing around them (no ICY
+        block, no new Ogg header pages). Same effects as `take`; None: use `take`."""
         cursor, ring = self.cursor, self.ring
         position = ring.write_position
         if cursor is None or position is None or self.icy is not None or self.closing is not None:
@@ -164,19 +165,25 @@ class HttpStreamSession:
         if not 0 < position - first <= self.settings.chunks_per_write:
             return None
         mp3 = self.fmt is StreamFormat.MP3
-        bodies = []
-        for chunk_id in range(first, position):
-            chunk = ring.get(chunk_id)
-            forms = None if chunk is None else chunk.compressed
-            if forms is None or not mp3 and forms.ogg_header != self.ogg_header:
-                return None
-            bodies.append(forms.mp3 if mp3 else forms.ogg_pages)
+        span = spans.get(mp3, first, position)
+        if span is None or not mp3 and span.ogg_header != self.ogg_header:
+            return None
         cursor.read_position = position
-        cursor.chunks_read += len(bodies)
+        cursor.chunks_read += position - first
         cursor.last_read_time = now
-        self.chunks_sent += len(bodies)
-        self.bytes_sent += sum(len(body) for body in bodies)
-        return bodies
+        self.chunks_sent += position - first
+        self.bytes_sent += len(span.body)
+        return span
+
+    def next_write_id(self) -> int:
+        """The chunk_id at whose publication this listener's next write is due: `chunks_per_write`
+        chunks past what it has taken, and at the earliest the next chunk (a listener that did not
+        take what was due, or has not opened, is looked at again on the next tick)."""
+        position = self.ring.write_position
+        following = 0 if position is None else position
+        if self.cursor is None:
+            return following
+        return max(following, self.cursor.read_position + self.settings.chunks_per_write - 1)
 
     def set_title(self, title: str) -> None:
         """The StreamTitle the next ICY metadata block announces."""
