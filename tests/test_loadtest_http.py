@@ -14,7 +14,7 @@ from auralis_ray.tools.loadtest.client import run_loadtest_async
 from auralis_ray.tools.loadtest.config import LoadTestConfig
 from auralis_ray.tools.loadtest.http_session import HttpListenerSession
 from auralis_ray.tools.loadtest.httpbody import ChunkedBody, HttpStreamError, StreamResponse
-from auralis_ray.tools.loadtest.report import format_report
+from auralis_ray.tools.loadtest.report import build_report, format_report
 from auralis_ray.tools.loadtest.stalls import StallDetector
 
 pytestmark = pytest.mark.realtime
@@ -186,12 +186,33 @@ def test_http_session_stall_and_falling_behind():
     assert summary.underruns == 1  # 1 s buffered does not cover 1.6 s
     assert summary.window_audio_s < 10.0 - 0.3
 
+    assert summary.window_span_audio_s < summary.window_span_s - 0.3
+
     refused = HttpListenerSession(1, "h1", window=(0.0, 1.0))
     refused.on_handshake_start(0.0)
     refused.on_response(503, 0.01)
     refused.on_body(100, 0.1, 0.02, 0.02)  # ignored: never connected
     assert refused.summary().failure == "HTTP 503" and not refused.summary().connected
     assert HttpListenerSession(2, "h2", window=(0.0, 1.0)).summary().failure == "no response"
+
+
+@pytest.mark.parametrize("audio_per_write_s, behind", [(0.4, False), (0.38, True)])
+def test_real_time_is_the_rate_between_arrivals_whatever_the_window_edges(audio_per_write_s, behind):
+    # a write of 0.4 s every 0.4 s whose phase leaves 24 writes (9.6 s of audio) inside the 9.99 s
+    # window: real time all the same; writes 5 % short fall behind
+    s = _session(window=(10.0, 19.99))
+    s.on_body(16_000, 1.0, 9.004, 9.005)
+    t = 9.995
+    while t < 20.5:
+        s.on_body(6_400, audio_per_write_s, t, t)
+        t += 0.4
+    s.finish(20.5)
+    summary = s.summary()
+    assert summary.window_audio_s == pytest.approx(24 * audio_per_write_s), "one write short of the window"
+    report = build_report(LoadTestConfig(url="ws://h:1", listeners=1, format="http-mp3", seconds=10.0),
+                          [summary], [], window_s=9.99)
+    assert report.listeners_behind_real_time == int(behind)
+    assert report.realtime_ratio_min == pytest.approx(audio_per_write_s / 0.4)
 
 
 # -- runs against local servers -----------------------------------------------------------------

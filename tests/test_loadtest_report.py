@@ -193,8 +193,10 @@ def test_opus_frame_is_parsed_like_the_server_builds_it():
 
 def test_http_report_judges_real_time_and_stalls_not_lateness():
     config = _config(4, format="http-mp3", seconds=10.0)
-    steady = dict(window_audio_s=10.0, window_bytes=160_000, first_byte_ms=3.0)
-    summaries = [_ok(i, **steady) for i in range(3)] + [_ok(3, window_audio_s=9.6, window_bytes=153_600,
+    steady = dict(window_audio_s=10.0, window_span_s=9.9, window_span_audio_s=9.9, window_bytes=160_000,
+                  first_byte_ms=3.0)
+    summaries = [_ok(i, **steady) for i in range(3)] + [_ok(3, window_audio_s=9.6, window_span_s=10.0,
+                                                             window_span_audio_s=9.6, window_bytes=153_600,
                                                              stalls=1, longest_silence_ms=1200.0)]
     usage = ProcessUsage(cpu_percent=30.0, cpu_idle_percent=10.0)
     r = build_report(config, summaries, [], window_s=10.0, server=usage)

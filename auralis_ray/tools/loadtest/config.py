@@ -29,8 +29,9 @@ class Goals:
     min_fraction_within_limit: float = 0.999
     first_audio_p99_ms: float = 150.0
     max_failed_listeners: int = 0
-    # HTTP streams: no silence longer than the run's `stall_s`, and every listener receives at least
-    # the window's length of audio in the window, less `realtime_tolerance_s`
+    # HTTP streams: no silence longer than the run's `stall_s`, and every listener keeps real time:
+    # between its first and last arrival in the window it receives that long of audio, less
+    # `realtime_tolerance_s` (a stream that stops is a stall)
     max_stalls: int = 0
     max_listeners_behind_real_time: int = 0
     # µs of server CPU per listener per 100 ms of audio delivered (window minus idle); None: no goal
@@ -67,8 +68,8 @@ class LoadTestConfig:
     # server whose burst starts mid-frame, as Icecast's does); Auralis starts on a frame boundary
     mp3_resync: bool = False
     stall_s: float = 1.0  # a silence longer than this, once audio flows, is a stall
-    # how much less audio than the window's length a listener may receive in the window and still hold
-    # real time: the sends at the window's two edges and a chunk's share of whole MP3 frames (3 or 4)
+    # how much less audio than the time between its first and last arrival in the window a listener
+    # may receive and still hold real time (a chunk's share of whole MP3 frames is 3 or 4 of them)
     realtime_tolerance_s: float = 0.3
     server_pids: tuple[int, ...] = ()  # empty: match DEFAULT_SERVER_PATTERNS
     server_patterns: tuple[str, ...] = DEFAULT_SERVER_PATTERNS

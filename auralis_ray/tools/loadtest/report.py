@@ -106,8 +106,8 @@ class LoadReport:
     underruns: int
     listeners_with_underruns: int
     # what each listener received in the window: audio bytes (whole frames, or the HTTP body) per
-    # second, and seconds of audio per second (1.0 is real time); behind real time: less than the
-    # window's length of audio, by more than the run's tolerance
+    # second; seconds of audio per second between its first and last arrival in the window (1.0 is
+    # real time); behind real time: less audio than that time, by more than the run's tolerance
     bytes_per_s_per_listener: Percentiles
     realtime_ratio_min: float | None
     realtime_ratio_p50: float | None
@@ -237,8 +237,11 @@ def build_report(
     rss, rss_idle = server.rss_mb, server.rss_idle_mb
     # each listener's bytes and audio seconds arrived in the planned window of config.seconds
     bytes_per_s = [s.window_bytes / config.seconds for s in connected]
-    realtime = np.sort([s.window_audio_s / config.seconds for s in connected])
-    behind = sum(1 for s in connected if s.window_audio_s < config.seconds - config.realtime_tolerance_s)
+    # the rate each kept between its first and last arrival in the window: a window's edges fall
+    # anywhere between two writes, so the audio inside it is up to one write short or over
+    realtime = np.sort([s.window_span_audio_s / s.window_span_s if s.window_span_s > 0 else 0.0 for s in connected])
+    behind = sum(1 for s in connected
+                 if s.window_span_s <= 0 or s.window_span_audio_s < s.window_span_s - config.realtime_tolerance_s)
     report = LoadReport(
         label=config.label,
         url=config.url,

@@ -51,6 +51,10 @@ class ListenerSummary:
     close_code: int | None = None
     window_bytes: int = 0  # audio bytes (frames, or the HTTP body) that arrived in the window
     window_audio_s: float = 0.0  # seconds of audio that arrived in the window
+    # the time from the first to the last arrival in the window, and the audio that arrived after the
+    # first, up to the last: the rate the stream kept, whatever the size of its writes
+    window_span_s: float = 0.0
+    window_span_audio_s: float = 0.0
     stalls: int = 0  # silences longer than the run's stall_s once audio flowed
     longest_silence_ms: float = 0.0
 
@@ -89,6 +93,8 @@ class ListenerRecord:
         self.finished = False
         self.window_bytes = 0
         self.window_audio_s = 0.0
+        self.window_first_arrival: tuple[float, float] | None = None  # (arrived_at, audio_s)
+        self.window_last_arrival_at: float | None = None
         self._start_own()
 
     def _start_own(self) -> None:
@@ -136,6 +142,9 @@ class ListenerRecord:
         if self.window_start <= arrived_at <= self.window_end:
             self.window_bytes += size
             self.window_audio_s += audio_s
+            if self.window_first_arrival is None:
+                self.window_first_arrival = (arrived_at, audio_s)
+            self.window_last_arrival_at = arrived_at
 
     # -- outputs --------------------------------------------------------------------
     def window_lateness_ms(self, by_read: bool = False) -> list[float]:
@@ -153,6 +162,7 @@ class ListenerRecord:
 
     def summary(self) -> ListenerSummary:
         connected = self.established_at is not None
+        first = self.window_first_arrival
         return ListenerSummary(
             index=self.index,
             client_id=self.client_id,
@@ -168,6 +178,8 @@ class ListenerRecord:
             close_code=self.close_code,
             window_bytes=self.window_bytes,
             window_audio_s=self.window_audio_s,
+            window_span_s=0.0 if first is None else self.window_last_arrival_at - first[0],
+            window_span_audio_s=0.0 if first is None else self.window_audio_s - first[1],
             stalls=self.silences.stalls,
             longest_silence_ms=self.silences.longest_silence_s * 1000.0,
             **self._own_summary(),
