@@ -64,7 +64,7 @@ def chunk(chunk_id: int) -> EncodedChunk:
 def run(listeners: int, chunks: int, per_write: int, visit_all: bool) -> tuple[float, float]:
     """µs per listener per chunk, and writes per listener per chunk."""
     config = load_config(concurrency={"http_chunks_per_write": per_write})
-    feed = StationFeed("s", None, feed_settings(config), 1.0, PerformanceMetrics("bench"))
+    feed = StationFeed("s", None, feed_settings(config), 1.0, PerformanceMetrics("ingress"))
     for chunk_id in range(20):
         feed.ring.write_chunk(chunk(chunk_id))
     settings = http_stream_settings(config)
