@@ -28,6 +28,7 @@ from auralis_ray.stream.http_listener import HttpStreamSession, HttpStreamSettin
 from auralis_ray.stream.now_playing import NowPlayingTimeline
 from auralis_ray.stream.pool import AudioChunkPool, EncodedChunk
 from auralis_ray.stream.schedule import publish_time
+from fake_transport import FakeTransport
 
 EPOCH = 1_000_000.0
 SETTINGS = HttpStreamSettings(burst_chunks=10, backlog_max_bytes=65_536, icy_metaint=1_000)
@@ -221,33 +222,6 @@ def test_the_write_wheel_gives_back_what_is_due_the_earliest_first_and_forgets_w
     assert wheel.pop_due(20) == ["C"] and len(wheel) == 0 and wheel.due_at("c") is None
 
 
-class BodyTransport:
-    """The methods of a transport that an HTTP stream's body writer uses; `backlog`: unsent bytes."""
-
-    def __init__(self):
-        self.writes: list[bytes] = []
-        self.backlog = 0
-        self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def writelines(self, pieces) -> None:
-        self.writes.append(b"".join(bytes(piece) for piece in pieces))
-
-    def get_extra_info(self, name: str, default=None):
-        return default
-
-    def get_write_buffer_size(self) -> int:
-        return self.backlog
-
-    def is_closing(self) -> bool:
-        return self.aborted
-
-    def abort(self) -> None:
-        self.aborted = True
-
-
 def dechunk(writes: list[bytes]) -> bytes:
     """The body that writes in the chunked transfer coding carry (each write is whole chunks)."""
     body = b""
@@ -271,7 +245,7 @@ def test_the_feeds_tick_visits_each_http_listener_when_its_write_is_due_and_writ
         session = HttpStreamSession(f"http:{n}", "s", StreamFormat.MP3, feed.ring, settings, now=0.0)
         session.open(0.0)
         listener = HttpListener(session)
-        listener.writer = BodyWriter(BodyTransport(), True, settings.backlog_max_bytes, 4096)
+        listener.writer = BodyWriter(FakeTransport(), True, settings.backlog_max_bytes, 4096)
         feed.add_http(listener)
         listeners.append(listener)
     stuck = listeners[3]
@@ -295,13 +269,13 @@ def test_the_feeds_tick_visits_each_http_listener_when_its_write_is_due_and_writ
             assert visited == [listener.listener_id for listener in listeners[:3]
                                if listener.session.cursor.read_position == chunk_id + 1], "only those due"
     mp3 = [feed.ring.get(chunk_id).compressed.mp3 for chunk_id in range(40)]
-    first, second, third = (listener.writer.transport.writes for listener in listeners[:3])
+    first, second, third = (listener.writer.transport.written for listener in listeners[:3])
     assert dechunk(first) == dechunk(second) == b"".join(mp3), "every chunk once, in order"
     assert dechunk(third) == b"".join(mp3[:39]), "the last chunk waits for the next two"
     assert all(a is b for a, b in zip(first[1:], second[1:])), "one bytes object per write, for both"
     assert len(first) == 1 + 10 and len(third) == 1 + 9, "the burst, then a write every 3 chunks"
     assert not set(map(id, first[1:])) & set(map(id, third[1:])), "another phase, other spans"
-    assert stuck.dropped and stuck.writer.transport.aborted and len(stuck.writer.transport.writes) == 1, \
+    assert stuck.dropped and stuck.writer.transport.aborted and len(stuck.writer.transport.written) == 1, \
         "dropped at its first write after the burst"
     assert "http:3" not in feed.http_due
     assert sorted(feed.http_due.due_at(f"http:{n}") for n in range(3)) == [41, 42, 42]

@@ -22,6 +22,7 @@ from auralis_ray.stream import protocol as p
 from auralis_ray.stream.client import ClientSession, Closing
 from auralis_ray.stream.pool import AudioChunkPool
 from auralis_ray.stream.schedule import live_chunk_id, publish_time
+from fake_transport import FakeTransport
 from waiting import wait_until_async
 
 pytestmark = pytest.mark.realtime
@@ -56,30 +57,6 @@ class FakeStation:
 
     async def _info(self, station: str) -> dict:
         return {"name": "s", "params": {"bpm": 60}}
-
-
-class FakeTransport:
-    """The methods of a transport that direct writes use; `backlog` is what the socket has not sent."""
-
-    def __init__(self):
-        self.written: list[bytes] = []
-        self.backlog = 0
-        self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def get_extra_info(self, name: str, default=None):
-        return default  # no socket behind it
-
-    def get_write_buffer_size(self) -> int:
-        return self.backlog
-
-    def is_closing(self) -> bool:
-        return self.aborted
-
-    def abort(self) -> None:
-        self.aborted = True
 
 
 @pytest.fixture
