@@ -21,11 +21,10 @@ simply uses the ASGI `send`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 from typing import Any
 
-from ..stream.http_fanout import LiveSpan
+from ..stream.http_fanout import CRLF, LiveSpan, chunk_size_line
 
 # uvicorn's default WebSocket protocol (ws="auto" with `websockets` installed), the one measured and tested
 _PROTOCOL = ("uvicorn.protocols.websockets.websockets_sansio_impl", "WebSocketsSansIOProtocol")
@@ -150,11 +149,3 @@ class BodyWriter(DirectWriter):
         if data:
             self.transport.write(data)
 
-
-CRLF = b"\r\n"
-
-
-@functools.lru_cache(maxsize=4096)
-def chunk_size_line(size: int) -> bytes:
-    """The line that opens a chunk of `size` bytes in the chunked transfer coding (HTTP/1.1)."""
-    return b"%x\r\n" % size

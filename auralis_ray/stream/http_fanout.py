@@ -9,6 +9,7 @@ same chunks in the same framing get the same bytes object: a tick joins each spa
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -21,10 +22,19 @@ Item = TypeVar("Item")
 SPANS_HELD = 32
 
 
+CRLF = b"\r\n"
+
+
+@functools.lru_cache(maxsize=4096)
+def chunk_size_line(size: int) -> bytes:
+    """The line that opens a chunk of `size` bytes in HTTP/1.1's chunked transfer coding."""
+    return b"%x\r\n" % size
+
+
 def chunked_body(body: bytes) -> bytes:
-    """`body` as one chunk of HTTP/1.1's chunked transfer coding (nothing for no bytes: an empty chunk
-    ends the body)."""
-    return b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+    """`body` as one chunk of the chunked transfer coding (nothing for no bytes: an empty chunk ends
+    the body)."""
+    return chunk_size_line(len(body)) + body + CRLF if body else b""
 
 
 class WriteWheel(Generic[Item]):
