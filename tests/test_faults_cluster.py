@@ -368,7 +368,7 @@ async def test_kill_synthesis_lookahead_covers_the_restart(cluster_server):
     group = await play(cluster_server, 30.0, 5, "alpha", "syn")
     killed_at = (await cluster_server.driver.acall("kill", name="synthesis-0", namespace="auralis"))["killed_at"]
     alive_at = await wait_alive(cluster_server, "synthesis-0", 1)
-    rendering_at = None
+    rendering_at, status = None, {}
     while time.time() - killed_at < 30:
         try:
             status = await cluster_server.driver.acall("synthesis_status")
@@ -389,7 +389,7 @@ async def test_kill_synthesis_lookahead_covers_the_restart(cluster_server):
     summary = summarize(recs, killed_at)
     summary.update(crossfades_alpha=crossfades, actor_alive_after_s=round(alive_at - killed_at, 2),
                    rendering_after_s=None if rendering_at is None else round(rendering_at - killed_at, 2),
-                   lead_chunks_after=status["lead_chunks"])
+                   lead_chunks_after=status.get("lead_chunks"))
     cluster_server.results["kill_synthesis"] = summary
     assert rendering_at is not None, "synthesis did not render again"
     assert crossfades == 1, "the new timeline is crossfaded into what the station holds"

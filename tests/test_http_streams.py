@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
 from urllib.parse import urlsplit
@@ -96,14 +97,29 @@ async def test_ffmpeg_plays_both_streams_joining_mid_stream_as_loud_as_pcm_and_s
         assert report["new_clicks"] == 0, f"{name}: no discontinuity the PCM stream does not have"
 
 
+async def head_request(url: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """A raw HTTP/1.1 HEAD with `Connection: close`: (status, headers, whatever followed the head)."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(f"HEAD {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode())
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        rest = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    headers = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
+    return int(head[0].split()[1]), {k.lower(): v for k, v in headers.items()}, rest
+
+
 async def test_head_cors_no_store_playlists_and_a_json_404(auralis_server):
     base = auralis_server.http_url
     host = urlsplit(base).netloc
     async with httpx.AsyncClient(base_url=base) as http:
         for path, media_type in (("/listen/default.mp3", "audio/mpeg"), ("/listen/night.opus", "audio/ogg")):
-            head = await http.head(path)
-            assert head.status_code == 200 and head.content == b"" and head.headers["content-type"] == media_type
-            assert head.headers["cache-control"] == "no-store" and head.headers["access-control-allow-origin"] == "*"
+            status, headers, body = await head_request(base, path)
+            assert status == 200 and body == b"", "the head alone, then the connection closes"
+            assert headers["content-type"] == media_type
+            assert headers["cache-control"] == "no-store" and headers["access-control-allow-origin"] == "*"
         m3u = await http.get("/listen/night.m3u")
         assert m3u.headers["content-type"] == "audio/x-mpegurl" and m3u.text.startswith("#EXTM3U")
         assert f"http://{host}/listen/night.mp3" in m3u.text.splitlines()
@@ -120,11 +136,12 @@ async def test_icy_blocks_carry_the_stream_title_of_what_plays(auralis_server):
         before = (await http.get("/api/stations/default/now")).json()["stream_title"]
         async with http.stream("GET", "/listen/default.mp3", headers={"Icy-MetaData": "1"}) as response:
             demuxer = IcyDemuxer(int(response.headers["icy-metaint"]))
-            async for piece in response.aiter_raw():
-                audio, announced = demuxer.feed(piece)
-                titles += [title for _, title in announced]
-                if titles:
-                    break
+            async with asyncio.timeout(10):  # a block every 16,000 bytes: one second at 128 kbit/s
+                async for piece in response.aiter_raw():
+                    audio, announced = demuxer.feed(piece)
+                    titles += [title for _, title in announced]
+                    if titles:
+                        break
         after = (await http.get("/api/stations/default/now")).json()["stream_title"]
     assert titles[0] in (before, after) and titles[0].startswith("default - Focus:")
 
@@ -159,7 +176,9 @@ async def test_http_listeners_count_toward_capacity_and_the_next_gets_503(aurali
                 break
             readers.append(asyncio.create_task(discard(reader)))
         assert status == 503 and int(headers["retry-after"]) > 0 and headers["content-type"] == "application/json"
-        assert len(readers) <= limit
+        body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 10)
+        assert json.loads(body)["error"].startswith("server at capacity"), body
+        assert 0 < len(readers) <= limit
     finally:
         for writer in opened:
             writer.close()

@@ -35,18 +35,25 @@ async def _flap(url: str, times: int) -> None:
 GARBAGE = [b"\x00" * 3000, "{", '{"type": 1}', "[" * 3000, "é" * 3000]
 
 
-async def _garbage(url: str) -> None:
-    """Sends invalid messages and stays until the server has answered each one."""
+async def _garbage(url: str) -> int:
+    """Sends invalid messages and stays until the server has answered each one; returns the answers."""
+    async with websockets.connect(url, max_size=2**22) as ws:
+        for payload in GARBAGE:
+            await ws.send(payload)
+        answered = 0
+        while answered < len(GARBAGE):
+            kind, message, *_ = decode(await asyncio.wait_for(ws.recv(), 10))
+            answered += kind == "error" and message["error_code"] == "INVALID_MESSAGE"
+    return answered
+
+
+async def _handshake_status(url: str) -> int | None:
+    """The HTTP status of a refused WebSocket handshake (None: it was accepted)."""
     try:
-        async with websockets.connect(url, max_size=2**22) as ws:
-            for payload in GARBAGE:
-                await ws.send(payload)
-            answered = 0
-            while answered < len(GARBAGE):
-                kind, message, *_ = decode(await asyncio.wait_for(ws.recv(), 10))
-                answered += kind == "error" and message["error_code"] == "INVALID_MESSAGE"
-    except websockets.WebSocketException:
-        pass
+        async with websockets.connect(url, open_timeout=10):
+            return None
+    except websockets.InvalidStatus as refused:
+        return refused.response.status_code
 
 
 async def _control_without_token(http_url: str) -> list[int]:
@@ -63,14 +70,41 @@ async def test_good_listeners_unaffected_by_abusive_clients(auralis_server):
         *(_garbage(auralis_server.audio_url(f"junk{i}")) for i in range(3)),
         _control_without_token(auralis_server.http_url),
     ]
-    for bad_id in ("a b", "x" * 65, "semi;colon"):
-        abuse.append(_flap(f"{auralis_server.ws_url}/ws/audio/{bad_id}", 1))
+    for bad_id in BAD_CLIENT_IDS:
+        abuse.append(_handshake_status(f"{auralis_server.ws_url}/ws/audio/{bad_id}"))
     results = await asyncio.gather(*good, *abuse)
     for rec in results[:3]:
         assert rec.unannounced_gaps() == 0 and not rec.errors("BUFFER_OVERRUN")
         assert rec.underruns(prebuffer_ms=500) == 0
         assert len(rec.order) >= 135
+    assert results[-7:-4] == [len(GARBAGE)] * 3, "every invalid message is answered"
     assert results[-4] == [401] * 5
+    assert results[-3:] == [403] * 3, "a bad client_id is refused at the handshake"
+
+
+BAD_CLIENT_IDS = ("a%20b", "x" * 65, "semi;colon")
+
+
+async def test_bad_requests_get_a_reason_and_change_nothing(auralis_server):
+    for query in ({"format": "flac"}, {"buffer_tier": "huge"}, {"resume_from": "-5"}, {"resume_from": "soon"}):
+        refused = await listen(auralis_server.audio_url("asks-wrong", **query), 5.0)
+        assert refused.errors("INVALID_MESSAGE") and refused.close_code == 1008, query
+    token = {"authorization": f"Bearer {auralis_server.control_token}"}
+    async with httpx.AsyncClient(base_url=auralis_server.http_url, timeout=10) as http:
+        assert (await http.post("/api/admin/drain", json={"period": 0})).status_code == 401
+        for body in (b"[1]", b'{"period": -1}', b'{"period": 1e9}', b'{"final": "yes"}', b"{"):
+            bad = await http.post("/api/admin/drain", content=body, headers=token)
+            assert bad.status_code == 400 and "period" in bad.json()["error"], body
+        assert (await http.post("/api/debug/drop/nobody")).status_code == 401
+        assert (await http.post("/api/debug/drop/nobody", headers=token)).status_code == 404
+        control = "/api/stations/default/control"
+        assert (await http.post("/api/stations/nowhere/control", json={"bpm": 60}, headers=token)).status_code == 404
+        for body in (b"{", b"{}", b"[]"):
+            bad = await http.post(control, content=body, headers=token)
+            assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "(body)", body
+        assert (await http.get("/readyz")).status_code == 200, "no refused drain took effect"
+    after = await listen(auralis_server.audio_url("after-the-refusals", format="binary"), 2.0)
+    assert after.established and len(after.order) >= 10 and after.unannounced_gaps() == 0
 
 
 def _tiny_receive_window_socket(http_url: str) -> socket.socket:
@@ -113,7 +147,8 @@ async def test_overload_refuses_new_clients_and_keeps_existing(auralis_server):
                                                     max_size=2**22))
         refused = await listen(auralis_server.audio_url("one-too-many"), 2.0)
         assert refused.errors("SERVER_OVERLOAD") and refused.close_code == 1013
-        frames = [await asyncio.wait_for(holders[0].recv(), 2) for _ in range(15)]
-        assert len(frames) == 15
+        frames = [decode(await asyncio.wait_for(holders[0].recv(), 2)) for _ in range(15)]
+        ids = [chunk_id for kind, _, chunk_id, *_ in frames if kind == "audio"]
+        assert len(ids) >= 12 and ids == list(range(ids[0], ids[0] + len(ids))), "the holders' audio goes on"
     finally:
         await asyncio.gather(*(h.close() for h in holders), return_exceptions=True)

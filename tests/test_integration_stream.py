@@ -106,10 +106,12 @@ async def test_resume_from_continues_without_gap(auralis_server):
 
 async def test_duplicate_client_id_replaces_the_older_socket(auralis_server):
     url = auralis_server.audio_url("dup")
-    older = await listening(url, 5.0)
-    newer = await listen(url, 1.5)
+    older = await listening(url, 6.0)
+    newer = await listen(url, 3.0)
     old = await older
-    assert old.close_code == 4000 and len(newer.order) > 5
+    assert old.close_code == 4000 and not newer.errors()
+    assert len(newer.order) >= 10 + 15, "the burst, then the newer socket goes on in real time"
+    assert newer.order == list(range(newer.order[0], newer.order[0] + len(newer.order)))
 
 
 async def test_http_endpoints(auralis_server):

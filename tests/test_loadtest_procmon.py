@@ -2,28 +2,30 @@
 
 import subprocess
 import sys
-import time
 
+import psutil
 import pytest
 
 from auralis_ray.tools.loadtest.procmon import ProcessSet
+from waiting import wait_until
 
 MARKER = "procmon-test-marker"
 
 
 def _sleeper() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(30)  # {MARKER}"])
+    """A child whose command line carries MARKER (Popen returns once it has exec'd)."""
+    child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(30)  # {MARKER}"])
+    wait_until(lambda: MARKER in " ".join(psutil.Process(child.pid).cmdline()), 10, "the child's command line")
+    return child
 
 
 def test_snapshot_finds_processes_by_pattern_and_can_reuse_what_it_found():
     first = _sleeper()
     second = None
     try:
-        time.sleep(0.3)
         measured = ProcessSet(patterns=[MARKER], exclude_own_family=False)  # the sleepers are our children
         assert [s.pid for s in measured.snapshot().values()] == [first.pid]
         second = _sleeper()
-        time.sleep(0.3)
         assert [s.pid for s in measured.snapshot(rediscover=False).values()] == [first.pid]
         assert sorted(s.pid for s in measured.snapshot().values()) == sorted([first.pid, second.pid])
         assert all(s.rss > 0 for s in measured.snapshot(rediscover=False).values())

@@ -164,9 +164,9 @@ async def test_an_ogg_listener_gets_header_pages_then_real_time_pages_written_st
             headers = response.headers
             assert headers["content-type"] == "audio/ogg" and headers["cache-control"] == "no-store"
             assert headers["access-control-allow-origin"] == "*" and headers["icy-name"] == "Auralis s"
+            started = time.monotonic()  # the head has come: every byte of the body is written from now on
             details = await wait_until_async(lambda: http_details(served.hub), 2.0, "the listener to register")
             assert details[0]["direct_writes"] and details[0]["format"] == "opus"
-            started = time.monotonic()
             data = await read_for(response, 3.0)
             elapsed = time.monotonic() - started
     pages, _ = parse_pages(data)
@@ -199,12 +199,13 @@ async def test_an_mp3_listener_with_icy_metadata_hears_the_title_change_with_the
             assert response.headers["content-type"] == "audio/mpeg"
             metaint = int(response.headers["icy-metaint"])
             demuxer, titles, audio = IcyDemuxer(metaint), [], bytearray()
-            async for piece in response.aiter_raw():
-                more, announced = demuxer.feed(piece)
-                audio += more
-                titles += [title for _, title in announced]
-                if len(titles) >= 2:
-                    break
+            async with asyncio.timeout(10):  # two sections of 2.5 s
+                async for piece in response.aiter_raw():
+                    more, announced = demuxer.feed(piece)
+                    audio += more
+                    titles += [title for _, title in announced]
+                    if len(titles) >= 2:
+                        break
     assert audio[:2] in (b"\xff\xfb", b"\xff\xfa"), "it starts on a frame"
     first, second = (int(title.rsplit(" ", 1)[1].rstrip(")")) for title in titles[:2])
     assert second == first + 1 and titles[0].startswith("s - Focus: D dorian")
@@ -213,7 +214,7 @@ async def test_an_mp3_listener_with_icy_metadata_hears_the_title_change_with_the
 async def test_head_playlists_and_refusals(served):
     async with httpx.AsyncClient(base_url=served.url) as http:
         head = await http.head("/listen/s.mp3")
-        assert head.status_code == 200 and head.content == b"" and head.headers["content-type"] == "audio/mpeg"
+        assert head.status_code == 200 and head.headers["content-type"] == "audio/mpeg"
         assert head.headers["cache-control"] == "no-store" and head.headers["access-control-allow-origin"] == "*"
         assert served.hub.listener_count == 0, "HEAD is no listener"
         m3u = await http.get("/listen/s.m3u", headers={"host": "radio.example:8000"})
@@ -284,13 +285,13 @@ async def test_a_listener_that_stops_reading_is_dropped_and_another_keeps_real_t
 async def test_a_drain_ends_the_http_streams_at_its_end_and_refuses_new_ones(served):
     async with httpx.AsyncClient(base_url=served.url) as http:
         async with http.stream("GET", "/listen/s.opus") as response:
+            started = time.monotonic()  # before the drain begins
             draining = asyncio.create_task(served.replica.lifecycle.drain("planned shutdown", 0.5))
             await wait_until_async(lambda: served.replica.lifecycle.draining, 1.0, "the drain to begin")
             refused = await http.get("/listen/s.mp3")
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
-            started = time.monotonic()
             data = b"".join([piece async for piece in response.aiter_raw()])  # ends without an error
-            assert time.monotonic() - started >= 0.3, "the stream goes on through the drain period"
+            assert time.monotonic() - started >= 0.45, "the stream goes on through the 0.5 s drain period"
     assert await draining == 1
     pages, rest = parse_pages(data)
     assert rest == b"" and len(pages) > 2
@@ -320,7 +321,7 @@ async def test_now_playing_route_and_websocket_opus_listener(served):
         assert playing["type"] == "now_playing" and playing["section_number"] >= now["section_number"]
         frames, announced = [], []
         while len(announced) < 1:
-            message = await ws.recv()
+            message = await asyncio.wait_for(ws.recv(), 5)  # a section lasts 2.5 s
             if isinstance(message, bytes):
                 frames.append(decode_opus_frame(message))
             else:

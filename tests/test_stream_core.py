@@ -322,6 +322,9 @@ def test_adaptive_buffer_is_bounded_fifo():
     "not json", "[]", '{"type":"dance"}', '{"type":"ping"}', '{"type":"ping","timestamp":"x"}',
     '{"type":"buffer_control","requested_tier":"huge","timestamp":1}',
     '{"type":"client_report","buffered_ms":-1,"underruns":0,"played_chunks":0,"timestamp":1}',
+    '{"type":"client_report","buffered_ms":NaN,"underruns":0,"played_chunks":0,"timestamp":1}',
+    '{"type":"client_report","buffered_ms":1,"underruns":1' + "0" * 300 + ',"played_chunks":0,"timestamp":1}',
+    '{"type":"ping","timestamp":Infinity}',
     b"\x00\x01", "x" * 5000, None,
 ])
 def test_invalid_client_messages_are_rejected(raw):
@@ -332,7 +335,7 @@ def test_invalid_client_messages_are_rejected(raw):
 
 def test_client_ids():
     assert p.is_valid_client_id("3f2c1a8e-9b7d-4c1e-8f00-123456789abc")
-    for bad in ("", "a" * 65, "a b", "é", "a/b", "a.b"):
+    for bad in ("", "a" * 65, "a b", "é", "a/b", "a.b", "abc\n", "a#1"):
         assert not p.is_valid_client_id(bad)
 
 
@@ -366,6 +369,21 @@ def test_session_starts_with_established_then_burst_of_tier_target():
     assert first["type"] == "connection_established" and first["buffer_config"]["target_buffer_ms"] == 1000
     assert audio_ids(frames[1:]) == list(range(40, 50))
     assert s.state.connection_state is ConnectionState.ACTIVE
+
+
+def test_a_newer_socket_with_the_same_client_id_keeps_its_cursor_when_the_older_one_closes():
+    ring = filled_ring(20)
+    older, newer = session(ring, tier="minimal"), session(ring, tier="minimal")
+    older.open(0.0)
+    older.pump(0.0)
+    newer.open(0.0)
+    older.disconnect()  # the replaced socket's clean-up runs after the newer one opened
+    pool = AudioChunkPool(2)
+    for cid in range(20, 25):
+        ring.write_chunk(pool.encode_chunk(cid, 0.0, pcm(1)))
+    newer.pump(1.0)
+    assert audio_ids(newer.take_frames(1.0)[1:]) == list(range(15, 25)), "the burst, then what followed"
+    assert older.cursor_id not in ring.client_cursors and newer.cursor_id in ring.client_cursors
 
 
 def test_binary_session_gets_binary_frames():
@@ -513,7 +531,8 @@ def test_take_live_is_the_outbox_path_in_one_step(fmt, steps):
     assert sent[0] == sent[1]
     a, b = queued, live
     assert replace(a.state, jitter_tracker=None) == replace(b.state, jitter_tracker=None), "counters included"
-    assert a.ring.get_client_stats("c1") == b.ring.get_client_stats("c1")
+    stats_a, stats_b = a.ring.get_client_stats(a.cursor_id), b.ring.get_client_stats(b.cursor_id)
+    assert {**stats_a, "client_id": None} == {**stats_b, "client_id": None}, "the cursors moved alike"
     ta, tb = a.state.jitter_tracker, b.state.jitter_tracker
     assert (ta.total_chunks, list(ta.timestamps), ta.mean_jitter_ms) == (tb.total_chunks, list(tb.timestamps),
                                                                          tb.mean_jitter_ms)

@@ -553,7 +553,7 @@ class ListenerHub:
         out = []
         for feed, listener in list(self.by_client.values())[:limit]:
             s = listener.session
-            cursor = feed.ring.get_client_stats(s.client_id) if s.client_id in feed.ring.client_cursors else None
+            cursor = feed.ring.get_client_stats(s.cursor_id) if s.cursor_id in feed.ring.client_cursors else None
             out.append({"station": feed.name, "format": s.fmt, "state": s.state.connection_state.value,
                         "direct_writes": listener.writer is not None,
                         "send_backlog_bytes": None if listener.writer is None else listener.writer.backlog,

@@ -7,6 +7,7 @@ close). It holds no socket; the Serve edge moves the frames and reports back.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -65,6 +66,7 @@ class Received:
 
 
 NOTHING_RECEIVED = Received()
+_cursor_numbers = itertools.count()  # a session's cursor name is unlike every other's ('#' is in no client_id)
 
 
 @dataclass
@@ -107,6 +109,9 @@ class ClientSession:
                  codec: dict | None = None):
         """`codec`: what `connection_established` says of a compressed format's codec (`p.opus_codec`)."""
         self.client_id = client_id
+        # its cursor's name in the ring: its own, so that a newer socket with the same client_id on the
+        # same station has a cursor of its own while the older one closes
+        self.cursor_id = f"{client_id}#{next(_cursor_numbers)}"
         self.station = station
         self.fmt = fmt
         self.codec = codec
@@ -175,7 +180,7 @@ class ClientSession:
                     f"continuing from the live edge at {start}", p.Severity.WARNING, now,
                 )
         self.burst_end = -1 if live is None else live
-        self.ring.register_client(self.client_id, start, now)
+        self.ring.register_client(self.cursor_id, start, now)
         self.state.transition(ConnectionState.ACTIVE)
 
     def begin_drain(self, reason: str, drain_period_sec: float, now: float) -> None:
@@ -190,7 +195,7 @@ class ClientSession:
         return self.state.closing
 
     def disconnect(self) -> None:
-        self.ring.unregister_client(self.client_id)
+        self.ring.unregister_client(self.cursor_id)
         self.outbox.clear()
         self.control.clear()
         self.announcements.clear()
@@ -203,7 +208,7 @@ class ClientSession:
 
         Returns True when there is something to send.
         """
-        ring, cid = self.ring, self.client_id
+        ring, cid = self.ring, self.cursor_id
         while ring.write_position is not None and ring.client_cursors[cid].read_position < ring.write_position:
             if self.settings.enable_token_bucket and not self.flow.consume(now):
                 break
@@ -235,7 +240,7 @@ class ClientSession:
                 or self.announcements and self.announcements[0][0] < position
                 or self.state.connection_state is ConnectionState.DISCONNECTED):
             return None
-        cursor = ring.client_cursors.get(self.client_id)
+        cursor = ring.client_cursors.get(self.cursor_id)
         if cursor is None or cursor.read_position != position - 1:
             return None
         newest = ring.get(position - 1)
@@ -243,7 +248,7 @@ class ClientSession:
             return None
         if self.settings.enable_token_bucket and not self.flow.consume(now):
             return None
-        chunk = ring.read_chunk(self.client_id, now)
+        chunk = ring.read_chunk(self.cursor_id, now)
         frame = chunk.websocket_frame(self.fmt, 0, self.outbox.current_tier)
         self._count_audio(chunk, now)
         self.sent((frame,))
@@ -263,7 +268,7 @@ class ClientSession:
         """The socket is not keeping up: drop the queue and jump to just behind the live edge."""
         dropped_from = item.chunk_id - self.outbox.clear()
         target = self.ring.write_position - self.ring.catchup_behind
-        self.ring.move_to(self.client_id, target)
+        self.ring.move_to(self.cursor_id, target)
         self._announce_overrun(Overrun(dropped_from, target), now, "not keeping up with the stream")
 
     def _announce_overrun(self, overrun: Overrun, now: float, why: str) -> None:
@@ -368,7 +373,7 @@ class ClientSession:
         state.played_reported = max(state.played_reported, report.played_chunks)
         if new_underruns:
             state.jitter_tracker.record_underrun(new_underruns)
-            cursor = self.ring.client_cursors.get(self.client_id)
+            cursor = self.ring.client_cursors.get(self.cursor_id)
             if cursor is not None:
                 cursor.buffer_underruns += new_underruns
         self.outbox.reported_buffered_ms = report.buffered_ms

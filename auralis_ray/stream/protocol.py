@@ -19,7 +19,7 @@ SAMPLES_PER_CHUNK = FRAMES_PER_CHUNK * CHANNELS  # 8,820
 CHUNK_BYTES = SAMPLES_PER_CHUNK * 2  # 17,640
 BINARY_HEADER_BYTES = 16
 
-CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FORMATS = ("json", "binary", "opus")
 OPUS_FORMAT = "opus"  # one binary frame per chunk holding its Opus packets (stream/codecs/opus_frame.py)
 # the `opus` format's codec, as the station's encoders produce it (stream/codecs/encoders.py)
@@ -68,7 +68,7 @@ class ProtocolError(Exception):
 
 
 def is_valid_client_id(client_id: str) -> bool:
-    return bool(CLIENT_ID_PATTERN.match(client_id))
+    return CLIENT_ID_PATTERN.fullmatch(client_id) is not None
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -171,10 +171,17 @@ ClientMessage = BufferControl | ClientReport | Ping
 _NUMBER = (int, float)
 
 
+# the largest magnitude a number in a client message may have (JavaScript's safe integers)
+LARGEST_CLIENT_NUMBER = 2**53
+
+
 def _field(data: dict, name: str, kinds: tuple, minimum: float | None = None):
     value = data.get(name)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"field '{name}' is missing or has the wrong type")
+    if not -LARGEST_CLIENT_NUMBER <= value <= LARGEST_CLIENT_NUMBER:  # NaN fails this too
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE,
+                            f"field '{name}' must be a finite number of magnitude at most 2**53")
     if minimum is not None and value < minimum:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"field '{name}' must be >= {minimum}")
     return value

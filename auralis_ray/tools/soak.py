@@ -37,6 +37,9 @@ class SoakReport:
     speed_x_realtime: float
     chunks: int
     listeners: int
+    # chunks the listeners took: each from the chunk at which it joined, skipped forward by `overruns`
+    chunks_sent: int
+    overruns: int
     rss_start_mb: float
     rss_end_mb: float
     slope_mb_per_hour: float
@@ -62,6 +65,7 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
     engine.add_station("soak", StationParams.from_preset("focus"), seed=5)
     replica_ring = BroadcastRingBuffer(config.buffer.ring_capacity_chunks, config.buffer.catchup_behind_chunks)
     sessions = []
+    left: list[ClientSession] = []  # listeners that reconnected
 
     process = psutil.Process()
     tracker = MemoryGrowthTracker.from_config(config.memory)
@@ -92,6 +96,7 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
             if block % 600 == 599:  # every 600 blocks (20 simulated minutes at 2 s blocks) one listener reconnects
                 old = sessions.pop(0)
                 old.disconnect()
+                left.append(old)
                 sessions.append(_session(block, replica_ring, config, audio_now))
             if audio_now >= next_sample:
                 gc.collect()
@@ -113,9 +118,11 @@ def run_soak(hours_equivalent: float, listeners: int = 4, config: PerformanceCon
     audio_seconds = (next_chunk - first_chunk) * CHUNK_SECONDS
     fitted = tracker.fitted()
     growth = 100.0 * (fitted[-1].rss_mb - fitted[0].rss_mb) / fitted[0].rss_mb if len(fitted) > 1 else 0.0
+    every = sessions + left
     return SoakReport(
         hours_equivalent=audio_seconds / 3600, audio_seconds=audio_seconds, wall_seconds=round(wall, 2),
         speed_x_realtime=round(audio_seconds / wall, 1), chunks=next_chunk - first_chunk, listeners=listeners,
+        chunks_sent=sum(s.state.chunks_sent for s in every), overruns=sum(s.state.overruns for s in every),
         rss_start_mb=round(rss_start, 1), rss_end_mb=round(rss_end, 1), slope_mb_per_hour=round(slope, 3),
         growth_percent=round(growth, 2), alert=tracker.check_alert(),
         passed=slope < 1.0 and growth < 10.0,
