@@ -101,9 +101,12 @@ class ConcurrencyConfig(_Section):
     invalid_message_limit: int = Field(default=10, ge=1)
     invalid_message_window_sec: float = Field(default=10.0, gt=0.0)
     max_client_message_bytes: int = Field(default=4096, ge=64)
-    # Inbound message rate per listener (token bucket); past it: RATE_LIMIT_EXCEEDED, message dropped
+    # Inbound message rate per listener (token bucket); a message past it is ignored, and the first of
+    # a run of them answered with RATE_LIMIT_EXCEEDED
     client_message_burst: int = Field(default=20, ge=1)
     client_message_rate: float = Field(default=10.0, gt=0.0)
+    # Ignored messages tolerated in `invalid_message_window_sec` before close 1008
+    ignored_message_limit: int = Field(default=200, ge=1)
     buffer_status_interval_sec: float = Field(default=5.0, gt=0.0)
     # A fetch from a station actor that takes longer fails; the replica serves what it holds
     station_fetch_timeout_sec: float = Field(default=2.0, gt=0.0)

@@ -38,6 +38,7 @@ def session_settings(config: PerformanceConfig) -> SessionSettings:
         max_client_message_bytes=concurrency.max_client_message_bytes,
         client_message_burst=concurrency.client_message_burst,
         client_message_rate=concurrency.client_message_rate,
+        ignored_message_limit=concurrency.ignored_message_limit,
         invalid_message_limit=concurrency.invalid_message_limit,
         invalid_message_window_sec=concurrency.invalid_message_window_sec,
     )

@@ -456,14 +456,25 @@ def test_invalid_messages_answered_then_closed_past_the_limit():
     assert s.closing.code == p.CloseCode.POLICY_VIOLATION
 
 
-def test_inbound_rate_limit():
+def test_inbound_rate_limit_answers_a_run_of_ignored_messages_once_and_closes_a_flood():
     s = session(filled_ring(10))
     s.open(0.0)
     s.take_frames(0.0)
     for _ in range(25):
         s.on_message('{"type":"ping","timestamp":1}', 0.0)
-    codes = [json.loads(f).get("error_code") for f in s.take_frames(0.0)]
-    assert codes.count("RATE_LIMIT_EXCEEDED") == 5 and s.closing is None
+    types = [json.loads(f).get("error_code") or json.loads(f)["type"] for f in s.take_frames(0.0)]
+    assert types == ["pong"] * 20 + ["RATE_LIMIT_EXCEEDED"] and s.closing is None
+    for _ in range(12):  # a second later the bucket holds 10 again
+        s.on_message('{"type":"ping","timestamp":1}', 1.0)
+    types = [json.loads(f).get("error_code") or json.loads(f)["type"] for f in s.take_frames(1.0)]
+    assert types == ["pong"] * 10 + ["RATE_LIMIT_EXCEEDED"], "a new run is answered once more"
+    limit = s.settings.ignored_message_limit
+    for _ in range(limit):
+        s.on_message('{"type":"ping","timestamp":1}', 1.5)
+    assert s.closing is not None and s.closing.code == p.CloseCode.POLICY_VIOLATION
+    s.take_frames(1.5)
+    s.on_message('{"type":"ping","timestamp":1}', 9.0)
+    assert s.take_frames(9.0) == [], "nothing is answered once the socket is closing"
 
 
 def test_client_reports_promote_tier_and_feed_status():

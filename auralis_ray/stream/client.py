@@ -69,6 +69,14 @@ NOTHING_RECEIVED = Received()
 _cursor_numbers = itertools.count()  # a session's cursor name is unlike every other's ('#' is in no client_id)
 
 
+def _past_limit(times: deque[float], now: float, window_sec: float, limit: int) -> bool:
+    """Add an event at `now` to `times`; whether more than `limit` now fall in the last `window_sec`."""
+    times.append(now)
+    while times and times[0] < now - window_sec:
+        times.popleft()
+    return len(times) > limit
+
+
 @dataclass
 class WebSocketClientState:
     """One listener's connection: where it is in its lifecycle and what has gone to and from it.
@@ -148,6 +156,8 @@ class ClientSession:
         # messages that go right before the first chunk at or after a chunk_id: (chunk_id, message)
         self.announcements: deque[tuple[int, str]] = deque()
         self.invalid_times: deque[float] = deque()
+        self.ignored_times: deque[float] = deque()  # messages past the inbound rate, in the window
+        self.rate_limited = False  # the last message was past the rate (and the run of them answered)
         self.burst_end = -1  # the opening burst's last chunk (its chunks are not timed for jitter)
         self._last_status = now
 
@@ -332,12 +342,14 @@ class ClientSession:
     # ---- client messages ------------------------------------------------------------------
 
     def on_message(self, raw: str | bytes | None, now: float) -> Received:
-        """One client message: answer it (queued with the control messages) and return what it did."""
+        """One client message: answer it (queued with the control messages) and return what it did.
+        Once the socket is closing, nothing more is answered."""
+        if self.state.closing is not None:
+            return NOTHING_RECEIVED
         self.state.last_message_at = now
         if not self.inbound.consume(now):
-            self._queue_error(p.ErrorCode.RATE_LIMIT_EXCEEDED, "too many messages; this one was ignored",
-                              p.Severity.WARNING, now)
-            return NOTHING_RECEIVED
+            return self._ignored(now)
+        self.rate_limited = False
         try:
             message = p.parse_client_message(raw, self.settings.max_client_message_bytes, TIER_ORDER)
         except p.ProtocolError as problem:
@@ -353,15 +365,24 @@ class ClientSession:
                 return Received(underruns=underruns)
         return NOTHING_RECEIVED
 
+    def _ignored(self, now: float) -> Received:
+        """A message past the inbound rate: ignored; the first of a run is answered, and past
+        `ignored_message_limit` in the window the socket closes."""
+        if not self.rate_limited:
+            self.rate_limited = True
+            self._queue_error(p.ErrorCode.RATE_LIMIT_EXCEEDED, "too many messages; they are ignored until the "
+                              "rate falls", p.Severity.WARNING, now)
+        if _past_limit(self.ignored_times, now, self.settings.invalid_message_window_sec,
+                       self.settings.ignored_message_limit):
+            return Received(closing=self.close(p.CloseCode.POLICY_VIOLATION, "too many messages"))
+        return NOTHING_RECEIVED
+
     def _invalid(self, problem: p.ProtocolError, now: float) -> Closing | None:
         """Answer an invalid message; past `invalid_message_limit` in the window, close."""
         self.state.errors += 1
         self._queue_error(problem.code, problem.message, problem.severity, now)
-        window = self.settings.invalid_message_window_sec
-        self.invalid_times.append(now)
-        while self.invalid_times and self.invalid_times[0] < now - window:
-            self.invalid_times.popleft()
-        if len(self.invalid_times) > self.settings.invalid_message_limit:
+        if _past_limit(self.invalid_times, now, self.settings.invalid_message_window_sec,
+                       self.settings.invalid_message_limit):
             return self.close(p.CloseCode.POLICY_VIOLATION, "too many invalid messages")
         return None
 

@@ -36,6 +36,7 @@ class SessionSettings:
     max_client_message_bytes: int
     client_message_burst: int
     client_message_rate: float
+    ignored_message_limit: int
     invalid_message_limit: int
     invalid_message_window_sec: float
 
