@@ -92,6 +92,8 @@ async def test_bad_requests_get_a_reason_and_change_nothing(auralis_server):
     token = {"authorization": f"Bearer {auralis_server.control_token}"}
     async with httpx.AsyncClient(base_url=auralis_server.http_url, timeout=10) as http:
         assert (await http.post("/api/admin/drain", json={"period": 0})).status_code == 401
+        odd = await http.post("/api/admin/drain", json={"period": 0}, headers={"authorization": b"Bearer \xe9t\xe9"})
+        assert odd.status_code == 401, "a token that is not ASCII is a wrong token"
         for body in (b"[1]", b'{"period": -1}', b'{"period": 1e9}', b'{"final": "yes"}', b"{"):
             bad = await http.post("/api/admin/drain", content=body, headers=token)
             assert bad.status_code == 400 and "period" in bad.json()["error"], body

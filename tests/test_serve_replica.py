@@ -15,7 +15,7 @@ from auralis_ray.config import load_config
 from auralis_ray.core_settings import session_settings
 from auralis_ray.monitor.metrics import PerformanceMetrics
 from auralis_ray.serve.direct import DirectWriter
-from auralis_ray.serve.hub import ListenerHub
+from auralis_ray.serve.hub import LONGEST_BURST_CHUNKS, ListenerHub
 from auralis_ray.serve.lifecycle import ReplicaLifecycle
 from auralis_ray.serve.local import free_port
 from auralis_ray.stream import protocol as p
@@ -48,9 +48,12 @@ class FakeStation:
         self.pool = AudioChunkPool(2)
         self.fetch = Method(self._fetch)
         self.info = Method(self._info)
+        self.compressed_fetches: list[tuple[int, int]] = []  # (after, the live edge) of each asking for them
 
     async def _fetch(self, station: str, after: int, prefetch: int, compressed: bool = True) -> dict:
         live = live_chunk_id(self.epoch, time.time())
+        if compressed:
+            self.compressed_fetches.append((after, live))
         first = max(after + 1, live - 20)
         return {"epoch": self.epoch, "chunks": [self.pool.encode_chunk(cid, publish_time(self.epoch, cid), SILENCE)
                                                 .to_transfer() for cid in range(first, live + prefetch + 1)]}
@@ -110,6 +113,21 @@ async def test_an_idle_feed_publishes_in_batches_and_is_at_the_live_edge_for_its
     assert hub.is_ready(time.time())
     assert await feed.wait_for_audio(1.0)
     assert feed.ring.latest_id == live_chunk_id(feed.core.epoch, time.time())  # a joining listener starts live
+
+
+async def test_a_compressed_join_with_an_old_resume_point_asks_for_no_more_than_a_burst(hub):
+    feed = hub.feed("s")
+    station = feed.station
+    assert await feed.wait_for_audio(1.0, compressed=True, resume_from=0)
+    after, live = station.compressed_fetches[0]
+    assert live - LONGEST_BURST_CHUNKS - 1 <= after < live, "not the whole ring from chunk 0"
+
+
+async def test_a_feed_stops_though_a_join_has_just_woken_its_fetch_loop(hub):
+    feed = hub.feed("s")
+    assert await feed.wait_for_audio(1.0, compressed=True)  # the compressed fetch wakes the fetch loop
+    async with asyncio.timeout(5):
+        await feed.stop()  # the wake and the cancel come together: the cancel must win
 
 
 async def test_one_broken_listener_is_closed_and_the_others_go_on(hub):

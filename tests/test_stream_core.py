@@ -409,6 +409,16 @@ def test_resume_continues_without_gap_when_held_and_announces_otherwise():
     error = json.loads(frames[1])
     assert error["error_code"] == "BUFFER_OVERRUN" and error["severity"] == "warning"
     assert audio_ids(frames[2:]) == list(range(390, 400))
+    ahead = session(filled_ring(100), client_id="c3", resume_from=99 + 49)
+    ahead.open(0.0)
+    ahead.pump(0.0)
+    assert audio_ids(ahead.take_frames(0.0)[1:]) == [], "it waits for chunk 149, 50 past the live edge"
+    elsewhere = session(filled_ring(100), client_id="c4", resume_from=10**9)
+    elsewhere.open(0.0)
+    elsewhere.pump(0.0)
+    frames = elsewhere.take_frames(0.0)
+    assert "ahead of the live edge" in json.loads(frames[1])["error_message"]
+    assert audio_ids(frames[2:]) == list(range(90, 100)), "a resume point from another timeline: the burst"
 
 
 def test_slow_listener_is_skipped_forward_with_an_announced_overrun():

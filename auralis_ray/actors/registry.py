@@ -7,6 +7,7 @@ waiting, which returns as soon as another replica has claimed one of its ids: no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import ray
@@ -41,10 +42,9 @@ class ListenerRegistryActor:
         taken = self.registry.take_evictions(owner, time.time())
         if not taken:
             event.clear()
-            try:
-                await asyncio.wait_for(event.wait(), wait_sec)
-            except asyncio.TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_sec):
+                    await event.wait()
             taken = self.registry.take_evictions(owner, time.time())
         return taken
 

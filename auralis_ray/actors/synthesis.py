@@ -13,6 +13,7 @@ engine is only ever touched by the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -229,10 +230,9 @@ class SynthesisActor:
             self.core.apply_commands()
             if not self.core.needs_render(now):
                 self._changed.clear()
-                try:
-                    await asyncio.wait_for(self._changed.wait(), self.core.seconds_until_render(now, IDLE_WAKE_SEC))
-                except asyncio.TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.core.seconds_until_render(now, IDLE_WAKE_SEC)):
+                        await self._changed.wait()
                 continue
             try:
                 rendered = await self.core.render()

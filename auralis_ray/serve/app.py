@@ -52,7 +52,9 @@ def _authorized(request: Request) -> bool:
     token = current_replica().config.server.control_token
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and bool(given) and hmac.compare_digest(given.strip(), token)
+    # header values come as latin-1 text: compared as bytes, any of them is a wrong token, not an error
+    return scheme.lower() == "bearer" and bool(given) and hmac.compare_digest(given.strip().encode("latin-1"),
+                                                                             token.encode())
 
 
 async def index(request: Request) -> Response:

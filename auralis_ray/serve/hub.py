@@ -14,6 +14,7 @@ drains) are serve/lifecycle.py's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -139,12 +140,15 @@ class StationFeed:
         they have none (the station makes them only while somebody listens to them)."""
         if not self.core.has_audio:
             try:
-                await asyncio.wait_for(self._has_audio.wait(), timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(timeout):
+                    await self._has_audio.wait()
+            except TimeoutError:
                 return False
         if compressed:
             live = self.core.live_id(time.time())
             first = live - burst_chunks + 1 if resume_from is None else min(resume_from + 1, live)
+            # a resume point further back gets no compressed forms made: its chunks are skipped
+            first = max(first, live - LONGEST_BURST_CHUNKS + 1)
             await self._fetch_compressed(first)
         self.publish(time.time())  # an idle feed publishes in batches: bring the ring to the live edge
         return True
@@ -157,9 +161,8 @@ class StationFeed:
             if not self.core.lacks_compressed(first_id):
                 return
             try:
-                reply = await asyncio.wait_for(
-                    self.station.fetch.remote(self.name, first_id - 1, COMPRESSED_JOIN_AHEAD_CHUNKS, True),
-                    self.fetch_timeout_sec)
+                async with asyncio.timeout(self.fetch_timeout_sec):
+                    reply = await self.station.fetch.remote(self.name, first_id - 1, COMPRESSED_JOIN_AHEAD_CHUNKS, True)
             except Exception as error:  # the listener starts without them: its first chunks are skipped
                 log.warning("fetching compressed forms from station %s failed: %r", self.name, error)
                 return
@@ -183,7 +186,9 @@ class StationFeed:
                 compressed = self.wants_compressed
                 fetch = self.station.fetch.remote(self.name, core.fetch_after(compressed),
                                                   core.settings.replica_prefetch_chunks, compressed)
-                self._merge(await asyncio.wait_for(fetch, self.fetch_timeout_sec))
+                async with asyncio.timeout(self.fetch_timeout_sec):
+                    reply = await fetch
+                self._merge(reply)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the station actor is restarting: keep serving what we hold
@@ -193,10 +198,9 @@ class StationFeed:
                     # before its first audio the station actor is still starting (imports, codecs)
                     level = logging.WARNING if core.has_audio else logging.INFO
                     log.log(level, "fetch from station %s failed (%d): %r", self.name, failures, error)
-            try:
-                await asyncio.wait_for(self._fetch_now.wait(), core.fetch_delay(time.time(), self.wants_compressed))
-            except asyncio.TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(core.fetch_delay(time.time(), self.wants_compressed)):
+                    await self._fetch_now.wait()
 
     def _merge(self, reply: dict) -> None:
         """Take a fetch's answer (`StationActor.fetch`)."""
@@ -238,10 +242,9 @@ class StationFeed:
         delay = due - time.time()
         if delay > 0 and not self.listener_count and self._timed_once:
             self._listener_joined.clear()
-            try:
-                await asyncio.wait_for(self._listener_joined.wait(), max(delay, IDLE_PUBLISH_SEC))
-            except asyncio.TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(delay, IDLE_PUBLISH_SEC)):
+                    await self._listener_joined.wait()
         elif delay > 0:
             await asyncio.sleep(delay)
         self.publish(time.time())

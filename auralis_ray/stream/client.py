@@ -66,6 +66,9 @@ class Received:
 
 
 NOTHING_RECEIVED = Received()
+# a resume point at most this far past the live edge waits for its chunk (the replica it left may
+# publish a little ahead of this one); one further on belongs to another timeline
+RESUME_AHEAD_CHUNKS = 50
 _cursor_numbers = itertools.count()  # a session's cursor name is unlike every other's ('#' is in no client_id)
 
 
@@ -182,11 +185,12 @@ class ClientSession:
         start = 0 if live is None else max(live - burst + 1, self.ring.oldest_id or 0)
         if self.resume_from is not None and live is not None:
             first = self.resume_from + 1
-            if first > live or self.ring.holds_range(first, live):
+            if live < first <= live + RESUME_AHEAD_CHUNKS or first <= live and self.ring.holds_range(first, live):
                 start = first
             else:
+                why = "is no longer held" if first <= live else "lies ahead of the live edge"
                 self._queue_error(
-                    p.ErrorCode.BUFFER_OVERRUN, f"resume point {self.resume_from} is no longer held; "
+                    p.ErrorCode.BUFFER_OVERRUN, f"resume point {self.resume_from} {why}; "
                     f"continuing from the live edge at {start}", p.Severity.WARNING, now,
                 )
         self.burst_end = -1 if live is None else live
