@@ -16,6 +16,7 @@ from auralis_ray.core_settings import session_settings
 from auralis_ray.monitor.metrics import PerformanceMetrics
 from auralis_ray.serve.direct import DirectWriter
 from auralis_ray.serve.hub import LONGEST_BURST_CHUNKS, ListenerHub
+from auralis_ray.serve.listener import report_failures
 from auralis_ray.serve.lifecycle import ReplicaLifecycle
 from auralis_ray.serve.local import free_port
 from auralis_ray.stream import protocol as p
@@ -247,3 +248,11 @@ async def test_the_replica_drains_when_its_health_check_says_draining(hub):
     finally:
         server.should_exit = True
         await serving
+
+
+def test_what_a_listeners_tasks_raised_is_logged_and_counted_and_a_cancel_is_not(caplog):
+    metrics = PerformanceMetrics("ingress")
+    report_failures([None, asyncio.CancelledError(), ValueError("a bug in on_message")], "c1", metrics)
+    assert [r.getMessage() for r in caplog.records] == ["listener c1 failed: ValueError('a bug in on_message')"]
+    counters = metrics.snapshot()["counters"]["websocket_send_errors_total"]
+    assert [(c["labels"]["error_type"], c["value"]) for c in counters] == [("listener_failed", 1)]

@@ -21,7 +21,7 @@ from ..stream.adaptive import TIERS
 from ..stream.http_listener import HttpStreamSession, HttpStreamSettings, StreamFormat
 from .direct import BodyWriter, find_http_body_transport
 from .hub import ListenerHub, StationFeed
-from .listener import HttpListener
+from .listener import HttpListener, report_failures
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class HttpStreamEndpoint:
             session.disconnect()
             for task in waits:
                 task.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            report_failures(await asyncio.gather(*waits, return_exceptions=True), listener.listener_id, hub.metrics)
         if finish:  # the server ends the stream (a drain): the last chunk of the response
             try:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -195,7 +195,10 @@ class HttpStreamEndpoint:
             listener.wake.clear()
             pieces = session.take(time.time())
             if pieces:
-                await send({"type": "http.response.body", "body": b"".join(pieces), "more_body": True})
+                try:
+                    await send({"type": "http.response.body", "body": b"".join(pieces), "more_body": True})
+                except OSError:  # the listener went away mid-send
+                    return
 
 
 def route_path(scope: dict[str, Any]) -> str:

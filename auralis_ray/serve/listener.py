@@ -9,12 +9,26 @@ An HttpListener does the same for a listener of an HTTP stream (stream/http_list
 from __future__ import annotations
 
 import asyncio
-from typing import Coroutine
+import logging
+from typing import Coroutine, Iterable
+
+from ..monitor.metrics import PerformanceMetrics
 
 from ..stream.client import ClientSession
 from ..stream.http_fanout import LiveSpans
 from ..stream.http_listener import HttpStreamSession
 from .direct import BodyWriter, DirectWriter
+
+
+log = logging.getLogger(__name__)
+
+
+def report_failures(results: Iterable[object], listener_name: str, metrics: PerformanceMetrics) -> None:
+    """Log and count what a listener's tasks raised (their `gather` results); a cancel is no failure."""
+    for result in results:
+        if isinstance(result, Exception):
+            log.error("listener %s failed: %r", listener_name, result, exc_info=result)
+            metrics.inc_websocket_errors("listener_failed")
 
 
 class Listener:

@@ -17,7 +17,7 @@ from ..stream.adaptive import TIERS
 from ..stream.client import ClientSession
 from .direct import DirectWriter, find_transport
 from .hub import ListenerHub
-from .listener import Listener
+from .listener import Listener, report_failures
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class AudioEndpoint:
             session.disconnect()
             for task in (sender, receiver):
                 task.cancel()
-            await asyncio.gather(sender, receiver, return_exceptions=True)
+            report_failures(await asyncio.gather(sender, receiver, return_exceptions=True), client_id, hub.metrics)
 
     async def _send_loop(self, hub: ListenerHub, listener: Listener, send) -> None:
         """Sends what the tick did not (the opening burst, replies, the close); with direct writes the
