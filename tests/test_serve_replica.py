@@ -201,6 +201,15 @@ async def test_a_drain_warns_keeps_streaming_then_closes_1012(hub):
     assert not lifecycle.draining, "an operator's drain accepts listeners again after"
 
 
+async def test_a_listener_that_got_in_after_a_final_drain_began_is_drained_at_stop(hub):
+    lifecycle = ReplicaLifecycle(hub, app=None, drain_timeout_sec=1.0)
+    assert await lifecycle.drain("replica shutting down", 0.1, final=True) == 0
+    late = listen(hub, "late")  # passed the checks before the drain began, and registered after
+    assert await lifecycle.drain("replica shutting down", 0.1, final=True) == 1, "the stop's drain takes it"
+    assert late.session.closing == Closing(p.CloseCode.SERVICE_RESTART, "replica shutting down")
+    assert lifecycle.draining, "and new listeners stay refused"
+
+
 async def test_a_final_drain_closes_the_door_and_keeps_refusing(hub):
     listen(hub, "a")
     door = Door()

@@ -121,21 +121,28 @@ class HttpStreamEndpoint:
             return
         await self.stream(replica, hub, feed, StreamFormat(kind), scope, receive, send)
 
-    async def stream(self, replica, hub: ListenerHub, feed: StationFeed, fmt: StreamFormat, scope, receive,
-                     send) -> None:
+    @staticmethod
+    def refusal(replica, hub: ListenerHub) -> tuple[str, int] | None:
+        """Why a new stream is refused now, and the Retry-After to send (None: it is let in)."""
         if replica.lifecycle.draining:
-            await send_error(send, 503, "server is draining; reconnect",
-                             [(b"retry-after", str(RETRY_AFTER_DRAIN_SEC).encode())])
-            return
+            return "server is draining; reconnect", RETRY_AFTER_DRAIN_SEC
         if not hub.has_room():
             hub.metrics.inc_websocket_errors(p.ErrorCode.SERVER_OVERLOAD.value)
-            await send_error(send, 503, "server at capacity; try again later",
-                             [(b"retry-after", str(RETRY_AFTER_FULL_SEC).encode())])
-            return
+            return "server at capacity; try again later", RETRY_AFTER_FULL_SEC
+        return None
+
+    async def stream(self, replica, hub: ListenerHub, feed: StationFeed, fmt: StreamFormat, scope, receive,
+                     send) -> None:
         settings = http_stream_settings(hub.config)
-        if not await feed.wait_for_audio(AUDIO_WAIT_SEC, compressed=True, burst_chunks=settings.burst_chunks):
-            await send_error(send, 503, "the station has no audio yet",
-                             [(b"retry-after", str(RETRY_AFTER_DRAIN_SEC).encode())])
+        refused = self.refusal(replica, hub)
+        if refused is None and not await feed.wait_for_audio(AUDIO_WAIT_SEC, compressed=True,
+                                                             burst_chunks=settings.burst_chunks):
+            refused = "the station has no audio yet", RETRY_AFTER_DRAIN_SEC
+        # again after the wait: a drain may have begun, or other listeners taken the room, meanwhile
+        refused = refused or self.refusal(replica, hub)
+        if refused is not None:
+            message, retry_after = refused
+            await send_error(send, 503, message, [(b"retry-after", str(retry_after).encode())])
             return
         icy = fmt is StreamFormat.MP3 and dict(scope.get("headers") or ()).get(b"icy-metadata", b"").strip() == b"1"
         start = {"type": "http.response.start", "status": 200, "headers": self.stream_headers(hub, feed, fmt, icy)}

@@ -46,7 +46,8 @@ class ReplicaLifecycle:
         self.watch_shutdown = watch_shutdown  # Serve's direct ingress: its /-/healthz says when it stops us
         self.find_server_timeout_sec = find_server_timeout_sec
         self.server_address: tuple[str, int] | None = None  # this replica's own port, once found
-        self.draining = False
+        self.draining = False  # new listeners are refused
+        self.drain_running = False  # a drain is under way (a second one while it runs does nothing)
         self.final = False  # a final drain began: the replica is going away
         self._tasks: list[asyncio.Task] = []  # start-up and the shutdown watch, cancelled at stop
         self._drains: set[asyncio.Task] = set()  # drains run to their end
@@ -83,13 +84,16 @@ class ReplicaLifecycle:
         if final:
             self.final = True
             self.close_doors()
-        if self.draining:
+        if self.drain_running:
             return 0
-        self.draining = True
-        listeners = self.hub.warn_listeners(reason, period, time.time())
-        await asyncio.sleep(period)
-        self.hub.close_listeners(listeners, p.CloseCode.SERVICE_RESTART, reason)
-        self.draining = self.final
+        self.drain_running = self.draining = True
+        try:
+            listeners = self.hub.warn_listeners(reason, period, time.time())
+            await asyncio.sleep(period)
+            self.hub.close_listeners(listeners, p.CloseCode.SERVICE_RESTART, reason)
+        finally:
+            self.drain_running = False
+            self.draining = self.final  # after a final drain new listeners stay refused
         return len(listeners)
 
     def request_drain(self, reason: str, period: float, final: bool = False) -> None:

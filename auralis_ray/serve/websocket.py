@@ -53,6 +53,16 @@ def parse_query(query_string: bytes, default_tier: str) -> dict:
     return {"station": raw.get("station", "default"), "tier": tier, "fmt": fmt, "resume_from": resume}
 
 
+def check_room(replica, hub: ListenerHub, client_id: str) -> None:
+    """Raise HandshakeRefused while the replica drains (1012) or is full (1013)."""
+    if replica.lifecycle.draining:
+        raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server is draining; reconnect",
+                               p.CloseCode.SERVICE_RESTART)
+    if not hub.has_room_for(client_id):
+        raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server at capacity; try again later",
+                               p.CloseCode.TRY_AGAIN_LATER)
+
+
 class AudioEndpoint:
     """ASGI app for one route; the replica is looked up at call time."""
 
@@ -74,28 +84,25 @@ class AudioEndpoint:
         if p.SUBPROTOCOL in scope.get("subprotocols", []):
             accept["subprotocol"] = p.SUBPROTOCOL
         await send(accept)
-        now = time.time()
         try:
             query = parse_query(scope.get("query_string", b""), hub.config.buffer.initial_tier)
             feed = hub.feed(query["station"])
             if feed is None:
                 raise HandshakeRefused(p.ErrorCode.UNKNOWN_STATION, f"unknown station {query['station'][:64]!r}",
                                        p.CloseCode.POLICY_VIOLATION)
-            if not hub.has_room_for(client_id):
-                raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server at capacity; try again later",
+            check_room(replica, hub, client_id)
+            fmt = query["fmt"]
+            if not await feed.wait_for_audio(2.0, compressed=fmt == p.OPUS_FORMAT, resume_from=query["resume_from"],
+                                             burst_chunks=TIERS[query["tier"]].target_ms // p.CHUNK_DURATION_MS):
+                raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "the station has no audio yet; try again shortly",
                                        p.CloseCode.TRY_AGAIN_LATER)
-            if replica.lifecycle.draining:
-                raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server is draining; reconnect",
-                                       p.CloseCode.SERVICE_RESTART)
+            check_room(replica, hub, client_id)  # again: a drain may have begun, or others come in, meanwhile
         except HandshakeRefused as refused:
             hub.metrics.inc_websocket_errors(refused.code.value)
             await send({"type": "websocket.send", "text": p.dumps(p.error(refused.code, refused.message,
-                                                                             p.Severity.ERROR, now))})
+                                                                             p.Severity.ERROR, time.time()))})
             await send({"type": "websocket.close", "code": refused.close_code})
             return
-        fmt = query["fmt"]
-        await feed.wait_for_audio(2.0, compressed=fmt == p.OPUS_FORMAT, resume_from=query["resume_from"],
-                                  burst_chunks=TIERS[query["tier"]].target_ms // p.CHUNK_DURATION_MS)
         codec = p.opus_codec(hub.config.encoding.opus_bitrate_kbps * 1000) if fmt == p.OPUS_FORMAT else None
         session = ClientSession(
             client_id=client_id, station=feed.name, fmt=fmt, ring=feed.ring,
