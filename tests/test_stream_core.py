@@ -435,9 +435,12 @@ def test_slow_listener_is_skipped_forward_with_an_announced_overrun():
     kinds = audio_ids(frames)
     assert "error" in kinds
     at = len(kinds) - 1 - kinds[::-1].index("error")
-    assert json.loads(frames[at])["error_code"] == "BUFFER_OVERRUN"
+    notice = json.loads(frames[at])
+    assert notice["error_code"] == "BUFFER_OVERRUN"
     after = [k for k in kinds[at + 1:] if isinstance(k, int)]
     assert after == list(range(95 - 4, 100))  # just behind the live edge, consecutive from there
+    first, last = map(int, notice["error_message"].rsplit(" ", 1)[1].split(".."))
+    assert first < last == after[0] - 1, "the notice names the chunks skipped, up to the next one sent"
     assert s.state.overruns >= 1
 
 

@@ -279,11 +279,20 @@ class ClientSession:
             tracker.total_chunks += 1
 
     def _overflow(self, item: EncodedChunk, now: float) -> None:
-        """The socket is not keeping up: drop the queue and jump to just behind the live edge."""
-        dropped_from = item.chunk_id - self.outbox.clear()
-        target = self.ring.write_position - self.ring.catchup_behind
-        self.ring.move_to(self.cursor_id, target)
-        self._announce_overrun(Overrun(dropped_from, target), now, "not keeping up with the stream")
+        """The socket is not keeping up: drop the queued chunks and jump to just behind the live edge.
+        Queued messages (a section's `now_playing`, an earlier notice) stay, and the notice, naming every
+        chunk skipped, follows them."""
+        dropped_from, messages = item.chunk_id, []
+        while (queued := self.outbox.read_chunk()) is not None:
+            if isinstance(queued, EncodedChunk):
+                dropped_from = min(dropped_from, queued.chunk_id)
+            else:
+                messages.append(queued)
+        self.ring.move_to(self.cursor_id, self.ring.write_position - self.ring.catchup_behind)
+        resumes_at = self.ring.client_cursors[self.cursor_id].read_position
+        for message in messages:
+            self.outbox.write_chunk(message)
+        self._announce_overrun(Overrun(dropped_from, resumes_at), now, "not keeping up with the stream")
 
     def _announce_overrun(self, overrun: Overrun, now: float, why: str) -> None:
         self.state.overruns += 1
