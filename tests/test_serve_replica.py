@@ -15,6 +15,8 @@ from auralis_ray.config import load_config
 from auralis_ray.core_settings import session_settings
 from auralis_ray.monitor.metrics import PerformanceMetrics
 from auralis_ray.serve.direct import DirectWriter
+from auralis_ray.serve import claims as claims_module
+from auralis_ray.serve.claims import ClaimSync
 from auralis_ray.serve.hub import LONGEST_BURST_CHUNKS, ListenerHub
 from auralis_ray.serve.listener import report_failures
 from auralis_ray.serve.lifecycle import ReplicaLifecycle
@@ -265,3 +267,33 @@ def test_what_a_listeners_tasks_raised_is_logged_and_counted_and_a_cancel_is_not
     assert [r.getMessage() for r in caplog.records] == ["listener c1 failed: ValueError('a bug in on_message')"]
     counters = metrics.snapshot()["counters"]["websocket_send_errors_total"]
     assert [(c["labels"]["error_type"], c["value"]) for c in counters] == [("listener_failed", 1)]
+
+
+class SilentRegistry:
+    """A listener registry that never answers (an actor that is restarting holds the calls)."""
+
+    def __init__(self):
+        self.updates = 0
+        self.update = Method(self._update)
+        self.evictions = Method(self._never)
+
+    async def _update(self, owner, claims, releases):
+        self.updates += 1
+        await asyncio.Event().wait()
+
+    async def _never(self, *args):
+        await asyncio.Event().wait()
+
+
+async def test_claims_are_sent_again_and_stay_bounded_while_the_registry_does_not_answer(monkeypatch):
+    monkeypatch.setattr(claims_module, "UPDATE_TIMEOUT_SEC", 0.05)
+    registry = SilentRegistry()
+    sync = ClaimSync(registry, "replica-1", lambda *_: None, batch_sec=0.01, retry_sec=0.01, max_pending=5)
+    sync.start()
+    try:
+        for generation in range(100):
+            sync.claim(f"c{generation}", generation, 0.0)
+        await wait_until_async(lambda: registry.updates >= 3, 5.0, "the update to be sent again")
+        assert len(sync.claims) <= 2 * 5, "only the newest claims are held"
+    finally:
+        await sync.stop()

@@ -15,6 +15,9 @@ from ..stream.registry import Claim, Socket
 
 log = logging.getLogger(__name__)
 
+# an update the registry has not answered by then is sent again (a restarting actor holds calls)
+UPDATE_TIMEOUT_SEC = 5.0
+
 
 class ClaimSync:
     """Batches this replica's claims and releases to the registry and waits for its evictions."""
@@ -36,10 +39,18 @@ class ClaimSync:
 
     def claim(self, client_id: str, generation: int, connected_at: float) -> None:
         self.claims.append((client_id, generation, connected_at))
-        self.pending.set()
+        self._keep_newest()
 
     def release(self, client_id: str, generation: int) -> None:
         self.releases.append((client_id, generation))
+        self._keep_newest()
+
+    def _keep_newest(self) -> None:
+        """Hold at most the newest `max_pending` of each while the registry is away."""
+        if len(self.claims) > 2 * self.max_pending:
+            del self.claims[:-self.max_pending]
+        if len(self.releases) > 2 * self.max_pending:
+            del self.releases[:-self.max_pending]
         self.pending.set()
 
     def start(self) -> None:
@@ -60,7 +71,8 @@ class ClaimSync:
             claims, releases = self.claims, self.releases
             self.claims, self.releases = [], []
             try:
-                await self.registry.update.remote(self.owner, claims, releases)
+                async with asyncio.timeout(UPDATE_TIMEOUT_SEC):
+                    await self.registry.update.remote(self.owner, claims, releases)
             except Exception as error:
                 log.warning("listener registry unavailable (%r); retrying", error)
                 # kept for the retry (only the newest max_pending while it stays away)
