@@ -156,6 +156,21 @@ async def test_the_kernel_spreads_connections_and_a_closed_door_gets_none():
 
 
 @needs_reuseport
+async def test_a_door_closed_while_it_starts_never_accepts():
+    port = free_port()
+    door = SharedPort("127.0.0.1", port)
+    opening = asyncio.create_task(door.open(plain_config(named_app("late"))))
+    await asyncio.sleep(0)  # the server is starting
+    door.close()  # a drain begins meanwhile
+    await asyncio.wait_for(opening, 5)
+    try:
+        assert not door.is_open and await answers(port, 3) == ["refused"] * 3
+    finally:
+        door.server.should_exit = True
+        await door.task
+
+
+@needs_reuseport
 async def test_the_door_opens_only_once_the_replica_is_ready():
     port = free_port()
     ready = asyncio.Event()

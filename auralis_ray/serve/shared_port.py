@@ -83,6 +83,10 @@ class SharedPort:
             self.task.result()  # raises what stopped it
             raise RuntimeError(f"the shared port {self.host}:{self.port} server stopped at start")
         self.server = server
+        if self.closed:  # closed while it started (a drain began): it never accepts
+            self.closed = False
+            self.close()
+            return
         log.info("accepting listeners on the shared port %s:%d", self.host, self.port)
 
     def close(self) -> None:
