@@ -297,3 +297,20 @@ async def test_claims_are_sent_again_and_stay_bounded_while_the_registry_does_no
         assert len(sync.claims) <= 2 * 5, "only the newest claims are held"
     finally:
         await sync.stop()
+
+
+async def test_status_requests_together_cost_the_station_actor_one_info_call(hub):
+    feed = hub.feed("s")
+    calls = []
+    answer = feed.station.info.answer
+
+    async def counted(*args):
+        calls.append(args)
+        return await answer(*args)
+
+    feed.station.info.answer = counted
+    infos = await asyncio.gather(*(hub.station_infos() for _ in range(50)))
+    assert len(calls) == 1 and all(info == infos[0] for info in infos), "requests together share one call"
+    await hub.station_infos()
+    await feed.station_info(fresh=True)
+    assert len(calls) == 3, "a request after the answer asks again, and so does one that needs it fresh"

@@ -142,7 +142,7 @@ async def api_control(request: Request) -> Response:
     if not isinstance(body, dict) or not body:
         return _json_error(422, "body must be a non-empty JSON object",
                            [{"field": "(body)", "message": "expected an object of parameters"}])
-    info = await feed.station_info()
+    info = await feed.station_info(fresh=True)  # the parameters as they are now
     current = StationParams.model_validate(info["params"])
     try:
         updated = current.updated(**body)

@@ -113,6 +113,7 @@ class StationFeed:
         self._timed_once = False
         self._compressed_fetch = asyncio.Lock()
         self._fetch_now = asyncio.Event()  # set: the fetch loop fetches at once
+        self._info: asyncio.Future | None = None  # the last `info` call
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -171,8 +172,13 @@ class StationFeed:
 
     # ---- the station actor ----------------------------------------------------------------
 
-    async def station_info(self) -> dict:
-        return await self.station.info.remote(self.name)
+    async def station_info(self, fresh: bool = False) -> dict:
+        """The station actor's `info`. Requests that come while a call is out share its answer, so a
+        flood of status requests keeps at most one call at a time at the station actor, which feeds
+        every replica. `fresh`: a call of its own, sent now."""
+        if fresh or self._info is None or self._info.done():
+            self._info = asyncio.ensure_future(self.station.info.remote(self.name))
+        return await asyncio.shield(self._info)
 
     async def set_station_params(self, params_json: str) -> dict:
         return await self.station.set_params.remote(self.name, params_json)
