@@ -1,4 +1,4 @@
-"""The `auralis` command: run, stop, render, loadtest, soak, drain, config."""
+"""The `auralis` command: run, stop, monitor, render, loadtest, soak, drain, config."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ import sys
 def _cmd_config(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
 
+    overrides = {}
+    if args.serve_config:
+        import yaml
+
+        applications = yaml.safe_load(open(args.serve_config, encoding="utf-8")).get("applications") or [{}]
+        overrides = applications[0].get("args") or {}
     try:
-        config = load_config()
+        config = load_config(**overrides)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
@@ -114,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, register) in TOOL_SUBCOMMANDS.items():
         _add_tool_subcommand(sub, name, module, register)
 
-    config = sub.add_parser("config", help="print the effective configuration (validates the environment)")
+    config = sub.add_parser("config", help="print the configuration from the environment, with a Serve "
+                                           "config's args over it (validates both)")
+    config.add_argument("--serve-config", metavar="FILE",
+                        help="a Serve config (configs/serve.yaml): its first application's args override")
     config.set_defaults(func=_cmd_config)
 
     from .serve import launcher

@@ -265,6 +265,8 @@ class ServerConfig(_Section):
     # own HTTP door (HAProxy or Serve's proxy, http_options.port) and each replica's own port.
     shared_port: int | None = Field(default=None, ge=1, le=65535)
     shared_host: str = "127.0.0.1"
+    # Ingress replicas where the deployment has no `autoscaling_config` (configs/serve.yaml has one,
+    # which Serve then follows instead: two to start with, more with the listeners)
     ingress_replicas: int = Field(default=1, ge=1)
     # Each open WebSocket holds one of these slots on its replica
     max_ongoing_requests: int = Field(default=5000, ge=1)

@@ -1,5 +1,6 @@
 """The configuration tree: environment overrides, validation that names the bad setting."""
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,18 @@ def test_bad_environment_stops_the_command_line_with_a_clear_message():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "gpu.max_batch_size (AURALIS__GPU__MAX_BATCH_SIZE)" in result.stderr
+
+
+def test_the_command_line_shows_what_a_serve_config_gives_the_deployment(tmp_path, capsys, monkeypatch):
+    from auralis_ray.cli import main
+
+    monkeypatch.setenv("AURALIS__CONCURRENCY__MAX_CONCURRENT_CLIENTS", "3000")
+    serve_yaml = tmp_path / "serve.yaml"
+    serve_yaml.write_text("applications:\n  - args:\n      concurrency: {max_concurrent_clients: 50}\n")
+    assert main(["config"]) == 0
+    assert json.loads(capsys.readouterr().out)["concurrency"]["max_concurrent_clients"] == 3000
+    assert main(["config", "--serve-config", str(serve_yaml)]) == 0
+    assert json.loads(capsys.readouterr().out)["concurrency"]["max_concurrent_clients"] == 50, "the file's args win"
 
 
 def test_serve_app_builder_refuses_bad_configuration(monkeypatch):

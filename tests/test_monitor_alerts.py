@@ -100,7 +100,7 @@ def test_prometheus_yml_scrapes_ray_service_discovery():
     doc = yaml.safe_load((PROM / "prometheus.yml").read_text())
     assert doc["rule_files"] == ["alerts.yml"]
     (job,) = doc["scrape_configs"]
-    assert job["file_sd_configs"][0]["files"] == ["/tmp/ray/prom_metrics_service_discovery.json"]
+    assert job["file_sd_configs"][0]["files"] == ["/tmp/ray/session_latest/prom_metrics_service_discovery.json"]
 
 
 def _promtool(*args, cwd=None):

@@ -331,3 +331,14 @@ async def test_now_playing_route_and_websocket_opus_listener(served):
     assert before == change["since_chunk_id"] - 1, f"announced right before the section's first chunk, not {before}"
     ids = [frame.chunk_id for frame in frames]
     assert ids == list(range(ids[0], ids[0] + len(ids))) and all(len(frame.packets) == 5 for frame in frames[1:])
+
+
+async def test_unknown_paths_and_methods_get_json_errors_and_now_playing_errors_are_cors_readable(served):
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        missing = await http.get("/api/nothing-here")
+        assert missing.status_code == 404 and missing.json() == {"error": "not found: GET /api/nothing-here"}
+        wrong = await http.get("/api/admin/drain")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and "GET" in wrong.json()["error"]
+        unknown = await http.get("/api/stations/nope/now")
+        assert unknown.status_code == 404 and unknown.headers["access-control-allow-origin"] == "*"
+        assert unknown.headers["cache-control"] == "no-store"

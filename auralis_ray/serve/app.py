@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from ray import serve
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -41,11 +42,22 @@ def current_replica() -> Replica:
     return replica
 
 
-def _json_error(status: int, message: str, detail: list | None = None) -> JSONResponse:
+def _json_error(status: int, message: str, detail: list | None = None,
+                headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": message}
     if detail is not None:
         body["detail"] = detail
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _route_error(request: Request, error: HTTPException) -> Response:
+    """A path no route has (404) or a method the route does not take (405), as JSON like every error."""
+    return _json_error(error.status_code, f"{error.detail.lower()}: {request.method} {request.url.path}",
+                       headers=error.headers)
+
+
+# what the player may read from any origin, and never from a cache
+NOW_PLAYING_HEADERS = {"cache-control": "no-store", "access-control-allow-origin": "*"}
 
 
 def _authorized(request: Request) -> bool:
@@ -119,12 +131,12 @@ async def api_now_playing(request: Request) -> Response:
     name = request.path_params["name"]
     feed = current_replica().hub.feed(name)
     if feed is None:
-        return _json_error(404, f"unknown station {name!r}")
+        return _json_error(404, f"unknown station {name!r}", headers=NOW_PLAYING_HEADERS)
     playing = feed.now_playing
     if playing is None:
-        return JSONResponse({"error": "the station has not said what it plays yet"}, status_code=503,
-                            headers={"retry-after": "1"})
-    return JSONResponse(playing, headers={"cache-control": "no-store", "access-control-allow-origin": "*"})
+        return _json_error(503, "the station has not said what it plays yet",
+                           headers={**NOW_PLAYING_HEADERS, "retry-after": "1"})
+    return JSONResponse(playing, headers=NOW_PLAYING_HEADERS)
 
 
 async def api_control(request: Request) -> Response:
@@ -221,7 +233,7 @@ http_app = Starlette(routes=[
     Route("/api/debug/drop/{client_id}", api_drop, methods=["POST"]),
     Route("/api/admin/drain", api_drain, methods=["POST"]),
     Mount("/static", StaticFiles(directory=str(WEB_DIR), check_dir=False), name="static"),
-])
+], exception_handlers={HTTPException: _route_error})
 
 
 class AuralisApp:

@@ -1,11 +1,12 @@
 """A whole Auralis system on a fresh local Ray, in this process: for tests and benchmarks.
 
-    python -m auralis_ray.serve.local --port 8100 [--metrics-port 8101] [--ingress haproxy|proxy|grpc]
-    python -m auralis_ray.serve.local --print-env     # what `make run` exports before Ray starts
+    python -m auralis_ray.serve.local --port 8100 [--metrics-port 8101] [--ingress MODE]
+    python -m auralis_ray.serve.local --print-env [--ingress MODE]  # the mode's environment, as exports
 
-prints `READY <url>` once `/readyz` answers 200 and serves until SIGTERM/SIGINT. `make run` uses
-`serve run configs/serve.yaml` instead; this exists so a benchmark can start one system per
-ingress mode and measure it as one process tree.
+MODE is one of `INGRESS_MODES` (default `haproxy`, a cluster node's). Prints `READY <url>` once
+`/readyz` answers 200 and serves until SIGTERM/SIGINT. `make run` starts Ray and Serve itself
+(serve/launcher.py, with the `shared` mode's environment); this exists so a test or benchmark can
+start one system per ingress mode and measure it as one process tree.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ RAY_ENV: dict[str, str] = {"RAY_worker_niceness": "0", "RAY_metrics_report_inter
 
 # Ingress modes: the environment Ray Serve reads at start (see BENCHMARKS.md for the measurements).
 INGRESS_MODES: dict[str, dict[str, str]] = {
-    # HAProxy in front (`make run`'s default): a thread per 4 cores but at least 2 (one thread relaying
+    # HAProxy in front (a cluster node's door; `make run` uses `shared`): a thread per 4 cores but at least 2 (one thread relaying
     # two replicas' frames was the bottleneck at 1,000 listeners; Ray's default of 4 costs 20 % more
     # per listener on 2 cores), 64 KiB buffers (a 17.6 KB audio frame in one buffer), and each audio
     # path (/ws/audio/<client_id>) hashed to one replica, so a reconnecting client_id meets, and
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingress", choices=sorted(INGRESS_MODES), default="haproxy")
     parser.add_argument("--config-json", default="{}", help="configuration overrides, as JSON")
     parser.add_argument("--print-env", action="store_true",
-                        help="print the ingress's environment as shell exports (for `make run`) and exit")
+                        help="print the ingress mode's environment as shell exports (for a cluster node) and exit")
     args = parser.parse_args(argv)
     if args.print_env:
         print(shell_exports(system_env(args.ingress)), end="")
