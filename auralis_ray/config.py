@@ -138,7 +138,7 @@ class GPUConfig(_Section):
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "reduce-overhead"
     warmup_iterations: int = Field(default=3, ge=0)
 
-    # 100 ms chunks per render call: 2 s amortizes the per-call cost (about 12 % cheaper per second of
+    # 100 ms chunks per render call: 2 s amortizes the per-call cost (about 19 % cheaper per second of
     # audio than 1 s blocks, BENCHMARKS.md); the stream runs buffer.lookahead_chunks ahead anyway
     render_block_chunks: int = Field(default=20, ge=1, le=100)
 

@@ -1,4 +1,4 @@
-"""Every seed metric reaches Ray's Prometheus export with measured, moving values."""
+"""Every Auralis metric reaches Ray's Prometheus export with measured, moving values."""
 
 from __future__ import annotations
 

@@ -22,12 +22,12 @@ def _warmup_then_flat(minute):
     return 200.0 + 5.0 * min(minute, 20)  # +100 MB over 20 min of warm-up, then flat
 
 
-def test_warmup_ramp_is_not_a_leak_though_the_seed_fit_says_so():
+def test_warmup_ramp_is_not_a_leak_though_a_fit_over_the_whole_span_says_so():
     tracker = MemoryGrowthTracker(20.0, warmup_fraction=0.2, min_span_sec=600)
     _feed(tracker, 120, _warmup_then_flat)
     report = tracker.report()
     assert report.alert is None and abs(report.growth_mb_per_hour) < 1e-9
-    # The seed's algorithm (fit everything since start) flags this healthy process:
+    # A fit over the whole span since start flags this healthy process:
     xs = [(m.timestamp - tracker.start_time) / HOUR for m in tracker.measurements]
     assert fit_line(xs, [m.rss_mb for m in tracker.measurements]).slope > 20.0
 
