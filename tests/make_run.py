@@ -9,6 +9,7 @@ import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -135,8 +136,10 @@ class MakeRun:
         return LocalRun.processes_of(state)
 
 
-async def listen_until_closed(url: str, client_id: str, connected: asyncio.Event) -> list:
-    """The control messages and the close code one binary listener sees."""
+async def listen_until_closed(url: str, client_id: str, connected: asyncio.Event,
+                              warned: threading.Event | None = None) -> list:
+    """The control messages and the close code one binary listener sees (`warned` is set at its
+    shutdown_warning)."""
     import websockets
 
     seen = []
@@ -147,6 +150,8 @@ async def listen_until_closed(url: str, client_id: str, connected: asyncio.Event
                     kind = json.loads(message)["type"]
                     if kind == "connection_established":
                         connected.set()
+                    if kind == "shutdown_warning" and warned is not None:
+                        warned.set()
                     if kind != "buffer_status":
                         seen.append(kind)
         except websockets.ConnectionClosed as closed:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,23 +18,26 @@ from make_run import REPO, MakeRun, listen_until_closed, small_serve_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.operations]
 
-# how each of the five stops in a row ends: a signal, then (for the cut-short ones) SIGKILL to make
-# and the supervisor after the given seconds
+# how each of the five stops in a row ends: a signal, then (where given) SIGKILL to make and the
+# supervisor that many seconds after the signal, or after the listener's shutdown_warning
 STOPS = [
-    ("SIGTERM", None),
-    ("SIGTERM", 0.5),  # cut short in the middle of the listeners' drain: Ray is left running
-    ("SIGINT", None),  # Ctrl-C
-    ("SIGTERM", 10.0),  # `docker stop`: SIGKILL 10 s after SIGTERM, if still running
-    ("SIGTERM", 0.5),
+    ("SIGTERM", None, None),
+    ("SIGTERM", 0.3, "warning"),  # cut short in the middle of the listeners' 1 s drain: Ray is left running
+    ("SIGINT", None, None),  # Ctrl-C
+    ("SIGTERM", 10.0, "signal"),  # `docker stop`: SIGKILL 10 s after SIGTERM, if still running
+    ("SIGTERM", 0.3, "warning"),
 ]
 STOP_LIMIT_S = 15
 
 
-def stop(run: MakeRun, name: str, kill_after: float | None) -> tuple[float | None, bool]:
+def stop(run: MakeRun, name: str, kill_after: float | None, counted_from: str | None,
+         warned: threading.Event) -> tuple[float | None, bool]:
     """Send the signal; return (seconds until make exited, whether SIGKILL cut the stop short)."""
     run.signal(getattr(signal, name))
     if kill_after is None:
         return run.wait_exit(STOP_LIMIT_S), False
+    if counted_from == "warning":
+        assert warned.wait(STOP_LIMIT_S), "the listener got no shutdown_warning"
     try:
         return run.wait_exit(kill_after), False
     except subprocess.TimeoutExpired:
@@ -45,7 +49,7 @@ def stop(run: MakeRun, name: str, kill_after: float | None) -> tuple[float | Non
 def test_stop_then_start_five_times_in_a_row(tmp_path):
     run = MakeRun(tmp_path / "build", small_serve_config(tmp_path))
     records = []
-    for cycle, (name, kill_after) in enumerate(STOPS):
+    for cycle, (name, kill_after, counted_from) in enumerate(STOPS):
         run.start()
         run.wait_ready()
         if cycle and records[-1]["cut_short"]:
@@ -54,10 +58,11 @@ def test_stop_then_start_five_times_in_a_row(tmp_path):
         assert state is not None and run.processes_of(state)
 
         async def listen_through_stop():
-            connected = asyncio.Event()
-            listener = asyncio.create_task(listen_until_closed(f"ws://127.0.0.1:{run.port}", f"op{cycle}", connected))
+            connected, warned = asyncio.Event(), threading.Event()
+            listener = asyncio.create_task(listen_until_closed(f"ws://127.0.0.1:{run.port}", f"op{cycle}", connected,
+                                                               warned))
             await asyncio.wait_for(connected.wait(), 30)
-            took, cut_short = await asyncio.to_thread(stop, run, name, kill_after)
+            took, cut_short = await asyncio.to_thread(stop, run, name, kill_after, counted_from, warned)
             return took, cut_short, await asyncio.wait_for(listener, 30)
 
         took, cut_short, heard = asyncio.run(listen_through_stop())

@@ -533,6 +533,12 @@ class ListenerHub:
             listener.wake.set()
         return listeners + [listener for _, listener in self.http_listeners.values()]
 
+    def listeners_not_closing(self) -> int:
+        """The listeners not yet told to close (those told are gone once their sockets close)."""
+        every = [listener for _, listener in self.by_client.values()]
+        every += [listener for _, listener in self.http_listeners.values()]
+        return sum(listener.session.closing is None for listener in every)
+
     def close_listeners(self, listeners: Iterable[Listener | HttpListener], code: int, reason: str) -> None:
         for listener in listeners:
             listener.close(code, reason)

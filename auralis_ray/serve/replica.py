@@ -61,7 +61,7 @@ class Replica:
         """Drain what listeners are left, then stop. Where the shutdown watch drained them already (Serve's
         direct ingress) only late arrivals are left, and they get a short drain; without it this is
         the listeners' notice, and they get the whole drain period."""
-        if self.hub.listener_count:
+        if self.hub.listeners_not_closing():
             period = self.config.concurrency.drain_timeout_sec
             if self.lifecycle.watch_shutdown:
                 period = min(period, LATE_DRAIN_SEC)
