@@ -93,6 +93,17 @@ class CompressingStation:
         return {"name": "s", "params": {"bpm": 72}}
 
 
+class SilentStation:
+    """A station actor that is still starting: its fetches time out, and it has said nothing yet."""
+
+    def __init__(self):
+        self.fetch = Method(self._never)
+        self.info = Method(self._never)
+
+    async def _never(self, *args):
+        await asyncio.Event().wait()
+
+
 @dataclass
 class Replica:
     config: object
@@ -110,12 +121,14 @@ class Served:
         return self.replica.hub
 
 
-async def serve(http: str, **concurrency):
-    config = load_config(concurrency={"max_concurrent_clients": 4, "drain_timeout_sec": 1.0, **concurrency},
+async def serve(http: str, station=None, **concurrency):
+    config = load_config(concurrency={"max_concurrent_clients": 4, "drain_timeout_sec": 1.0,
+                                      "station_fetch_timeout_sec": 0.5, **concurrency},
                          buffer={"ready_ahead_chunks": 5})
-    hub = ListenerHub(config, {"s": CompressingStation()}, PerformanceMetrics("ingress"))
+    hub = ListenerHub(config, {"s": station or CompressingStation()}, PerformanceMetrics("ingress"))
     hub.start()
-    assert await hub.feed("s").wait_for_audio(5.0)
+    if station is None:
+        assert await hub.feed("s").wait_for_audio(5.0)
     state.replica = Replica(config, hub, ReplicaLifecycle(hub, app=None, drain_timeout_sec=1.0))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="warning",
@@ -126,8 +139,8 @@ async def serve(http: str, **concurrency):
 
 
 @contextlib.asynccontextmanager
-async def running(http: str):
-    server, task, served = await serve(http)
+async def running(http: str, station=None):
+    server, task, served = await serve(http, station)
     try:
         yield served
     finally:
@@ -342,3 +355,21 @@ async def test_unknown_paths_and_methods_get_json_errors_and_now_playing_errors_
         unknown = await http.get("/api/stations/nope/now")
         assert unknown.status_code == 404 and unknown.headers["access-control-allow-origin"] == "*"
         assert unknown.headers["cache-control"] == "no-store"
+
+
+async def test_before_its_station_has_audio_a_replica_is_not_ready_and_says_so_to_every_kind_of_listener():
+    async with running("httptools", SilentStation()) as served:
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+            assert (await http.get("/readyz")).status_code == 503
+            now = await http.get("/api/stations/s/now")
+            assert now.status_code == 503 and now.headers["retry-after"] == "1"
+            assert now.headers["access-control-allow-origin"] == "*"
+            stream = await http.get("/listen/s.mp3")
+            assert stream.status_code == 503 and stream.json()["error"] == "the station has no audio yet"
+            assert int(stream.headers["retry-after"]) > 0
+        async with websockets.connect(f"{served.url.replace('http', 'ws')}/ws/audio/early?station=s") as ws:
+            refused = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            await asyncio.wait_for(ws.wait_closed(), 10)
+        assert refused["error_code"] == "SERVER_OVERLOAD" and "no audio yet" in refused["error_message"]
+        assert ws.close_code == p.CloseCode.TRY_AGAIN_LATER
+        assert served.hub.listener_count == 0
