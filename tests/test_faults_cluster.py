@@ -472,7 +472,8 @@ async def test_remove_worker_node_actors_move_and_listeners_recover(cluster_serv
 
 async def test_deploy_new_version_while_listeners_play(cluster_server):
     # through the shared port: the old replicas close it as they drain, the new one opens it when ready
-    group = await play(cluster_server, 35.0, 6, "alpha", "dep", shared=True)
+    # listening ends once every listener is back on schedule; 50 s leaves a slow rollout time for it
+    group = await play(cluster_server, 50.0, 6, "alpha", "dep", shared=True)
     old = {a["name"] for a in ingress_replicas(await cluster_server.driver.acall("actors"))}
     deployed_at = (await cluster_server.driver.acall(
         "deploy", config=serve_config(cluster_server.port, cluster_server.shared_port, version="v2",
