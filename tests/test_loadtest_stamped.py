@@ -8,6 +8,7 @@ import time
 import pytest
 
 from auralis_ray.tools.loadtest.stamped import KERNEL_STAMPS, SO_TIMESTAMPNS, StampedSocketTransport, kernel_stamp
+from waiting import wait_until_async
 
 pytestmark = pytest.mark.realtime
 
@@ -17,6 +18,18 @@ def test_kernel_stamp_reads_a_timespec_and_ignores_other_messages():
     assert kernel_stamp([(socket.SOL_SOCKET, SO_TIMESTAMPNS, payload)]) == pytest.approx(1_700_000_000.25)
     assert kernel_stamp([(socket.IPPROTO_TCP, 1, payload)]) is None
     assert kernel_stamp([]) is None
+
+
+def loopback_bytes_are_stamped() -> bool:
+    """Whether a byte sent over loopback TCP now arrives with a kernel stamp."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        with socket.create_connection(server.getsockname()) as sender:
+            receiver, _ = server.accept()
+            with receiver:
+                receiver.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                sender.sendall(b"?")
+                _, ancillary, _, _ = receiver.recvmsg(1, socket.CMSG_SPACE(16))
+                return kernel_stamp(ancillary) is not None
 
 
 class Recorder:
@@ -44,7 +57,7 @@ async def test_stamped_transport_stamps_arrival_before_a_late_read_and_sees_eof(
     # the kernel turns receive stamping on shortly after the first socket asks for it
     keep_on = socket.socket()
     keep_on.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    await asyncio.sleep(0.2)
+    await wait_until_async(loopback_bytes_are_stamped, 5.0, "the kernel to stamp received bytes")
     received = asyncio.Queue()
 
     async def serve(reader, writer):
