@@ -224,3 +224,24 @@ async def test_a_listener_that_stops_reading_is_dropped_while_another_keeps_real
     chunks = len(page_packets(pages[2:])) / 5
     print(f"the stalled listener was dropped after {elapsed:.1f} s; the other heard {chunks:.0f} chunks")
     assert chunks >= 10 * (elapsed - 1.0), "the other listener kept real time"
+
+
+async def test_a_drain_ends_http_streams_cleanly_and_refuses_new_ones_meanwhile(auralis_server):
+    token = {"authorization": f"Bearer {auralis_server.control_token}"}
+    async with httpx.AsyncClient(base_url=auralis_server.http_url, timeout=10) as http:
+        async with http.stream("GET", "/listen/default.mp3") as response:
+            assert response.status_code == 200
+            drain = await http.post("/api/admin/drain", json={"period": 1}, headers=token)
+            assert drain.status_code == 200 and drain.json()["draining"] and not drain.json()["final"]
+            refused = await http.get("/listen/night.opus")
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert refused.json()["error"] == "server is draining; reconnect"
+            async with asyncio.timeout(10):
+                body = b"".join([piece async for piece in response.aiter_raw()])  # it ends without an error
+        assert body[:2] in (b"\xff\xfb", b"\xff\xfa") and len(body) > 16_000, "the burst, then the drain period"
+
+        async def streams_again() -> bool:
+            async with http.stream("GET", "/listen/night.opus") as again:
+                return again.status_code == 200
+
+        await wait_until_async(streams_again, 10.0, "the replica to take new listeners after the drain", poll=0.5)
