@@ -84,19 +84,16 @@ class SharedPort:
             raise RuntimeError(f"the shared port {self.host}:{self.port} server stopped at start")
         self.server = server
         if self.closed:  # closed while it started (a drain began): it never accepts
-            self.closed = False
             self.close()
             return
         log.info("accepting listeners on the shared port %s:%d", self.host, self.port)
 
     def close(self) -> None:
         """Stop accepting (new connections go to the other replicas); open sockets stay as they are."""
-        if self.closed:
-            return
         self.closed = True
         if self.server is not None:
             for listening in getattr(self.server, "servers", []):
-                listening.close()
+                listening.close()  # closing a closed asyncio server does nothing
             log.info("closed the shared port %s:%d to new listeners", self.host, self.port)
 
 
