@@ -21,6 +21,7 @@ from ..stream.adaptive import TIERS
 from ..stream.http_listener import HttpStreamSession, HttpStreamSettings, StreamFormat
 from .direct import BodyWriter, find_http_body_transport
 from .hub import ListenerHub, StationFeed
+from .lifecycle import Refusal
 from .listener import HttpListener, report_failures
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ BURST_CHUNKS = TIERS["normal"].target_ms // p.CHUNK_DURATION_MS
 AUDIO_WAIT_SEC = 2.0  # how long a request waits for a station's first chunk
 RETRY_AFTER_FULL_SEC = 5  # at capacity
 RETRY_AFTER_DRAIN_SEC = 1  # another replica takes the listener
+RETRY_AFTERS = {Refusal.DRAINING: RETRY_AFTER_DRAIN_SEC, Refusal.FULL: RETRY_AFTER_FULL_SEC}
 # on every answer of these routes: players and pages anywhere may read them, no cache keeps them
 SHARED_HEADERS = [(b"cache-control", b"no-store"), (b"access-control-allow-origin", b"*"),
                   (b"access-control-expose-headers", b"icy-br, icy-metaint, icy-name")]
@@ -124,12 +126,10 @@ class HttpStreamEndpoint:
     @staticmethod
     def refusal(replica, hub: ListenerHub) -> tuple[str, int] | None:
         """Why a new stream is refused now, and the Retry-After to send (None: it is let in)."""
-        if replica.lifecycle.draining:
-            return "server is draining; reconnect", RETRY_AFTER_DRAIN_SEC
-        if not hub.has_room():
+        refusal = replica.lifecycle.refusal()
+        if refusal is Refusal.FULL:
             hub.metrics.inc_websocket_errors(p.ErrorCode.SERVER_OVERLOAD.value)
-            return "server at capacity; try again later", RETRY_AFTER_FULL_SEC
-        return None
+        return None if refusal is None else (refusal.value, RETRY_AFTERS[refusal])
 
     async def stream(self, replica, hub: ListenerHub, feed: StationFeed, fmt: StreamFormat, scope, receive,
                      send) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from ..stream import protocol as p
@@ -22,6 +23,13 @@ from .hub import ListenerHub
 from .shared_port import SharedPort, door_config, open_when_ready, serve_address, wait_for_serve_server
 
 log = logging.getLogger(__name__)
+
+
+class Refusal(Enum):
+    """Why the replica turns a new listener away now (each endpoint says it in its own way)."""
+
+    DRAINING = "server is draining; reconnect"
+    FULL = "server at capacity; try again later"
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,14 @@ class ReplicaLifecycle:
             self.drain_running = False
             self.draining = self.final  # after a final drain new listeners stay refused
         return len(listeners)
+
+    def refusal(self, client_id: str | None = None) -> Refusal | None:
+        """Why a new listener is turned away now, the drain first (None: it may come in). `client_id`:
+        a WebSocket listener's, which replaces its own older socket here even at capacity."""
+        if self.draining:
+            return Refusal.DRAINING
+        room = self.hub.has_room() if client_id is None else self.hub.has_room_for(client_id)
+        return None if room else Refusal.FULL
 
     def request_drain(self, reason: str, period: float, final: bool = False) -> None:
         """Drain in the background (an operator's request is answered at once)."""

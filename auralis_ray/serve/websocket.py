@@ -17,6 +17,7 @@ from ..stream.adaptive import TIERS
 from ..stream.client import ClientSession
 from .direct import DirectWriter, find_transport
 from .hub import ListenerHub
+from .lifecycle import ReplicaLifecycle, Refusal
 from .listener import Listener, report_failures
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,15 @@ def parse_query(query_string: bytes, default_tier: str) -> dict:
     return {"station": raw.get("station", "default"), "tier": tier, "fmt": fmt, "resume_from": resume}
 
 
-def check_room(replica, hub: ListenerHub, client_id: str) -> None:
+# how a refused WebSocket listener is closed: reconnect elsewhere now (1012), or later (1013)
+CLOSE_CODES = {Refusal.DRAINING: p.CloseCode.SERVICE_RESTART, Refusal.FULL: p.CloseCode.TRY_AGAIN_LATER}
+
+
+def check_room(lifecycle: ReplicaLifecycle, client_id: str) -> None:
     """Raise HandshakeRefused while the replica drains (1012) or is full (1013)."""
-    if replica.lifecycle.draining:
-        raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server is draining; reconnect",
-                               p.CloseCode.SERVICE_RESTART)
-    if not hub.has_room_for(client_id):
-        raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "server at capacity; try again later",
-                               p.CloseCode.TRY_AGAIN_LATER)
+    refusal = lifecycle.refusal(client_id)
+    if refusal is not None:
+        raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, refusal.value, CLOSE_CODES[refusal])
 
 
 class AudioEndpoint:
@@ -90,13 +92,13 @@ class AudioEndpoint:
             if feed is None:
                 raise HandshakeRefused(p.ErrorCode.UNKNOWN_STATION, f"unknown station {query['station'][:64]!r}",
                                        p.CloseCode.POLICY_VIOLATION)
-            check_room(replica, hub, client_id)
+            check_room(replica.lifecycle, client_id)
             fmt = query["fmt"]
             if not await feed.wait_for_audio(2.0, compressed=fmt == p.OPUS_FORMAT, resume_from=query["resume_from"],
                                              burst_chunks=TIERS[query["tier"]].target_ms // p.CHUNK_DURATION_MS):
                 raise HandshakeRefused(p.ErrorCode.SERVER_OVERLOAD, "the station has no audio yet; try again shortly",
                                        p.CloseCode.TRY_AGAIN_LATER)
-            check_room(replica, hub, client_id)  # again: a drain may have begun, or others come in, meanwhile
+            check_room(replica.lifecycle, client_id)  # again: a drain may have begun, or others come in, meanwhile
         except HandshakeRefused as refused:
             hub.metrics.inc_websocket_errors(refused.code.value)
             await send({"type": "websocket.send", "text": p.dumps(p.error(refused.code, refused.message,
