@@ -116,6 +116,11 @@ class ConcurrencyConfig(_Section):
 
     # Graceful shutdown
     drain_timeout_sec: float = Field(default=5.0, ge=0.0)
+    # A replica that Serve replaces keeps its drained listeners playing up to this much longer, until
+    # another replica accepts on the shared port (Serve starts the successor of a deployment's last
+    # replica only as it stops it). The shutdown watch's 1 s, the drain and this stay below the
+    # deployment's graceful_shutdown_timeout_s, past which Serve cuts the sockets.
+    handover_wait_sec: float = Field(default=8.0, ge=0.0)
 
 
 class GPUConfig(_Section):

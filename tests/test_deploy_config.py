@@ -79,6 +79,24 @@ def test_serve_yaml_passes_serve_schema():
     assert len(config.server.stations) >= 2
 
 
+def test_a_replaced_replica_hands_over_before_serve_cuts_its_sockets():
+    """The shutdown watch's poll, the drain and the handover fit in graceful_shutdown_timeout_s, in
+    configs/serve.yaml and in the deployment's own defaults."""
+    from ray.serve.schema import ServeDeploySchema
+
+    from auralis_ray.serve.app import AuralisIngress
+    from auralis_ray.serve.lifecycle import SHUTDOWN_WATCH_SEC
+
+    def fits(config, graceful_shutdown_timeout_s: float) -> bool:
+        drain = config.concurrency.drain_timeout_sec + config.concurrency.handover_wait_sec
+        return config.concurrency.handover_wait_sec > 0 and SHUTDOWN_WATCH_SEC + drain < graceful_shutdown_timeout_s
+
+    raw = yaml.safe_load((ROOT / "configs" / "serve.yaml").read_text())
+    app = ServeDeploySchema.model_validate(raw).applications[0]
+    assert fits(load_config(**app.args), app.deployments[0].graceful_shutdown_timeout_s)
+    assert fits(load_config(), AuralisIngress._deployment_config.graceful_shutdown_timeout_s)
+
+
 def test_serve_yaml_args_are_a_valid_configuration():
     """`args:` are overrides of PerformanceConfig; build_app accepts them without a cluster."""
     from auralis_ray.serve.app import build_app

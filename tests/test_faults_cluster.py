@@ -46,6 +46,8 @@ STATIONS = [{"name": "alpha", "preset": "focus", "seed": 5},
 STATION_ACTORS = 3
 RPC = "@@rpc "
 DRAIN_SEC = 3.0
+# the replaced replica's wait for a successor (benchmarks/deploy_under_load.sh sets it to compare)
+HANDOVER_SEC = float(os.environ.get("AURALIS_TEST_HANDOVER_SEC", "6.0"))
 
 
 def station_actor(station: str) -> str:
@@ -66,13 +68,14 @@ def serve_config(port: int, shared_port: int, version: str = "v1", replicas: int
     args["server"] = {**args.get("server", {}), "stations": STATIONS, "control_token": TOKEN,
                       "shared_port": shared_port, "station_actors": STATION_ACTORS}
     args["concurrency"] = {**args.get("concurrency", {}), "drain_timeout_sec": DRAIN_SEC,
-                           "max_concurrent_clients": 100}
+                           "handover_wait_sec": HANDOVER_SEC, "max_concurrent_clients": 100}
     args["monitoring"] = {"metrics_collection_interval_sec": 1}
     args["server"]["revision"] = version  # a new revision: a new version (rolling update)
     app["args"] = args
     deployment = app["deployments"][0]
-    # long enough for a replica being replaced to notice (<= 1 s), drain (DRAIN_SEC) and close with 1012
-    deployment["graceful_shutdown_timeout_s"] = DRAIN_SEC + 3
+    # long enough for a replica being replaced to notice (<= 1 s), drain (DRAIN_SEC), wait for another
+    # replica to accept (HANDOVER_SEC at most) and close with 1012
+    deployment["graceful_shutdown_timeout_s"] = DRAIN_SEC + HANDOVER_SEC + 2
     deployment["autoscaling_config"].update(min_replicas=replicas, initial_replicas=replicas,
                                             max_replicas=replicas)
     deployment["ray_actor_options"] = {**deployment.get("ray_actor_options", {}), "num_cpus": 0.1}
@@ -277,6 +280,7 @@ def summarize(recs: list[Session], since: float) -> dict:
         "on_schedule_after_s_max": max(x["on_schedule_after_s"] for x in recov),
         "max_silence_s": max((x["max_silence_s"] or 0) for x in recov),
         "close_codes": sorted({str(code) for r in recs for _, code in r.closes}),
+        "failed_connects": sum(1 for r in recs for _, code in r.closes if code == -1),
     }
 
 

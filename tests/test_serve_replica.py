@@ -21,6 +21,7 @@ from auralis_ray.serve.hub import LONGEST_BURST_CHUNKS, ListenerHub
 from auralis_ray.serve.listener import report_failures
 from auralis_ray.serve.lifecycle import ReplicaLifecycle
 from auralis_ray.serve.local import free_port
+from auralis_ray.serve.shared_port import SharedPort, bind_shared
 from auralis_ray.stream import protocol as p
 from auralis_ray.stream.client import ClientSession, Closing
 from auralis_ray.stream.pool import AudioChunkPool
@@ -229,6 +230,60 @@ async def test_a_final_drain_during_an_operators_drain_keeps_refusing(hub):
     assert await lifecycle.drain("replica shutting down", 0.2, final=True) == 0
     await operators
     assert lifecycle.draining, "the replica is going away: it does not accept listeners again"
+
+
+async def test_the_first_health_check_waits_until_the_shared_port_accepts(hub):
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    door = SharedPort("127.0.0.1", free_port())
+    lifecycle = ReplicaLifecycle(hub, app=app, drain_timeout_sec=1.0, shared_door=door, find_server_timeout_sec=0.0)
+    lifecycle.start()
+    try:
+        assert not door.is_open
+        await asyncio.wait_for(lifecycle.started(30.0), 10.0)
+        assert door.is_open and await door.another_accepts(), "Serve counts the replica once listeners get in"
+        await asyncio.wait_for(lifecycle.started(30.0), 1.0)  # later checks answer at once
+    finally:
+        await lifecycle.stop()
+        door.server.should_exit = True
+        await door.task
+
+
+async def test_a_handing_over_drain_keeps_its_listeners_until_another_replica_accepts(hub):
+    listener = listen(hub, "a")
+    port = free_port()
+    door = SharedPort("127.0.0.1", port)  # this replica's door; the final drain closes it
+    asked = []
+    ask = door.another_accepts
+
+    async def another_accepts() -> bool:
+        asked.append(await ask())
+        return asked[-1]
+
+    door.another_accepts = another_accepts
+    lifecycle = ReplicaLifecycle(hub, app=None, drain_timeout_sec=1.0, shared_door=door)
+    draining = asyncio.create_task(lifecycle.drain("replica shutting down", 0.05, final=True, handover_sec=30.0))
+    await wait_until_async(lambda: len(asked) >= 3, 5.0, "the drain to ask for a successor three times")
+    assert not any(asked) and listener.session.closing is None, "past the drain period it plays on"
+    successor = bind_shared("127.0.0.1", port)
+    successor.listen()
+    try:
+        assert await asyncio.wait_for(draining, 5.0) == 1
+    finally:
+        successor.close()
+    assert asked[-1] and listener.session.closing == Closing(p.CloseCode.SERVICE_RESTART, "replica shutting down")
+
+
+async def test_a_handover_with_no_successor_ends_at_its_limit(hub, caplog):
+    listener = listen(hub, "a")
+    lifecycle = ReplicaLifecycle(hub, app=None, drain_timeout_sec=1.0,
+                                 shared_door=SharedPort("127.0.0.1", free_port()))
+    drained = lifecycle.drain("replica shutting down", 0.05, final=True, handover_sec=0.3)
+    assert await asyncio.wait_for(drained, 5.0) == 1
+    assert listener.session.closing == Closing(p.CloseCode.SERVICE_RESTART, "replica shutting down")
+    assert "no other replica accepts on the shared port" in caplog.text
 
 
 async def test_the_replica_drains_when_its_health_check_says_draining(hub):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auralis_ray.serve.local import free_port
+from auralis_ray.serve.local import FREE_PORTS, free_port
 from auralis_ray.serve.shared_port import (SharedPort, bind_shared, door_config, open_when_ready, reuseport_supported,
                                            wait_for_serve_server)
 from auralis_ray.stream.registry import ClientIdRegistry
@@ -156,6 +156,23 @@ async def test_the_kernel_spreads_connections_and_a_closed_door_gets_none():
 
 
 @needs_reuseport
+async def test_a_closed_door_sees_whether_another_replica_accepts():
+    port = free_port()
+    leaving, staying = SharedPort("127.0.0.1", port), SharedPort("127.0.0.1", port)
+    await leaving.open(plain_config(named_app("leaving")))
+    await staying.open(plain_config(named_app("staying")))
+    try:
+        leaving.close()
+        assert await leaving.another_accepts(), "the other replica's door is open"
+        staying.close()
+        assert not await leaving.another_accepts(), "no door is open"
+    finally:
+        for door in (leaving, staying):
+            door.server.should_exit = True
+        await asyncio.gather(leaving.task, staying.task)
+
+
+@needs_reuseport
 async def test_a_door_closed_while_it_starts_never_accepts():
     port = free_port()
     door = SharedPort("127.0.0.1", port)
@@ -195,3 +212,15 @@ async def test_the_door_opens_only_once_the_replica_is_ready():
         door.close()
         door.server.should_exit = True
         await door.task
+
+
+def test_free_ports_lie_where_neither_ray_nor_the_kernel_picks_and_skip_one_in_use():
+    picked = [free_port() for _ in range(3)]
+    assert len(set(picked)) == 3 and all(20000 <= port < 30000 for port in picked)
+    following = [FREE_PORTS[(FREE_PORTS.index(picked[-1]) + step) % len(FREE_PORTS)] for step in (1, 2)]
+    busy = bind_shared("127.0.0.1", following[0])  # the next in line is taken
+    busy.listen()
+    try:
+        assert free_port() == following[1]
+    finally:
+        busy.close()

@@ -277,7 +277,11 @@ INGRESS_ACTOR_OPTIONS = {
 }
 
 
-@serve.deployment(name="AuralisIngress", max_ongoing_requests=5000, graceful_shutdown_timeout_s=10,
+# the longest Serve's first health check of a replica waits for the replica's shared port to open
+STARTUP_WAIT_SEC = 60.0
+
+
+@serve.deployment(name="AuralisIngress", max_ongoing_requests=5000, graceful_shutdown_timeout_s=15,
                   ray_actor_options=INGRESS_ACTOR_OPTIONS)
 @serve.ingress(app)
 class AuralisIngress:
@@ -290,7 +294,8 @@ class AuralisIngress:
         gc.freeze()
 
     async def check_health(self) -> None:
-        current_replica()
+        # the first check, part of Serve's start of the replica, waits until the shared port is open
+        await current_replica().lifecycle.started(STARTUP_WAIT_SEC)
 
     async def __del__(self) -> None:
         if state.replica is not None:

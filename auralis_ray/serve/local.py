@@ -12,6 +12,7 @@ start one system per ingress mode and measure it as one process tree.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -80,10 +81,24 @@ def shell_exports(env: dict[str, str], given: dict[str, str] | os._Environ = os.
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items() if key not in given)
 
 
+# Ports handed out by free_port: above Ray's worker ports (10002-19999), below Serve's direct-ingress
+# ports (30000 on) and the kernel's ephemeral ports (32768 on), so a port that Ray or the kernel picks
+# for itself never takes one between the pick and its use
+FREE_PORTS = range(20000, 30000)
+_next_free_port = itertools.count(os.getpid() * 211)  # processes start apart, and walk on from there
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on which nothing listens now, from FREE_PORTS."""
+    for _ in range(len(FREE_PORTS)):
+        port = FREE_PORTS[next(_next_free_port) % len(FREE_PORTS)]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port from {FREE_PORTS.start} to {FREE_PORTS.stop - 1}")
 
 
 def wait_ready(http_url: str, timeout: float = 90.0) -> None:

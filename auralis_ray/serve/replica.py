@@ -60,12 +60,12 @@ class Replica:
     async def stop(self) -> None:
         """Drain what listeners are left, then stop. Where the shutdown watch drained them already (Serve's
         direct ingress) only late arrivals are left, and they get a short drain; without it this is
-        the listeners' notice, and they get the whole drain period."""
+        the listeners' notice, and they get the whole drain period and the handover."""
         if self.hub.listeners_not_closing():
-            period = self.config.concurrency.drain_timeout_sec
+            period, handover = self.config.concurrency.drain_timeout_sec, self.config.concurrency.handover_wait_sec
             if self.lifecycle.watch_shutdown:
-                period = min(period, LATE_DRAIN_SEC)
-            await self.lifecycle.drain("replica shutting down", period, final=True)
+                period, handover = min(period, LATE_DRAIN_SEC), 0.0
+            await self.lifecycle.drain("replica shutting down", period, final=True, handover_sec=handover)
         await self.lifecycle.stop()
         await self.hub.stop()
 
@@ -113,7 +113,8 @@ async def start_replica(config: PerformanceConfig, app: Any) -> Replica:
     server = config.server
     door = None if server.shared_port is None else SharedPort(server.shared_host, server.shared_port)
     direct_ingress = uses_direct_ingress()  # without it there is no Serve server to find or watch
-    lifecycle = ReplicaLifecycle(hub, app, drain_timeout_sec=config.concurrency.drain_timeout_sec, shared_door=door,
+    lifecycle = ReplicaLifecycle(hub, app, drain_timeout_sec=config.concurrency.drain_timeout_sec,
+                                 handover_wait_sec=config.concurrency.handover_wait_sec, shared_door=door,
                                  watch_shutdown=direct_ingress,
                                  find_server_timeout_sec=30.0 if direct_ingress else 0.0)
     hub.start()

@@ -96,6 +96,17 @@ class SharedPort:
                 listening.close()  # closing a closed asyncio server does nothing
             log.info("closed the shared port %s:%d to new listeners", self.host, self.port)
 
+    async def another_accepts(self, timeout: float = 0.5) -> bool:
+        """Whether a connection to the shared port is accepted. Once this door is closed only another
+        replica's door (open only while that replica is ready) accepts it."""
+        try:
+            async with asyncio.timeout(timeout):
+                _reader, writer = await asyncio.open_connection(local_address(self.host), self.port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
+
 
 async def wait_for_serve_server(timeout: float, poll_sec: float = 0.2) -> uvicorn.Server | None:
     """Serve's direct-ingress server on this replica, waiting up to `timeout` seconds for it to start
@@ -107,6 +118,11 @@ async def wait_for_serve_server(timeout: float, poll_sec: float = 0.2) -> uvicor
         await asyncio.sleep(poll_sec)
         server = serve_direct_ingress_server()
     return server
+
+
+def local_address(host: str) -> str:
+    """Where this process reaches a socket bound to `host` (a wildcard host: the loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
 def serve_address(server: uvicorn.Server) -> tuple[str, int] | None:
