@@ -25,7 +25,7 @@ RUN_ARGS = --port $(PORT) --serve-port $(SERVE_PORT) --metrics-port $(METRICS_PO
 .PHONY: run monitor test bench stop install test-tools clean
 
 $(STAMP): pyproject.toml constraints-cpu.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints-cpu.txt -e '.[dev,tools]'
 	touch $@

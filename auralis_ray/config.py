@@ -199,8 +199,9 @@ class MonitoringConfig(_Section):
 
     # Alerting
     enable_alerts: bool = True
-    alert_severity_levels: list[str] = Field(default_factory=lambda: ["critical", "high", "medium"])
-    alert_rate_window: str = Field(default="5m", pattern=r"^[0-9]+[smhd]$")
+    alert_severity_levels: list[Literal["critical", "high", "medium", "low"]] = Field(
+        default_factory=lambda: ["critical", "high", "medium"])
+    alert_rate_window: str = Field(default="5m", pattern=r"^[1-9][0-9]*[smhd]$")
     alert_jitter_p99_ms: float = Field(default=50.0, gt=0.0)
     alert_jitter_p95_ms: float = Field(default=20.0, gt=0.0)
     alert_underruns_per_listener_per_min: float = Field(default=1.0, gt=0.0)
@@ -340,6 +341,8 @@ class PerformanceConfig(BaseSettings):
                              "(the overlap comes in the new timeline's first block)")
         if self.gpu.render_block_chunks > self.buffer.lookahead_chunks:
             raise ValueError("gpu.render_block_chunks must not exceed buffer.lookahead_chunks")
+        if self.buffer.catchup_behind_chunks >= self.buffer.ring_capacity_chunks:
+            raise ValueError("buffer.catchup_behind_chunks must be below buffer.ring_capacity_chunks")
         return self
 
 

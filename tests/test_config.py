@@ -35,6 +35,9 @@ def test_environment_overrides_nested(monkeypatch):
     ({"AURALIS__SERVER__STATIONS": '[{"name":"a","bpm":500}]'}, "server.stations.0.bpm"),
     ({"AURALIS__BUFFER__REPLICA_FETCH_INTERVAL_SEC": "2.5"}, "buffer.replica_fetch_interval_sec"),
     ({"AURALIS__BUFFER__READY_AHEAD_CHUNKS": "25"}, "buffer.ready_ahead_chunks"),
+    ({"AURALIS__BUFFER__CATCHUP_BEHIND_CHUNKS": "300"}, "buffer.catchup_behind_chunks"),
+    ({"AURALIS__MONITORING__ALERT_SEVERITY_LEVELS": '["critical", "urgent"]'}, "monitoring.alert_severity_levels"),
+    ({"AURALIS__MONITORING__ALERT_RATE_WINDOW": "0m"}, "monitoring.alert_rate_window"),
 ])
 def test_bad_values_fail_naming_the_setting(monkeypatch, env, named):
     for key, value in env.items():

@@ -89,3 +89,17 @@ def test_a_run_record_with_more_fields_is_still_read_and_its_ray_session_ended(t
                                           "started_at": psutil.Process(sleeper.pid).create_time()}))
     assert run.end_leftovers() == 1
     assert sleeper.wait(timeout=10) is not None and not run.state_path.exists()
+
+
+def test_two_uses_of_one_port_are_refused_before_anything_starts(tmp_path):
+    run = LocalRun(RunPorts(listeners=service_port(), metrics=9333, ray=9333), tmp_path / "serve.yaml", tmp_path)
+    with pytest.raises(launcher.StartRefused, match="port 9333 is both Ray's metrics port .* and Ray's GCS port"):
+        run.check_ports()
+
+
+def test_the_stops_drain_takes_no_longer_than_the_configured_drain(tmp_path):
+    config = tmp_path / "serve.yaml"
+    config.write_text("applications:\n  - args:\n      concurrency:\n        drain_timeout_sec: 0.5\n")
+    assert LocalRun(RunPorts(), config, tmp_path, drain_seconds=1.0).drain_period() == 0.5
+    config.write_text("applications:\n  - args: {}\n")
+    assert LocalRun(RunPorts(), config, tmp_path, drain_seconds=1.0).drain_period() == 1.0

@@ -225,11 +225,19 @@ async def test_an_mp3_listener_with_icy_metadata_hears_the_title_change_with_the
 
 
 async def test_head_playlists_and_refusals(served):
+    station = served.hub.feed("s").station
     async with httpx.AsyncClient(base_url=served.url) as http:
+        asked = len(station.asked_compressed)
         head = await http.head("/listen/s.mp3")
         assert head.status_code == 200 and head.headers["content-type"] == "audio/mpeg"
         assert head.headers["cache-control"] == "no-store" and head.headers["access-control-allow-origin"] == "*"
         assert served.hub.listener_count == 0, "HEAD is no listener"
+        assert not any(station.asked_compressed[asked:]), "HEAD does not wake the station's encoders"
+        preflight = await http.options("/listen/s.mp3", headers={
+            "origin": "https://player.example", "access-control-request-method": "GET",
+            "access-control-request-headers": "icy-metadata"})
+        assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
+        assert "icy-metadata" in preflight.headers["access-control-allow-headers"], "a page elsewhere may ask for ICY"
         m3u = await http.get("/listen/s.m3u", headers={"host": "radio.example:8000"})
         assert m3u.headers["content-type"] == "audio/x-mpegurl" and m3u.headers["cache-control"] == "no-store"
         assert [line for line in m3u.text.splitlines() if not line.startswith("#")] == [
@@ -241,7 +249,7 @@ async def test_head_playlists_and_refusals(served):
         assert unknown.status_code == 404 and unknown.json() == {"error": "unknown station 'nope'"}
         assert (await http.get("/listen/s.aac")).status_code == 404
         post = await http.post("/listen/s.mp3")
-        assert post.status_code == 405 and post.headers["allow"] == "GET, HEAD"
+        assert post.status_code == 405 and post.headers["allow"] == "GET, HEAD, OPTIONS"
 
 
 async def test_http_listeners_count_toward_capacity_then_get_503_with_retry_after(served):

@@ -37,6 +37,9 @@ RETRY_AFTERS = {Refusal.DRAINING: RETRY_AFTER_DRAIN_SEC, Refusal.FULL: RETRY_AFT
 # on every answer of these routes: players and pages anywhere may read them, no cache keeps them
 SHARED_HEADERS = [(b"cache-control", b"no-store"), (b"access-control-allow-origin", b"*"),
                   (b"access-control-expose-headers", b"icy-br, icy-metaint, icy-name")]
+# a CORS preflight's answer: a page on another origin may ask for the stream with ICY metadata
+PREFLIGHT_HEADERS = [(b"allow", b"GET, HEAD, OPTIONS"), (b"access-control-allow-methods", b"GET, HEAD"),
+                     (b"access-control-allow-headers", b"icy-metadata"), (b"access-control-max-age", b"86400")]
 
 
 def http_stream_settings(config) -> HttpStreamSettings:
@@ -111,8 +114,11 @@ class HttpStreamEndpoint:
         if not dot or kind not in PLAYLIST_TYPES and kind not in {fmt.value for fmt in StreamFormat}:
             await send_error(send, 404, "no such stream: /listen/{station}.mp3, .opus, .m3u or .pls")
             return
+        if scope.get("method") == "OPTIONS":  # a page elsewhere asks before it sends Icy-MetaData
+            await send_answer(send, 204, b"", "text/plain", PREFLIGHT_HEADERS)
+            return
         if scope.get("method") not in ("GET", "HEAD"):
-            await send_error(send, 405, "GET or HEAD", [(b"allow", b"GET, HEAD")])
+            await send_error(send, 405, "GET or HEAD", [(b"allow", b"GET, HEAD, OPTIONS")])
             return
         feed = hub.feed(station)
         if feed is None:
@@ -135,7 +141,9 @@ class HttpStreamEndpoint:
                      send) -> None:
         settings = http_stream_settings(hub.config)
         refused = self.refusal(replica, hub)
-        if refused is None and not await feed.wait_for_audio(AUDIO_WAIT_SEC, compressed=True,
+        # a HEAD request gets no audio: it does not wake the station's encoders
+        compressed = scope.get("method") == "GET"
+        if refused is None and not await feed.wait_for_audio(AUDIO_WAIT_SEC, compressed=compressed,
                                                              burst_chunks=settings.burst_chunks):
             refused = "the station has no audio yet", RETRY_AFTER_DRAIN_SEC
         # again after the wait: a drain may have begun, or other listeners taken the room, meanwhile

@@ -71,21 +71,21 @@ class RunPorts:
     haproxy_stats: int = HAPROXY_STATS_PORT
     ray_client: int = RAY_CLIENT_PORT
 
-    def named(self, serve_door: bool = True, haproxy: bool = True) -> dict[int, str]:
-        """The ports the run binds, by what listens there: Serve's own HTTP door and HAProxy's ports only
-        where the run has them."""
-        ports = {
-            self.listeners: "the listeners' port ($PORT)",
-            self.metrics: "Ray's metrics port ($METRICS_PORT)",
-            self.ray: "Ray's GCS port ($RAY_PORT)",
-            self.dashboard: "the Ray dashboard's port",
-            self.ray_client: "Ray's client server port",
-        }
+    def uses(self, serve_door: bool = True, haproxy: bool = True) -> list[tuple[int, str]]:
+        """The ports the run binds and what listens on each: Serve's own HTTP door and HAProxy's ports
+        only where the run has them."""
+        ports = [
+            (self.listeners, "the listeners' port ($PORT)"),
+            (self.metrics, "Ray's metrics port ($METRICS_PORT)"),
+            (self.ray, "Ray's GCS port ($RAY_PORT)"),
+            (self.dashboard, "the Ray dashboard's port"),
+            (self.ray_client, "Ray's client server port"),
+        ]
         if serve_door:
-            ports[self.serve] = "Serve's HTTP port ($PORT+1)"
+            ports.append((self.serve, "Serve's HTTP port ($PORT+1)"))
         if haproxy:
-            ports[self.haproxy_metrics] = "Ray Serve HAProxy's metrics port"
-            ports[self.haproxy_stats] = "Ray Serve HAProxy's stats port"
+            ports += [(self.haproxy_metrics, "Ray Serve HAProxy's metrics port"),
+                      (self.haproxy_stats, "Ray Serve HAProxy's stats port")]
         return ports
 
 
@@ -236,8 +236,14 @@ class LocalRun:
 
     def check_ports(self) -> None:
         env = self.environment()
-        needed = self.ports.named(serve_door=serves_own_door(env), haproxy=env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1")
-        for port, what in needed.items():
+        needed = self.ports.uses(serve_door=serves_own_door(env), haproxy=env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1")
+        first_use: dict[int, str] = {}
+        for port, what in needed:
+            if port in first_use:
+                raise StartRefused(f"port {port} is both {first_use[port]} and {what}: give each its own "
+                                   "(make run PORT=... METRICS_PORT=... RAY_PORT=...)")
+            first_use[port] = what
+        for port, what in needed:
             if not port_is_free(port):
                 holder = holder_of(port)
                 raise StartRefused(
@@ -310,6 +316,8 @@ class LocalRun:
         if self.ray_start.wait() != 0:
             raise RuntimeError(f"`ray start` failed (exit {self.ray_start.returncode}); its output is above")
         self.gcs = self.gcs_server()
+        if self.stopping.is_set():  # a signal while Ray started: the stop follows, no deploy
+            return
         deploy = subprocess.run([str(bin_dir / "serve"), "run", "--non-blocking",
                                  f"--address=127.0.0.1:{self.ports.ray}", str(serve_config)], env=env)
         if deploy.returncode != 0:
@@ -395,13 +403,22 @@ class LocalRun:
 
     # ---- stop ----
 
+    def drain_period(self) -> float:
+        """The stop's drain period: `drain_seconds`, at most the configured drain (longer is refused)."""
+        try:
+            config = yaml.safe_load(self.config_path.read_text())
+            args = config["applications"][0].get("args", {})
+            return min(self.drain_seconds, load_config(**args).concurrency.drain_timeout_sec)
+        except (OSError, LookupError, TypeError, yaml.YAMLError, ConfigError):
+            return self.drain_seconds
+
     def drain_listeners(self) -> int:
         """Every replica on this node sends its listeners `shutdown_warning`, then closes them (1012).
 
         A replica that takes a final drain closes its shared port at once, so the kernel hands the
         next request to a replica still accepting; the calls end when none accepts.
         """
-        body = json.dumps({"period": self.drain_seconds, "final": True}).encode()
+        body = json.dumps({"period": self.drain_period(), "final": True}).encode()
         drained = 0
         for _ in range(64):
             request = urllib.request.Request(f"{self.url}/api/admin/drain", data=body, method="POST", headers={
@@ -415,7 +432,7 @@ class LocalRun:
             except OSError:
                 break  # no replica accepts any more
         if drained:
-            time.sleep(self.drain_seconds + 0.3)  # the warning's period, then the 1012 closes go out
+            time.sleep(self.drain_period() + 0.3)  # the warning's period, then the 1012 closes go out
         return drained
 
     def forget_cluster_address(self) -> None:
