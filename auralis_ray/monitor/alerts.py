@@ -188,9 +188,11 @@ def default_rules(config: PerformanceConfig) -> list[AlertRule]:
         ),
         AlertRule(
             "ListenersNearCapacity", S.MEDIUM,
-            f"sum({listeners}) > {_num(mon.alert_connections_fraction * config.concurrency.max_concurrent_clients)}",
-            "5m", "Listener count near max_concurrent_clients",
-            "{{ $value }} listeners connected; new listeners are refused at "
+            # the limit is per replica: the fullest replica's listeners, over its stations
+            f"max(sum by (WorkerId) ({listeners})) > "
+            f"{_num(mon.alert_connections_fraction * config.concurrency.max_concurrent_clients)}",
+            "5m", "A replica's listener count near max_concurrent_clients",
+            "{{ $value }} listeners on one replica; it refuses new listeners at "
             + str(config.concurrency.max_concurrent_clients) + ".",
         ),
         AlertRule(
