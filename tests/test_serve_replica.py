@@ -369,3 +369,14 @@ async def test_status_requests_together_cost_the_station_actor_one_info_call(hub
     await hub.station_infos()
     await feed.station_info(fresh=True)
     assert len(calls) == 3, "a request after the answer asks again, and so does one that needs it fresh"
+
+
+def test_the_replicas_stats_record_its_memory_and_collections(hub):
+    import gc
+
+    gc.collect()
+    hub.record_stats()
+    snapshot = hub.metrics.snapshot()
+    assert snapshot["gauges"]["memory_usage_mb"][0]["value"] > 10, "the replica's RSS is recorded"
+    generations = {c["labels"]["generation"]: c["value"] for c in snapshot["counters"]["gc_collections_total"]}
+    assert generations.get("2", 0) >= 1, "its full collections are counted"

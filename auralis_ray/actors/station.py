@@ -47,7 +47,7 @@ class StationActor:
     def __init__(self, specs_json: list[str], config_json: str, epoch: float, synthesis_name: str):
         config = config_from_json(config_json)
         lower_priority(config.concurrency.ahead_of_live_niceness)
-        metrics = get_metrics("station")
+        metrics = get_metrics("station", config.monitoring)
         self.specs = {spec.name: spec for spec in map(StationSpec.model_validate_json, specs_json)}
         self.params = {name: spec.params() for name, spec in self.specs.items()}
         settings = station_settings(config)

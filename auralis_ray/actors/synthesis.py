@@ -77,7 +77,7 @@ class SynthesisCore:
                                                block_frames=render_block_frames(self.config.gpu))
         self.async_engine = AsyncSynthesisEngine(self.engine, max_workers=self.config.concurrency.thread_pool_workers)
         self.timelines: dict[str, StationTimeline] = {}
-        self.metrics = get_metrics("synthesis")
+        self.metrics = get_metrics("synthesis", self.config.monitoring)
         self.commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self.blocks_rendered = 0
 
@@ -227,6 +227,11 @@ class SynthesisActor:
         while not self._stop.is_set():
             now = time.time()
             self.sampler.sample(now)
+            # every pass, failed or idle ones too: renders that keep failing show as a rate of 0
+            elapsed = time.monotonic() - window_start
+            if elapsed >= self.core.config.monitoring.metrics_collection_interval_sec:
+                self.core.metrics.set_generation_rate(window_blocks / elapsed)
+                window_start, window_blocks = time.monotonic(), 0
             self.core.apply_commands()
             if not self.core.needs_render(now):
                 self._changed.clear()
@@ -246,10 +251,6 @@ class SynthesisActor:
                 continue
             self.gc.tick()
             window_blocks += 1
-            elapsed = time.monotonic() - window_start
-            if elapsed >= self.core.config.monitoring.metrics_collection_interval_sec:
-                self.core.metrics.set_generation_rate(window_blocks / elapsed)
-                window_start, window_blocks = time.monotonic(), 0
 
     def ping(self) -> str:
         return "ok"

@@ -24,7 +24,9 @@ from typing import Iterable
 from ..config import PerformanceConfig
 from ..core_settings import feed_settings
 from ..monitor.gc_config import ScheduledFullCollection
+from ..monitor.memory import MemoryMonitor
 from ..monitor.metrics import PerformanceMetrics
+from ..monitor.process import ProcessSampler
 from ..monitor.stats import nearest_rank
 from ..stream import protocol as p
 from ..stream.adaptive import TIER_ORDER, TIERS
@@ -415,6 +417,9 @@ class ListenerHub:
         self.claims = None if registry is None else ClaimSync(registry, owner, self.evict)
         self._generations = itertools.count(1)
         self._stats_task: asyncio.Task | None = None
+        # the replica's memory and collections, as the synthesis and station actors record theirs
+        self.process = ProcessSampler(metrics, config.monitoring.metrics_collection_interval_sec,
+                                      monitor=MemoryMonitor.from_config(config.memory))
 
     def start(self) -> None:
         """Start every feed, the stats loop and the claims' sync."""
@@ -553,6 +558,7 @@ class ListenerHub:
                 log.exception("recording listener stats failed")
 
     def record_stats(self) -> None:
+        self.process.sample(time.time(), force=True)
         for feed in self.feeds.values():
             self.metrics.set_active_connections(feed.name, feed.listener_count)
             by_tier: dict[str, list[float]] = {}

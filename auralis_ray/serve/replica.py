@@ -106,7 +106,7 @@ async def start_replica(config: PerformanceConfig, app: Any) -> Replica:
     gc_pauses, full_gc = tune_gc(config)
     stations, registry = await asyncio.to_thread(connect_backend, config)
     replica_id = current_replica_id()
-    metrics = get_metrics("ingress")
+    metrics = get_metrics("ingress", config.monitoring)
     metrics.declare_known_series(station.name for station in config.server.stations)
     hub = ListenerHub(config, stations, metrics, full_gc=full_gc, registry=registry,
                       owner=replica_id or secrets.token_hex(8))
