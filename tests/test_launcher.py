@@ -103,3 +103,50 @@ def test_the_stops_drain_takes_no_longer_than_the_configured_drain(tmp_path):
     assert LocalRun(RunPorts(), config, tmp_path, drain_seconds=1.0).drain_period() == 0.5
     config.write_text("applications:\n  - args: {}\n")
     assert LocalRun(RunPorts(), config, tmp_path, drain_seconds=1.0).drain_period() == 1.0
+
+
+def record_run(run: LocalRun, ray_session: subprocess.Popen, supervisor: subprocess.Popen) -> None:
+    run.state_path.write_text(json.dumps({
+        "ray_session": ray_session.pid, "started_at": psutil.Process(ray_session.pid).create_time(),
+        "supervisor": supervisor.pid, "supervisor_started_at": psutil.Process(supervisor.pid).create_time()}))
+
+
+def test_a_second_start_beside_a_running_one_is_refused_and_ends_nothing(tmp_path, monkeypatch):
+    ray_session = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    supervisor = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        run = LocalRun(RunPorts(listeners=service_port()), tmp_path / "serve.yaml", tmp_path)
+        record_run(run, ray_session, supervisor)
+
+        def went_on():
+            raise AssertionError("the start went past the refusal")
+
+        monkeypatch.setattr(run, "check_ports", went_on)
+        with pytest.raises(launcher.StartRefused, match=f"running already .*pid {supervisor.pid}"):
+            run.start()
+        assert ray_session.poll() is None and supervisor.poll() is None, "the running system is left alone"
+    finally:
+        for process in (ray_session, supervisor):
+            process.kill()
+            process.wait()
+
+
+def test_stop_asks_a_running_supervisor_to_stop_then_ends_what_is_left(tmp_path, capsys):
+    import argparse
+
+    ray_session = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    supervisor = subprocess.Popen(["sleep", "30"], start_new_session=True)  # SIGTERM ends it, as it ends a run
+    try:
+        args = argparse.Namespace(port=service_port(), serve_port=None, metrics_port=8080, ray_port=6390,
+                                  dashboard_port=8265, ray_client_port=10001, config=tmp_path / "serve.yaml",
+                                  state_dir=tmp_path)
+        record_run(LocalRun(launcher.ports_from(args), args.config, tmp_path), ray_session, supervisor)
+        assert launcher.stop(args) == 0
+        # the supervisor has a session of its own: only the signal to it ends it
+        assert not psutil.pid_exists(supervisor.pid) or supervisor.poll() is not None
+        assert ray_session.wait(timeout=10) is not None
+        assert f"stopping the running auralis run (pid {supervisor.pid})" in capsys.readouterr().out
+    finally:
+        for process in (ray_session, supervisor):
+            process.kill()
+            process.wait()

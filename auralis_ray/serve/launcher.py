@@ -95,6 +95,21 @@ class RunState:
 
     ray_session: int  # the session id (setsid) every Ray process of this run carries
     started_at: float
+    supervisor: int | None = None  # the `auralis run` that started it (pid), while it lives
+    supervisor_started_at: float | None = None
+
+
+def live_process(pid: int | None, started_at: float | None) -> psutil.Process | None:
+    """The process `pid` if it is the one started at `started_at` and still runs (not a reused pid)."""
+    if pid is None or started_at is None or pid == os.getpid():
+        return None
+    try:
+        process = psutil.Process(pid)
+        if abs(process.create_time() - started_at) < 0.01 and process.status() != psutil.STATUS_ZOMBIE:
+            return process
+    except psutil.Error:
+        pass
+    return None
 
 
 # ---- processes ------------------------------------------------------------------------------------
@@ -213,15 +228,26 @@ class LocalRun:
 
     # ---- before the start ----
 
+    def recorded_state(self) -> RunState | None:
+        """The run record of this checkout's latest run (None: none, or unreadable, which is removed)."""
+        if not self.state_path.exists():
+            return None
+        try:  # a record of another version may hold more or fewer fields: the Ray session is needed
+            record = json.loads(self.state_path.read_text())
+            return RunState(**{field.name: record[field.name] for field in fields(RunState) if field.name in record})
+        except (ValueError, TypeError):
+            self.state_path.unlink(missing_ok=True)
+            return None
+
+    def running_supervisor(self) -> psutil.Process | None:
+        """The `auralis run` of this checkout that is still running, if any."""
+        state = self.recorded_state()
+        return None if state is None else live_process(state.supervisor, state.supervisor_started_at)
+
     def end_leftovers(self) -> int:
         """End what an earlier run of this checkout left behind; return how many processes."""
-        if not self.state_path.exists():
-            return 0
-        try:  # a record of an earlier version may hold more: only the Ray session is needed
-            record = json.loads(self.state_path.read_text())
-            state = RunState(**{field.name: record[field.name] for field in fields(RunState)})
-        except (ValueError, TypeError, KeyError):
-            self.state_path.unlink()
+        state = self.recorded_state()
+        if state is None:
             return 0
         leftovers = self.processes_of(state)
         end_processes(leftovers, self.stop_grace)
@@ -296,6 +322,10 @@ class LocalRun:
     def start(self, ready_timeout: float = 180.0) -> None:
         check_versions()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        running = self.running_supervisor()
+        if running is not None:
+            raise StartRefused(f"Auralis of this checkout is running already (auralis run, pid {running.pid}): "
+                               "stop it first (Ctrl-C there, or make stop)")
         ended = self.end_leftovers()
         if ended:
             print(f"ended {ended} processes an earlier run of this checkout left behind", flush=True)
@@ -386,7 +416,8 @@ class LocalRun:
 
     def save_state(self) -> None:
         self.state = RunState(ray_session=self.ray_start.pid,
-                              started_at=psutil.Process(self.ray_start.pid).create_time())
+                              started_at=psutil.Process(self.ray_start.pid).create_time(),
+                              supervisor=os.getpid(), supervisor_started_at=psutil.Process().create_time())
         self.state_path.write_text(json.dumps(asdict(self.state)))
 
     def banner(self) -> str:
@@ -515,10 +546,25 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+# how long `auralis stop` gives a running `auralis run` to drain and stop before it ends what is left
+SUPERVISOR_STOP_SEC = 30.0
+
+
 def stop(args: argparse.Namespace) -> int:
     local = LocalRun(ports_from(args), args.config, args.state_dir)
+    running = local.running_supervisor()
+    if running is not None:  # it drains the listeners and stops in order, as on Ctrl-C
+        print(f"stopping the running auralis run (pid {running.pid})", flush=True)
+        running.terminate()
+        try:
+            running.wait(SUPERVISOR_STOP_SEC)
+        except psutil.TimeoutExpired:
+            print(f"it is still running after {SUPERVISOR_STOP_SEC:.0f} s: ending its processes", flush=True)
     ended = local.end_leftovers()
-    print(f"ended {ended} processes of this checkout's run" if ended else "nothing of this checkout's run is running")
+    if ended:
+        print(f"ended {ended} processes of this checkout's run")
+    elif running is None:
+        print("nothing of this checkout's run is running")
     return 0
 
 
