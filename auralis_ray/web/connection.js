@@ -78,6 +78,8 @@ export class StreamConnection {
     this.serverVersion = null;
     this.lastError = null;
     this.playout = { state: "idle", bufferedMs: 0, underruns: 0, playedMs: 0 };
+    this.reportBase = { underruns: 0, playedMs: 0 }; // the player's counts when this connection opened
+    this.skipAnnounced = false; // a BUFFER_OVERRUN came: the next chunk may come from anywhere
     this.nowPlaying = new NowPlayingSchedule();
     this.backoff = new Backoff({ baseMs: 250, capMs: 10000, random });
     this.jitter = new JitterTracker({ chunkMs: CHUNK_MS });
@@ -176,7 +178,10 @@ export class StreamConnection {
       this.#connect(this.resuming);
       return this.#take();
     }
-    if (this.format !== Format.JSON && !this.gotAudioThisConnection && code !== 1013) {
+    // binary is blamed for a connection the server took (connection_established) that then brought no
+    // audio; not for one that never opened (the network, a draining replica's 1012) or an overload
+    if (this.format !== Format.JSON && this.establishedThisConnection && !this.gotAudioThisConnection &&
+        code !== 1012 && code !== 1013) {
       this.binaryFailures += 1;
       if (this.binaryFailures >= BINARY_FAILURES_BEFORE_JSON) {
         this.format = Format.JSON; // something between us and the server does not pass binary frames
@@ -216,10 +221,11 @@ export class StreamConnection {
     switch (name) {
       case "report":
         this.#send(
+          // the server counts underruns and played chunks from this connection's start
           clientReport({
             bufferedMs: this.playout.bufferedMs,
-            underruns: this.playout.underruns,
-            playedChunks: Math.floor((this.playout.playedMs ?? 0) / CHUNK_MS),
+            underruns: Math.max(0, (this.playout.underruns ?? 0) - this.reportBase.underruns),
+            playedChunks: Math.max(0, Math.floor(((this.playout.playedMs ?? 0) - this.reportBase.playedMs) / CHUNK_MS)),
             nowMs,
           }),
         );
@@ -280,6 +286,7 @@ export class StreamConnection {
     this.gotAudioThisConnection = false;
     this.establishedThisConnection = false;
     this.formatRefused = false;
+    this.skipAnnounced = false;
     this.jitter.reset();
     this.#postStatus();
     // last, so that a connect that fails (connectFailed) reports after this status
@@ -370,6 +377,7 @@ export class StreamConnection {
       case "connection_established": {
         this.connection = "open";
         this.establishedThisConnection = true;
+        this.reportBase = { underruns: this.playout.underruns ?? 0, playedMs: this.playout.playedMs ?? 0 };
         this.serverVersion = msg.server_version ?? null;
         const confirmed = msg.buffer_config?.format ?? msg.format;
         if (Object.values(Format).includes(confirmed)) this.format = confirmed;
@@ -414,6 +422,9 @@ export class StreamConnection {
         this.lastError = `${msg.error_code}: ${msg.error_message}`;
         this.#event(msg.severity || "error", this.lastError, msg.error_code);
         if (msg.error_code === "UNKNOWN_STATION") this.#fail(this.lastError);
+        // the stream skips (a resume point no longer held, or one from before a restart of the
+        // system, whose chunk ids start again lower): the next chunk is taken whatever its id
+        if (msg.error_code === "BUFFER_OVERRUN") this.skipAnnounced = true;
         break;
       default:
         break; // extensions are welcome
@@ -423,7 +434,10 @@ export class StreamConnection {
   /** A chunk's bookkeeping: false for a duplicate, which goes no further. */
   #accept({ chunkId, timestamp }) {
     const t = this.nowMs;
-    if (this.lastChunkId !== null) {
+    if (this.skipAnnounced) {
+      this.skipAnnounced = false;
+      if (this.lastChunkId !== null && chunkId > this.lastChunkId + 1) this.gaps += chunkId - this.lastChunkId - 1;
+    } else if (this.lastChunkId !== null) {
       if (chunkId <= this.lastChunkId) {
         this.duplicates += 1;
         return false;

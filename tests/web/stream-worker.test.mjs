@@ -278,6 +278,42 @@ test("a dropped connection reconnects after the backoff delay and resumes from t
   assert.equal(w.status.gaps, 0);
 });
 
+test("after a restart of the system the resume point is gone: BUFFER_OVERRUN, and the new, lower ids play", () => {
+  const w = new World({ random: () => 0.5 });
+  w.start();
+  w.establish();
+  w.stream(5000, 3);
+  w.serverClose(1006);
+  w.waitForReconnect();
+  assert.equal(query(w.socket).resume_from, "5002");
+  w.establish();
+  w.send(JSON.stringify({ type: "error", error_code: "BUFFER_OVERRUN", severity: "warning",
+    error_message: "resume point 5002 lies ahead of the live edge; continuing from the live edge at 40" }));
+  w.stream(40, 3);
+  w.clock.advance(INTERVALS_MS.status);
+  assert.equal(w.status.lastChunkId, 42);
+  assert.equal(w.status.duplicates, 0, "the new timeline's chunks are not taken for duplicates");
+  assert.deepEqual(w.toWorklet.filter((m) => m.type === "chunk").map((m) => m.id), [5000, 5001, 5002, 40, 41, 42]);
+  w.send(binaryFrame(41, 0));
+  w.clock.advance(INTERVALS_MS.status);
+  assert.equal(w.status.duplicates, 1, "after the skip, duplicates are dropped again");
+});
+
+test("client_report counts underruns and played chunks from the connection's start, as the server does", () => {
+  const w = new World({ random: () => 0.5 });
+  w.start();
+  w.establish();
+  w.connection.updatePlayout({ state: "playing", bufferedMs: 900, underruns: 3, playedMs: 5000 });
+  w.serverClose(1006);
+  w.waitForReconnect();
+  w.establish();
+  w.connection.updatePlayout({ state: "playing", bufferedMs: 900, underruns: 4, playedMs: 7000 });
+  w.stream(1, INTERVALS_MS.report / 100);
+  const report = w.socket.sentOfType("client_report").at(-1);
+  assert.equal(report.underruns, 1);
+  assert.equal(report.played_chunks, 20);
+});
+
 test("the backoff grows while connections keep failing, and a healthy connection resets it", () => {
   const w = new World({ random: () => 0.5 });
   w.start();
@@ -336,12 +372,21 @@ test("two binary connections that end before any audio switch to JSON frames", (
   assert.match(w.events("info").find((e) => /falling back/.test(e.message)).message, /after 2 failed binary connections/);
 });
 
-test("binary is not blamed for overload (1013) or for a connection that brought audio", () => {
+test("binary is not blamed for overload (1013), a drain's refusal (1012), a connection never taken, or one that brought audio", () => {
   const w = new World();
   w.start();
   for (let i = 0; i < 3; i++) {
     w.open();
     w.serverClose(1013, "overloaded");
+    w.waitForReconnect();
+  }
+  for (let i = 0; i < 3; i++) {
+    w.establish();
+    w.serverClose(1012, "server is draining; reconnect");
+    w.waitForReconnect();
+  }
+  for (let i = 0; i < 3; i++) {
+    w.serverClose(1006); // the network is away: the socket never opens
     w.waitForReconnect();
   }
   w.establish();
