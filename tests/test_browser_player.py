@@ -246,6 +246,26 @@ def test_station_controls_show_server_validation(player, auralis_server):
     assert not unexpected, unexpected
 
 
+def test_a_stop_right_after_play_leaves_the_worker_stopped(player):
+    """Play, then Stop before the audio graph is ready (a double click): the stream worker's last
+    word is stop, so nothing plays while the page says stopped."""
+    sent = player.page.evaluate("""async () => {
+        const p = window.auralisPlayer;
+        if (!p.worker) await p.play();
+        p.stop();
+        const sent = [];
+        const post = p.worker.postMessage.bind(p.worker);
+        p.worker.postMessage = (message, transfer) => { sent.push(message.cmd); return post(message, transfer); };
+        const playing = p.play();
+        p.stop();
+        await playing;
+        p.worker.postMessage = post;
+        return sent;
+    }""")
+    assert sent == ["stop"], sent
+    assert player.stats()["state"] in ("stopped", "idle")
+
+
 def test_json_frames_resampled_to_48_khz_without_underruns(browser_context, auralis_server):
     """Headless Chromium often runs at 44.1 kHz, where the resampler is an identity: force 48 kHz,
     and take the JSON (base64) fallback path at the same time."""

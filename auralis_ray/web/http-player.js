@@ -66,6 +66,8 @@ export class HttpStreamPlayer extends StationPlayer {
     this.wanted = true;
     this.started = true;
     this.lastError = null;
+    clearInterval(this.fadeTimer); // a station change during the sleep timer's fade ends the fade
+    this.audio.volume = this.volume;
     this.backoff.reset();
     this.#cancelReconnect();
     this.#watch(true);

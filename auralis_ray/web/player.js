@@ -40,11 +40,18 @@ export class AuralisPlayer extends StationPlayer {
     this.playout = { state: "idle", bufferedMs: 0, underruns: 0, playedMs: 0, targetMs: TIERS[this.initialTier] };
     this.stream = { connection: "closed", tier: this.initialTier, jitterMs: 0, chunksReceived: 0, reconnects: 0, gaps: 0 };
     this.failed = false;
+    this.graphReady = null; // the audio graph, once asked for (a promise)
+    this.fadeTimer = undefined; // the sleep timer's stop, while it fades
   }
 
-  /** Build the audio graph once (needs a user gesture in most browsers). */
-  async #ensureGraph() {
-    if (this.ctx) return;
+  /** Build the audio graph once (needs a user gesture in most browsers); a second call while the
+   * first builds waits for the same graph. */
+  #ensureGraph() {
+    this.graphReady ??= this.#buildGraph();
+    return this.graphReady;
+  }
+
+  async #buildGraph() {
     // Normally no sampleRate option: the context runs at the device's own rate and the worklet resamples.
     const ctx = new AudioContext({ latencyHint: "playback", sampleRate: this.forcedSampleRate });
     await ctx.audioWorklet.addModule(new URL("worklet.js", STATIC_BASE));
@@ -94,8 +101,10 @@ export class AuralisPlayer extends StationPlayer {
     this.station = station;
     this.wanted = true;
     this.failed = false;
+    this.#cancelFade();
     await this.#ensureGraph();
     if (this.ctx.state !== "running") await this.ctx.resume();
+    if (!this.wanted || this.station !== station) return; // stopped, or another station asked for, meanwhile
     this.worker.postMessage({
       cmd: "start",
       config: {
@@ -112,8 +121,19 @@ export class AuralisPlayer extends StationPlayer {
 
   stop() {
     this.wanted = false;
+    this.#cancelFade();
     if (this.worker) this.worker.postMessage({ cmd: "stop" });
     this.#changed();
+  }
+
+  /** A sleep timer's fade ends here: no stop comes later, and the volume is back. */
+  #cancelFade() {
+    if (this.fadeTimer === undefined) return;
+    clearTimeout(this.fadeTimer);
+    this.fadeTimer = undefined;
+    const t = this.ctx.currentTime;
+    this.gain.gain.cancelScheduledValues(t);
+    this.gain.gain.setValueAtTime(this.volume, t);
   }
 
   /** 0..1, smoothed so it never clicks */
@@ -129,11 +149,7 @@ export class AuralisPlayer extends StationPlayer {
     this.gain.gain.cancelScheduledValues(t);
     this.gain.gain.setValueAtTime(this.gain.gain.value, t);
     this.gain.gain.linearRampToValueAtTime(0, t + seconds);
-    setTimeout(() => {
-      this.stop();
-      this.gain.gain.cancelScheduledValues(this.ctx.currentTime);
-      this.gain.gain.setValueAtTime(this.volume, this.ctx.currentTime);
-    }, seconds * 1000);
+    this.fadeTimer = setTimeout(() => this.stop(), seconds * 1000); // stop() puts the volume back
   }
 
   /** Ask the server for a buffer tier (the adaptive policy does this on its own). */

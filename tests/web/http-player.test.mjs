@@ -188,3 +188,18 @@ test("the sleep timer's fade lowers the volume to nothing, then stops and restor
   assert.equal(player.wanted, false);
   assert.equal(audio.volume, 0.8);
 });
+
+test("another station during the sleep timer's fade ends the fade: full volume, no stop later", async (t) => {
+  const { audio, player, tick } = world(t);
+  player.setVolume(0.8);
+  await player.play("night");
+  audio.fire("playing");
+  player.fadeOutAndStop(10);
+  tick(5000);
+  await player.play("day");
+  assert.equal(audio.volume, 0.8);
+  tick(10_000);
+  assert.equal(player.wanted, true, "the fade's stop does not come");
+  assert.equal(audio.volume, 0.8);
+  player.stop();
+});
