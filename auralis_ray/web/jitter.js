@@ -1,9 +1,11 @@
 // Arrival jitter of live chunks. Pure: arrival times are inputs (ms, any monotonic-ish clock that
 // ticks like the wall clock), server publish times come from the chunks.
 //
-// Right after a (re)connect the server sends a burst of buffered chunks at once; their arrival says
-// nothing about the network, so measuring starts at the first chunk that arrives at least half a
-// chunk after the one before it (live pacing). A chunk_id jump does the same.
+// Right after a (re)connect the server sends a burst of buffered chunks at once, then catches up at
+// twice real time; their arrival says nothing about the network, so measuring starts at the first
+// chunk that arrives at least half a chunk after the one before it and whose transit (arrival less
+// publish time) no longer falls by more than a quarter chunk (live pacing). A chunk_id jump does
+// the same.
 
 export class JitterTracker {
   /**
@@ -27,6 +29,7 @@ export class JitterTracker {
     this.lastId = null;
     this.lastArrivalMs = null;
     this.lastTransitMs = null;
+    this.settlingTransitMs = null; // the last transit seen while settling
   }
 
   /**
@@ -39,16 +42,19 @@ export class JitterTracker {
     const gapMs = this.lastArrivalMs === null ? null : arrivalMs - this.lastArrivalMs;
     this.lastId = chunkId;
     this.lastArrivalMs = arrivalMs;
+    const transit = arrivalMs - serverTimestampSec * 1000;
     if (!consecutive) {
       this.settling = true;
       this.lastTransitMs = null;
+      this.settlingTransitMs = transit;
       return;
     }
     if (this.settling) {
-      if (gapMs < this.chunkMs / 2) return; // still the catch-up burst
+      const falling = this.settlingTransitMs === null || transit < this.settlingTransitMs - this.chunkMs / 4;
+      this.settlingTransitMs = transit;
+      if (gapMs < this.chunkMs / 2 || falling) return; // still the burst, or catching up
       this.settling = false;
     }
-    const transit = arrivalMs - serverTimestampSec * 1000;
     if (this.lastTransitMs !== null) {
       const d = Math.abs(transit - this.lastTransitMs);
       this.jitterMs += (d - this.jitterMs) / 16;

@@ -13,6 +13,17 @@ test("the catch-up burst after connect is not counted as jitter", () => {
   assert.ok(j.spreadMs < 0.5, `spread ${j.spreadMs}`);
 });
 
+test("a resume's catch-up at twice real time is not counted as jitter either", () => {
+  const j = new JitterTracker();
+  // 30 chunks published before the reconnect: 10 at once, 20 at one every 50 ms, then live, 3 ms late
+  const t = T0 * 1000 + 3000; // the reconnect, 3 s after chunk 0 was published
+  for (let i = 0; i < 10; i++) j.observe(i, T0 + i * 0.1, t + i * 0.2);
+  for (let i = 10; i < 30; i++) j.observe(i, T0 + i * 0.1, t + (i - 9) * 50);
+  const caughtUp = (t + 21 * 50) / 1000; // chunk 30 on: as published
+  for (let i = 30; i < 80; i++) j.observe(i, T0 + i * 0.1, Math.max((T0 + i * 0.1) * 1000, caughtUp * 1000) + 3);
+  assert.ok(j.spreadMs < 60, `spread ${j.spreadMs}`);
+});
+
 test("late chunks raise jitter and the delay spread", () => {
   const j = new JitterTracker();
   for (let i = 0; i < 200; i++) {
