@@ -197,6 +197,13 @@ player.addEventListener("event", (e) => {
   const { level, message } = e.detail;
   if (level === "warning" || level === "error") notice(message, level === "error");
 });
+// a notice from before the stream (re)opened (a refusal, a drop) is over once it is open again
+let lastConnection = null;
+player.addEventListener("change", () => {
+  const connection = player.stream.connection;
+  if (connection === "open" && lastConnection !== "open") notice("");
+  lastConnection = connection;
+});
 
 function notice(text, isError = false) {
   const el = $("notice");
