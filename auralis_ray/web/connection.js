@@ -291,6 +291,7 @@ export class StreamConnection {
     this.#postStatus();
     // last, so that a connect that fails (connectFailed) reports after this status
     this.socket = "connecting";
+    this.connectingSince = this.nowMs;
     this.#emit({ type: "connect", url: this.url, protocols: [SUBPROTOCOL] });
   }
 
@@ -326,6 +327,10 @@ export class StreamConnection {
     if (this.socket === "open" && t - this.lastAudioAt > STALL_TIMEOUT_MS) {
       this.#closeSocket(4001, "stalled");
       this.#scheduleReconnect("stalled");
+    } else if (this.socket === "connecting" && t - this.connectingSince > STALL_TIMEOUT_MS) {
+      // a connect that hangs (a host that drops packets): give up on it ourselves, not the browser
+      this.#closeSocket(4001, "connect timed out");
+      this.#scheduleReconnect("timed out connecting");
     }
   }
 

@@ -415,6 +415,18 @@ test("an open socket without audio for the stall timeout is closed 4001 and repl
   assert.equal(query(w.socket).resume_from, "10");
 });
 
+test("a connect that hangs is given up after the stall timeout and tried again", () => {
+  const w = new World({ random: () => 0 });
+  w.start(); // the socket never opens, nor fails
+  w.clock.advance(STALL_TIMEOUT_MS);
+  assert.equal(w.sockets[0].closedWith, null, "connecting for the timeout, not longer");
+  w.clock.advance(INTERVALS_MS.watchdog);
+  assert.deepEqual(w.sockets[0].closedWith, { code: 4001, reason: "connect timed out" });
+  assert.match(w.events("info").at(-1).message, /timed out connecting/);
+  w.clock.advance(0);
+  assert.equal(w.sockets.length, 2);
+});
+
 test("stop closes the socket, cancels the reconnect and the periodic duties", () => {
   const w = new World();
   w.start();
@@ -462,22 +474,22 @@ test("a restart while a reconnect is pending replaces it and is not counted as a
 test("reports and pings go out on their intervals, only on an open socket; a pong gives the round trip", () => {
   const w = new World();
   w.start();
-  w.clock.advance(INTERVALS_MS.ping);
+  w.clock.advance(STALL_TIMEOUT_MS); // a slow connect, not yet given up
   assert.deepEqual(w.sockets[0].sent, [], "nothing before the handshake");
   w.establish();
   w.connection.updatePlayout({ state: "playing", bufferedMs: 987.6, underruns: 0, playedMs: 4200 });
-  w.stream(1, INTERVALS_MS.ping / 100);
+  w.stream(1, (INTERVALS_MS.ping - STALL_TIMEOUT_MS) / 100); // up to the first ping, 15 s after the start
   const reports = w.socket.sentOfType("client_report");
-  assert.equal(reports.length, 8); // every 2 s of the clock: at 16, 18, ... 30 s after the start
+  assert.equal(reports.length, 5); // every 2 s of the clock: at 6, 8, ... 14 s after the start
   assert.deepEqual(reports[0], {
     type: "client_report",
     buffered_ms: 988,
     underruns: 0,
     played_chunks: 42,
-    timestamp: (START_MS + 16_000) / 1000,
+    timestamp: (START_MS + 6_000) / 1000,
   });
   const pings = w.socket.sentOfType("ping");
-  assert.deepEqual(pings, [{ type: "ping", timestamp: (START_MS + 2 * INTERVALS_MS.ping) / 1000 }]);
+  assert.deepEqual(pings, [{ type: "ping", timestamp: (START_MS + INTERVALS_MS.ping) / 1000 }]);
   w.clock.advance(40);
   w.send(JSON.stringify({ type: "pong", timestamp: 0, client_timestamp: pings[0].timestamp }));
   w.clock.advance(INTERVALS_MS.status);
