@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -18,24 +16,16 @@ from pathlib import Path
 import yaml
 
 from auralis_ray.serve.launcher import LocalRun, RunState, STATE_FILE
+from auralis_ray.serve.local import free_port
 from waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 # below the kernel's ephemeral range (32768+), where no outgoing connection takes a port between one
 # run and the next, and below Serve's replica ports (30000+) and above Ray's worker ports (10002-19999)
-PORT_RANGE = range(20000, 30000)
-
-
 def service_port() -> int:
-    """A free port for a server that a run binds again after a restart."""
-    while True:
-        port = random.choice(PORT_RANGE)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-        return port
+    """A free port for a server that a run binds again after a restart (free_port's range lies where
+    neither Ray nor the kernel picks ports of its own)."""
+    return free_port()
 CONTROL_TOKEN = "operations-test-token"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import httpx
 import pytest
@@ -136,40 +137,38 @@ def test_two_sockets_bind_one_port():
         second.close()
 
 
+@contextlib.asynccontextmanager
+async def open_doors(*names: str):
+    """One shared port with a door open for each name (each answering its name): (port, doors)."""
+    port = free_port()
+    doors = [SharedPort("127.0.0.1", port) for _ in names]
+    for door, name in zip(doors, names):
+        await door.open(plain_config(named_app(name)))
+    try:
+        yield port, doors
+    finally:
+        for door in doors:
+            door.close()
+            door.server.should_exit = True
+        await asyncio.gather(*(door.task for door in doors))
+
+
 @needs_reuseport
 async def test_the_kernel_spreads_connections_and_a_closed_door_gets_none():
-    port = free_port()
-    one, two = SharedPort("127.0.0.1", port), SharedPort("127.0.0.1", port)
-    await one.open(plain_config(named_app("one")))
-    await two.open(plain_config(named_app("two")))
-    try:
+    async with open_doors("one", "two") as (port, (one, two)):
         assert set(await answers(port, 64)) == {"one", "two"}
         one.close()
         assert not one.is_open and two.is_open
         assert set(await answers(port, 32)) == {"two"}, "a replica that drains gets no new listener"
-    finally:
-        one.close()
-        two.close()
-        for door in (one, two):
-            door.server.should_exit = True
-        await asyncio.gather(one.task, two.task)
 
 
 @needs_reuseport
 async def test_a_closed_door_sees_whether_another_replica_accepts():
-    port = free_port()
-    leaving, staying = SharedPort("127.0.0.1", port), SharedPort("127.0.0.1", port)
-    await leaving.open(plain_config(named_app("leaving")))
-    await staying.open(plain_config(named_app("staying")))
-    try:
+    async with open_doors("leaving", "staying") as (_port, (leaving, staying)):
         leaving.close()
         assert await leaving.another_accepts(), "the other replica's door is open"
         staying.close()
         assert not await leaving.another_accepts(), "no door is open"
-    finally:
-        for door in (leaving, staying):
-            door.server.should_exit = True
-        await asyncio.gather(leaving.task, staying.task)
 
 
 @needs_reuseport

@@ -176,13 +176,19 @@ test("after a pause (the lock screen's) play opens the stream afresh, at the liv
   player.stop();
 });
 
+/** A world whose player plays "night" at volume 0.8, halfway through a 10 s sleep-timer fade. */
+async function halfFaded(t) {
+  const w = world(t);
+  w.player.setVolume(0.8);
+  await w.player.play("night");
+  w.audio.fire("playing");
+  w.player.fadeOutAndStop(10);
+  w.tick(5000);
+  return w;
+}
+
 test("the sleep timer's fade lowers the volume to nothing, then stops and restores it", async (t) => {
-  const { audio, player, tick } = world(t);
-  player.setVolume(0.8);
-  await player.play("night");
-  audio.fire("playing");
-  player.fadeOutAndStop(10);
-  tick(5000);
+  const { audio, player, tick } = await halfFaded(t);
   assert.ok(Math.abs(audio.volume - 0.4) < 1e-9, `${audio.volume}`);
   tick(5000);
   assert.equal(player.wanted, false);
@@ -190,12 +196,7 @@ test("the sleep timer's fade lowers the volume to nothing, then stops and restor
 });
 
 test("another station during the sleep timer's fade ends the fade: full volume, no stop later", async (t) => {
-  const { audio, player, tick } = world(t);
-  player.setVolume(0.8);
-  await player.play("night");
-  audio.fire("playing");
-  player.fadeOutAndStop(10);
-  tick(5000);
+  const { audio, player, tick } = await halfFaded(t);
   await player.play("day");
   assert.equal(audio.volume, 0.8);
   tick(10_000);
