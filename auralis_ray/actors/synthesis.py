@@ -227,11 +227,6 @@ class SynthesisActor:
         while not self._stop.is_set():
             now = time.time()
             self.sampler.sample(now)
-            # every pass, failed or idle ones too: renders that keep failing show as a rate of 0
-            elapsed = time.monotonic() - window_start
-            if elapsed >= self.core.config.monitoring.metrics_collection_interval_sec:
-                self.core.metrics.set_generation_rate(window_blocks / elapsed)
-                window_start, window_blocks = time.monotonic(), 0
             self.core.apply_commands()
             if not self.core.needs_render(now):
                 self._changed.clear()
@@ -247,10 +242,16 @@ class SynthesisActor:
             except Exception:
                 log.exception("render or push failed; retrying")
                 push = None
+                self.core.metrics.set_generation_rate(0.0)  # nothing is generated while renders fail
+                window_start, window_blocks = time.monotonic(), 0
                 await asyncio.sleep(0.2)
                 continue
             self.gc.tick()
             window_blocks += 1
+            elapsed = time.monotonic() - window_start
+            if elapsed >= self.core.config.monitoring.metrics_collection_interval_sec:
+                self.core.metrics.set_generation_rate(window_blocks / elapsed)
+                window_start, window_blocks = time.monotonic(), 0
 
     def ping(self) -> str:
         return "ok"
