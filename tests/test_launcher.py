@@ -124,7 +124,9 @@ def test_a_second_start_beside_a_running_one_is_refused_and_ends_nothing(tmp_pat
         monkeypatch.setattr(run, "check_ports", went_on)
         with pytest.raises(launcher.StartRefused, match=f"running already .*pid {supervisor.pid}"):
             run.start()
+        run.stop()  # as `auralis run` does after a refused start
         assert ray_session.poll() is None and supervisor.poll() is None, "the running system is left alone"
+        assert run.running_supervisor().pid == supervisor.pid, "its record is kept"
     finally:
         for process in (ray_session, supervisor):
             process.kill()

@@ -477,6 +477,8 @@ class LocalRun:
                 pass
 
     def stop(self) -> None:
+        if self.ray_start is None:  # refused before Ray started: the record and Ray here are another run's
+            return
         if self.ray_is_running():
             self.drain_listeners()
         if self.state is not None:
