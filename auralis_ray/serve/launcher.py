@@ -544,7 +544,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         begun = time.monotonic()
         local.stop()
-        print(f"stopped in {time.monotonic() - begun:.1f} s", flush=True)
+        if local.ray_start is not None:
+            print(f"stopped in {time.monotonic() - begun:.1f} s", flush=True)
     return code
 
 
