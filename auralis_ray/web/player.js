@@ -47,7 +47,10 @@ export class AuralisPlayer extends StationPlayer {
   /** Build the audio graph once (needs a user gesture in most browsers); a second call while the
    * first builds waits for the same graph. */
   #ensureGraph() {
-    this.graphReady ??= this.#buildGraph();
+    this.graphReady ??= this.#buildGraph().catch((error) => {
+      this.graphReady = null; // a later play tries again
+      throw error;
+    });
     return this.graphReady;
   }
 
