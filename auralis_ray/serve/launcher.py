@@ -449,7 +449,8 @@ class LocalRun:
         A replica that takes a final drain closes its shared port at once, so the kernel hands the
         next request to a replica still accepting; the calls end when none accepts.
         """
-        body = json.dumps({"period": self.drain_period(), "final": True}).encode()
+        period = self.drain_period()
+        body = json.dumps({"period": period, "final": True}).encode()
         drained = 0
         for _ in range(64):
             request = urllib.request.Request(f"{self.url}/api/admin/drain", data=body, method="POST", headers={
@@ -463,7 +464,7 @@ class LocalRun:
             except OSError:
                 break  # no replica accepts any more
         if drained:
-            time.sleep(self.drain_period() + 0.3)  # the warning's period, then the 1012 closes go out
+            time.sleep(period + 0.3)  # the warning's period, then the 1012 closes go out
         return drained
 
     def forget_cluster_address(self) -> None:

@@ -121,8 +121,9 @@ async def wait_for_serve_server(timeout: float, poll_sec: float = 0.2) -> uvicor
 
 
 def local_address(host: str) -> str:
-    """Where this process reaches a socket bound to `host` (a wildcard host: the loopback)."""
-    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    """Where this process reaches a socket bound to `host`: a wildcard host (IPv4, or IPv6 with IPv4
+    on it, Linux's default) at 127.0.0.1."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def serve_address(server: uvicorn.Server) -> tuple[str, int] | None:
@@ -130,7 +131,7 @@ def serve_address(server: uvicorn.Server) -> tuple[str, int] | None:
     for listening in server.servers:
         for sock in listening.sockets or ():
             host, port = sock.getsockname()[:2]
-            return ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host), port
+            return local_address(host), port
     return None
 
 
